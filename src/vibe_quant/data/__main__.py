@@ -1,0 +1,8 @@
+"""``python -m vibe_quant.data ...`` is ``vq data ...`` (seed 001's acceptance commands)."""
+
+import sys
+
+from vibe_quant.cli import run
+from vibe_quant.data.cli import data_app
+
+sys.exit(run(data_app))

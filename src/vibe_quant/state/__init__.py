@@ -1,0 +1,6 @@
+"""State database: seed-001 tables plus the data stage's index, behind ``StateManager``."""
+
+from vibe_quant.state.db import SCHEMA_VERSION, connect, transaction
+from vibe_quant.state.manager import StateManager
+
+__all__ = ["SCHEMA_VERSION", "StateManager", "connect", "transaction"]
