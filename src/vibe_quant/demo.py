@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-out = Console()
+out = Console(soft_wrap=True)  # never break paths and commands across lines
 
 
 def sample_root() -> Path:

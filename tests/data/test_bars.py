@@ -31,14 +31,16 @@ def reference_aggregate(bars: BarArrays, minutes: int, lo: int, hi: int) -> list
         if start < lo or start + step > hi:
             continue
         idx = buckets[start]
-        out.append((
-            start,
-            int(bars.open[idx[0]]),
-            max(int(bars.high[i]) for i in idx),
-            min(int(bars.low[i]) for i in idx),
-            int(bars.close[idx[-1]]),
-            sum(int(bars.volume[i]) for i in idx),
-        ))
+        out.append(
+            (
+                start,
+                int(bars.open[idx[0]]),
+                max(int(bars.high[i]) for i in idx),
+                min(int(bars.low[i]) for i in idx),
+                int(bars.close[idx[-1]]),
+                sum(int(bars.volume[i]) for i in idx),
+            )
+        )
     return out
 
 

@@ -3,8 +3,8 @@
 Layout: ``{venue}/{market}/{dataset}/{symbol}/{YYYY}/{MM}/{sha256}/{original_name}``, e.g.
 ``binance/futures-um/klines/FILUSDT/2023/08/06f1fa.../FILUSDT-1m-2023-08.zip``. The path is a
 function of the content, so storing the same bytes twice is a no-op, and a file is never
-rewritten. The index (what was stored, from where, covering what) lives in the state
-database's ``raw_files`` table, written only when an ingest commits.
+rewritten. New files are staged and moved in only when the ingest commits, together with the
+index (what was stored, from where, covering what) in the state database's ``raw_files`` table.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from vibe_quant.errors import DataFileError
+from vibe_quant.staging import OnExists, StagingArea
 
 
 def sha256_hex(data: bytes) -> str:
@@ -32,28 +32,17 @@ class RawLake:
     def relative_path(venue: str, market: str, dataset: str, symbol: str, day: dt.date, sha256: str, name: str) -> str:
         return f"{venue.lower()}/{market}/{dataset}/{symbol}/{day:%Y}/{day:%m}/{sha256}/{name}"
 
-    def put(self, rel_path: str, data: bytes) -> bool:
-        """Store `data` at `rel_path` unless already there; return True if newly written.
+    def stage(self, staging: StagingArea, rel_path: str, data: bytes) -> None:
+        """Stage `data` for `rel_path`; the commit skips it if the lake already has it.
 
-        The write goes to a temporary file that is renamed into place, so a crash never leaves
-        a partial file under a content address. Stored files are made read-only.
+        Stored files are read-only: content addresses are never rewritten.
         """
-        target = self.root / rel_path
-        if target.exists():
-            return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return True
+        if (self.root / rel_path).exists():
+            return
+        target = staging.path(rel_path)
+        target.write_bytes(data)
+        os.chmod(target, 0o444)
+        staging.add(rel_path, OnExists.KEEP)
 
     def read(self, rel_path: str, sha256: str) -> bytes:
         """Return the stored bytes after checking them against `sha256`.

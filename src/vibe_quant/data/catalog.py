@@ -7,17 +7,13 @@ interval is the span of time it speaks for, not just its first and last row: a w
 The union of file intervals is therefore the catalog's *coverage*, which incremental ingests
 use to write only what is new.
 
-Writes go to ``<catalog>/.staging/<token>/`` first (same filesystem) and are moved into place
-in :meth:`StagedCatalog.commit`; a failure before that leaves the catalog untouched.
+Writes go through :class:`StagedCatalog` (a :class:`~vibe_quant.staging.StagingArea`): a
+failure before its commit leaves the catalog untouched.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import threading
-import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -32,8 +28,17 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.funcs import urisafe_identifier
 from nautilus_trader.serialization.arrow.serializer import register_arrow
 
+from vibe_quant.staging import OnExists, StagingArea
+
 ROW_GROUP_SIZE = 5_000  # ParquetDataCatalog's default max_rows_per_group
-STAGING = ".staging"
+# Bars: no dictionary pages (fixed-width i128 prices gain little from them and they double the
+# write time) and delta-encoded timestamps (regular steps): measured 2.2x faster writes and 37%
+# smaller files than pyarrow's defaults on FILUSDT (benchmarks/ingest.py). Readers (Nautilus's
+# Rust backend, pyarrow, DuckDB) decode these standard Parquet encodings transparently.
+BAR_WRITE_OPTIONS = {
+    "use_dictionary": False,
+    "column_encoding": {"ts_event": "DELTA_BINARY_PACKED", "ts_init": "DELTA_BINARY_PACKED"},
+}
 NS_PER_HOUR = 3_600_000_000_000
 
 # -- FundingRateUpdate Arrow codec ----------------------------------------------------------------
@@ -183,8 +188,8 @@ def read_span(root: Path, kind: str, identifier: str, start_ns: int, end_ns: int
     return table.filter(mask).sort_by("ts_init")
 
 
-class StagedCatalog:
-    """Collect new catalog files in a staging directory, then move them in at once.
+class StagedCatalog(StagingArea):
+    """A :class:`~vibe_quant.staging.StagingArea` over the catalog root that writes catalog files.
 
     Parameters
     ----------
@@ -192,22 +197,11 @@ class StagedCatalog:
         The catalog root (``$VQ_HOME/catalog``).
     """
 
-    def __init__(self, root: Path):
-        self.root = root
-        self.dir = root / STAGING / uuid.uuid4().hex
-        self.dir.mkdir(parents=True)
-        self.files: list[Path] = []  # relative to dir
-        self.replaceable: set[Path] = set()
-        self._lock = threading.Lock()
-
     def write_table(self, table: pa.Table, kind: str, identifier: str, start_ns: int, end_ns: int) -> Path:
         """Stage `table` as the file for the closed interval ``[start_ns, end_ns]``."""
         rel = data_dir(Path(), kind, identifier) / interval_filename(start_ns, end_ns)
-        target = self.dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, target, row_group_size=ROW_GROUP_SIZE)
-        with self._lock:
-            self.files.append(rel)
+        pq.write_table(table, self.path(rel), row_group_size=ROW_GROUP_SIZE, **BAR_WRITE_OPTIONS)
+        self.add(rel)
         return rel
 
     def write_objects(
@@ -222,54 +216,12 @@ class StagedCatalog:
         """Stage Nautilus objects of one type and identifier via ``ParquetDataCatalog.write_data``.
 
         Used for instruments and funding rates, where the library's own encoding is the
-        reference and volumes are small. `replace` allows overwriting the catalog file on
-        commit (instruments are rewritten in place).
+        reference and volumes are small. `replace` lets the commit overwrite the catalog file
+        (instruments are rewritten in place).
         """
         start = objects[0].ts_init if start_ns is None else start_ns
         end = objects[-1].ts_init if end_ns is None else end_ns
         rel = data_dir(Path(), kind, identifier) / interval_filename(start, end)
         ParquetDataCatalog(str(self.dir)).write_data(objects, start=start, end=end, skip_disjoint_check=True)
-        if not (self.dir / rel).exists():
-            raise RuntimeError(f"NautilusTrader did not write the expected file {rel}")
-        with self._lock:
-            self.files.append(rel)
-            if replace:
-                self.replaceable.add(rel)
+        self.add(rel, OnExists.REPLACE if replace else OnExists.FAIL)
         return rel
-
-    def commit(self) -> list[Path]:
-        """Move every staged file into the catalog; on any failure undo the moves and re-raise.
-
-        Raises
-        ------
-        FileExistsError
-            If a staged file would overwrite an existing catalog file (a coverage bug).
-        """
-        moved: list[Path] = []
-        try:
-            for rel in self.files:
-                dst = self.root / rel
-                if dst.exists() and rel not in self.replaceable:
-                    raise FileExistsError(f"catalog file {dst} already exists; refusing to overwrite")
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self.dir / rel, dst)
-                moved.append(rel)
-        except BaseException:
-            for rel in moved:
-                if rel not in self.replaceable:
-                    (self.root / rel).unlink(missing_ok=True)
-            raise
-        finally:
-            self.abort()
-        return moved
-
-    def abort(self) -> None:
-        """Delete the staging directory (no effect on the catalog)."""
-        shutil.rmtree(self.dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            self.dir.parent.rmdir()  # only if no other staging is in progress
-
-
-def clean_stale_staging(root: Path) -> None:
-    """Remove staging left behind by a killed process (nothing in it was ever committed)."""
-    shutil.rmtree(root / STAGING, ignore_errors=True)

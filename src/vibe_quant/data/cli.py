@@ -21,7 +21,7 @@ data_app = typer.Typer(
     help="Ingest, inspect, validate, rebuild and query market data.",
 )
 data_app.callback()(common_options)
-out = Console()
+out = Console(soft_wrap=True)  # never break paths and commands across lines
 
 
 def _date(option: str, text: str | None) -> dt.date | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from vibe_quant import code_version
 from vibe_quant.data.archive import RawLake
 from vibe_quant.data.bars import NS_PER_MS
-from vibe_quant.data.catalog import StagedCatalog, clean_stale_staging
+from vibe_quant.data.catalog import StagedCatalog
 from vibe_quant.data.files import DATASETS, FUNDING, KLINES, MARKET, VENUE, utc_ms
 from vibe_quant.data.parse import FundingRates, Klines, parse_funding_csv, parse_klines_csv, read_member
 from vibe_quant.data.sources import Fetched, HttpSource, LocalSource, Planned, open_source
@@ -31,6 +31,7 @@ from vibe_quant.instruments.factory import crypto_perpetual
 from vibe_quant.instruments.specs import InstrumentSpec, InstrumentSpecs, normalize_symbol
 from vibe_quant.lock import home_lock
 from vibe_quant.progress import Progress
+from vibe_quant.staging import StagingArea, clean_stale_staging
 from vibe_quant.state import StateManager
 
 log = logging.getLogger(__name__)
@@ -113,11 +114,11 @@ def resolve_range(
         if not 0 < years <= 20:
             raise UserError(f"--years {years}: must be in (0, 20]")
         start = today - dt.timedelta(days=round(365.25 * years))
+    if start is not None and start >= today:
+        raise UserError(f"--start {start} is not in the past (today is {today} UTC)")
     stop = end + dt.timedelta(days=1) if end is not None else (today if start is not None else None)
     if start is not None and stop is not None and stop <= start:
         raise UserError(f"--end {end} is before --start {start}; swap them")
-    if start is not None and start >= today:
-        raise UserError(f"--start {start} is not in the past (today is {today} UTC)")
     if stop is not None and stop > today:
         stop = today
     return start, stop
@@ -287,6 +288,22 @@ def record_units(state: StateManager, run_id: int, processed: Sequence[Processed
             state.insert("unit_sources", {"unit_id": unit_id, "raw_file_id": raw_id, "ordinal": ordinal})
 
 
+def commit_files(lake_staging: StagingArea, staged: StagedCatalog) -> None:
+    """Move staged raw files, then catalog files, into place; undo the raw files if the catalog fails.
+
+    Call inside the state transaction, last: if this raises, the transaction rolls back too.
+    """
+    moved = lake_staging.commit()
+    try:
+        staged.commit()
+    except BaseException:
+        for rel in moved:
+            path = lake_staging.root / rel
+            path.chmod(0o644)
+            path.unlink(missing_ok=True)
+        raise
+
+
 def start_run(state: StateManager, command: str, arguments: dict) -> int:
     return state.insert("ingest_runs", {"command": command, "arguments": arguments, "code_version": code_version()})
 
@@ -324,6 +341,7 @@ def run_ingest(
     home.ensure()
     with home_lock(home.state_dir, "ingest"), StateManager(home.db_path) as state:
         clean_stale_staging(home.catalog)
+        clean_stale_staging(home.archive)
         for spec in spec_of.values():
             check_instrument_precision(state, spec)
         run_id = start_run(
@@ -386,9 +404,9 @@ def _ingest(
             plan.extend(items)
             for message in missing:
                 message += "; backtests cannot charge funding there" if ds == FUNDING else ""
-                if request.symbols or request.start:
+                if request.start is not None:
                     _warn(report, message)
-                else:  # discovering a folder: a dataset absent for some symbol is expected
+                else:  # "everything found": holes are expected and reported as gaps
                     log.info(message)
     if not plan:
         _warn(report, "nothing to ingest for this request")
@@ -397,6 +415,7 @@ def _ingest(
     lake = RawLake(home.archive)
     stored = _stored_lookup(state, lake)
     staged = StagedCatalog(home.catalog)
+    lake_staging = StagingArea(home.archive)
     task = progress.task(f"ingest from {source.describe()}", len(plan))
     processed: list[ProcessedUnit] = []
     try:
@@ -404,7 +423,7 @@ def _ingest(
         try:
             with ThreadPoolExecutor(max_workers=WORKERS) as pool:
                 futures = {
-                    pool.submit(_process, p, source, client, stored, lake, home.catalog, staged, spec_of, done): p
+                    pool.submit(_process, p, source, client, stored, lake, lake_staging, staged, spec_of, done): p
                     for p in plan
                 }
                 pending = set(futures)
@@ -436,9 +455,10 @@ def _ingest(
             record_units(state, report.run_id, processed)
             for s in touched:
                 upsert_instrument(state, spec_of[s])
-            staged.commit()
+            commit_files(lake_staging, staged)
     finally:
         staged.abort()
+        lake_staging.abort()
     progress.finish(task)
     report.units = [u.result for u in processed]
     report.files = len(processed)
@@ -474,7 +494,7 @@ def _process(
     client,
     stored,
     lake: RawLake,
-    root: Path,
+    lake_staging: StagingArea,
     staged: StagedCatalog,
     spec_of: dict[str, InstrumentSpec],
     done: set[tuple],
@@ -491,6 +511,6 @@ def _process(
     parsed = parse_source(af.dataset, fetched.data, name, spec)
     check_rows(parsed, name, spec, af.start_ms, af.end_ms)
     rel = lake.relative_path(VENUE, MARKET, af.dataset, af.symbol, af.start, fetched.sha256, af.name)
-    lake.put(rel, fetched.data)
-    result = write_unit(root, staged, spec, parsed, start_ms, end_ms, name)
+    lake.stage(lake_staging, rel, fetched.data)
+    result = write_unit(staged.root, staged, spec, parsed, start_ms, end_ms, name)
     return ProcessedUnit([raw_record(fetched, rel, parsed, planned.location)], result)

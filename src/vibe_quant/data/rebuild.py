@@ -22,7 +22,7 @@ from pathlib import Path
 
 from vibe_quant.data.archive import RawLake
 from vibe_quant.data.bars import NS_PER_MS
-from vibe_quant.data.catalog import StagedCatalog, clean_stale_staging
+from vibe_quant.data.catalog import StagedCatalog
 from vibe_quant.data.files import KLINES
 from vibe_quant.data.ingest import check_rows, parse_source, stage_instruments, upsert_instrument, write_unit
 from vibe_quant.data.parse import FundingRates, Klines, combine_klines, parse_klines_json
@@ -31,6 +31,7 @@ from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
 from vibe_quant.lock import home_lock
 from vibe_quant.progress import Progress
+from vibe_quant.staging import clean_stale_staging
 from vibe_quant.state import StateManager
 
 log = logging.getLogger(__name__)

@@ -19,13 +19,14 @@ import httpx
 
 from vibe_quant.data.archive import RawLake, sha256_hex
 from vibe_quant.data.bars import BASE_TIMEFRAME, MINUTE_MS, NS_PER_MS
-from vibe_quant.data.catalog import StagedCatalog, clean_stale_staging, intervals
+from vibe_quant.data.catalog import StagedCatalog, intervals
 from vibe_quant.data.files import KLINES, MARKET, VENUE
 from vibe_quant.data.ingest import (
     ProcessedUnit,
     RawFileRecord,
     check_instrument_precision,
     check_rows,
+    commit_files,
     finish_run,
     record_units,
     stage_instruments,
@@ -39,6 +40,7 @@ from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpec, InstrumentSpecs, normalize_symbol
 from vibe_quant.lock import home_lock
 from vibe_quant.progress import Progress
+from vibe_quant.staging import StagingArea, clean_stale_staging
 from vibe_quant.state import StateManager
 
 log = logging.getLogger(__name__)
@@ -155,6 +157,7 @@ def run_update(
     home.ensure()
     with home_lock(home.state_dir, "update"), StateManager(home.db_path) as state:
         clean_stale_staging(home.catalog)
+        clean_stale_staging(home.archive)
         check_instrument_precision(state, spec)
         covered = last_covered_ms(home, spec)
         if since is None:
@@ -207,11 +210,13 @@ def _update(
         cursor = page_end
     progress.finish(task)
     raws = []
+    lake_staging = StagingArea(home.archive)
+    staged = StagedCatalog(home.catalog)
     for url, body, klines, start, end in pages:
         sha = sha256_hex(body)
         day = dt.datetime.fromtimestamp(start / 1000, dt.UTC).date()
         rel = lake.relative_path(VENUE, MARKET, KLINES, spec.symbol, day, sha, rest_page_name(spec.symbol, start, end))
-        lake.put(rel, body)
+        lake.stage(lake_staging, rel, body)
         times = klines.open_time_ms
         raws.append(
             RawFileRecord(
@@ -232,7 +237,6 @@ def _update(
             )
         )
     combined = combine_klines([p[2] for p in pages])
-    staged = StagedCatalog(home.catalog)
     try:
         result = write_klines_unit(
             home.catalog,
@@ -247,9 +251,10 @@ def _update(
         with state.transaction():
             record_units(state, report.run_id, [ProcessedUnit(raws, result)])
             upsert_instrument(state, spec)
-            staged.commit()
+            commit_files(lake_staging, staged)
     finally:
         staged.abort()
+        lake_staging.abort()
     report.pages = len(pages)
     report.result = result
     from vibe_quant.data.validate import write_artifacts
