@@ -15,8 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 import msgspec
 import numpy as np
@@ -126,7 +127,7 @@ def read_member(data: bytes, name: str) -> bytes:
             if len(members) != 1:
                 raise DataFileError(name, f"zip holds {len(members)} files {members[:3]}, expected one CSV")
             return zf.read(members[0])
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
         raise DataFileError(
             name,
             f"not a readable zip ({exc}); the file is truncated or corrupt",
@@ -181,7 +182,9 @@ def parse_klines_csv(
             read_options=pacsv.ReadOptions(column_names=list(KLINE_COLUMNS), skip_rows=int(header)),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
-                column_types=types, include_columns=["open_time", *PRICE_COLUMNS, "volume", "close_time"]
+                column_types=types,
+                include_columns=["open_time", *PRICE_COLUMNS, "volume", "close_time"],
+                null_values=[""],  # 'NaN'/'NA' must fail as values, not pass as missing
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -210,14 +213,14 @@ def parse_klines_json(
         raise DataFileError(name, f"expected a JSON array of klines, got {type(rows).__name__}: {str(rows)[:200]}")
     columns: dict[str, list] = {c: [] for c in ("open_time", *PRICE_COLUMNS, "volume", "close_time")}
     for i, row in enumerate(rows, start=1):
-        if not isinstance(row, list) or len(row) < 7:
+        if not isinstance(row, list) or len(row) != len(KLINE_COLUMNS):
             raise DataFileError(name, f"kline {row!r:.120} has the wrong shape (need 12 fields)", line=i)
         for key, idx in (("open_time", 0), ("close_time", 6)):
-            if not isinstance(row[idx], int):
+            if not isinstance(row[idx], int) or isinstance(row[idx], bool) or not 0 <= row[idx] < 2**63:
                 raise DataFileError(name, f"{key} {row[idx]!r} is not an integer timestamp", line=i)
             columns[key].append(row[idx])
         for key, idx in (("open", 1), ("high", 2), ("low", 3), ("close", 4), ("volume", 5)):
-            columns[key].append(str(row[idx]))
+            columns[key].append(str(row[idx]).strip())
     checks = _kline_field_checks(price_precision, size_precision)
     arrays = {}
     for key, values in columns.items():
@@ -233,7 +236,7 @@ def parse_klines_json(
                 problem = checks[idx](value)
                 if problem:
                     raise DataFileError(name, f"column {key!r}: {problem}", line=i) from None
-            raise
+            raise DataFileError(name, f"column {key!r}: unreadable values") from None
     return _klines_from_table(pa.table(arrays), name, False, price_precision, size_precision, interval_ms)
 
 
@@ -277,15 +280,13 @@ def _klines_from_table(
     line0 = 1 + int(header)  # line of row 0
     if n == 0:
         return Klines(*(np.empty(0, np.int64) for _ in range(7)), 0, 0, "ms")  # type: ignore[arg-type]
-    for col in ("open_time", "close_time"):
-        if table.column(col).null_count:
-            bad = int(np.flatnonzero(table.column(col).is_null().to_numpy(zero_copy_only=False))[0])
-            raise DataFileError(name, f"empty {col}", line=line0 + bad)
+    _reject_nulls(table, name, line0)
     open_raw = table.column("open_time").to_numpy()
     close_raw = table.column("close_time").to_numpy()
     open_ms, unit = _to_ms(open_raw, name, line0, "open_time")
-    close_ms_excl, _ = _to_ms(close_raw + 1, name, line0, "close_time", expect_unit=unit)
-    bad = np.flatnonzero(close_ms_excl - open_ms != interval_ms)
+    _to_ms(close_raw, name, line0, "close_time", expect_unit=unit)
+    tick = 1000 if unit == "us" else 1
+    bad = np.flatnonzero(close_raw - open_raw != interval_ms * tick - 1)
     if len(bad):
         i = int(bad[0])
         raise DataFileError(
@@ -345,9 +346,25 @@ def _klines_from_table(
     return Klines(open_ms, o, h, lo, c, v, lines, n, duplicates, unit)
 
 
+def _reject_nulls(table: pa.Table, name: str, line0: int) -> None:
+    """Empty fields (pyarrow reads an empty line as a row of them) are errors with their line."""
+    masks = {c: table.column(c).is_null().to_numpy(zero_copy_only=False) for c in table.column_names}
+    if not any(m.any() for m in masks.values()):
+        return
+    first = min(int(np.flatnonzero(m)[0]) for m in masks.values() if m.any())
+    empty = [c for c, m in masks.items() if m[first]]
+    problem = "empty line" if len(empty) == len(masks) else f"empty {', '.join(repr(c) for c in empty)} field"
+    raise DataFileError(name, problem, line=line0 + first)
+
+
 def _to_ms(
     raw: np.ndarray, name: str, line0: int, column: str, expect_unit: str | None = None
 ) -> tuple[np.ndarray, str]:
+    """Return Binance timestamps `raw` (ms or µs, one unit per file) in milliseconds (floored)."""
+    bad = np.flatnonzero(raw >= _MAX_US)
+    if len(bad):
+        i = int(bad[0])
+        raise DataFileError(name, f"{column} {raw[i]} is too large for a ms or µs timestamp", line=line0 + i)
     is_us = raw >= _US_THRESHOLD
     unit = expect_unit or ("us" if is_us[0] else "ms")
     wrong = np.flatnonzero(is_us != (unit == "us"))
@@ -361,16 +378,14 @@ def _to_ms(
             line=line0 + i,
             fix="the file mixes sources: re-download it",
         )
-    if unit == "us":
-        if (raw >= _MAX_US).any() or (raw % 1000).any():
-            i = int(np.flatnonzero((raw >= _MAX_US) | (raw % 1000 != 0))[0])
-            raise DataFileError(name, f"{column} {raw[i]} is not a whole-millisecond timestamp", line=line0 + i)
-        ms = raw // 1000
-    else:
-        ms = raw
-    if (ms < _MIN_MS).any():
-        i = int(np.flatnonzero(ms < _MIN_MS)[0])
+    ms = raw // 1000 if unit == "us" else raw
+    bad = np.flatnonzero(ms < _MIN_MS)
+    if len(bad):
+        i = int(bad[0])
         raise DataFileError(name, f"{column} {raw[i]} is before 2009: not a Binance timestamp", line=line0 + i)
+    if unit == "us" and column != "close_time" and (raw % 1000).any():  # close times end in 999
+        i = int(np.flatnonzero(raw % 1000)[0])
+        raise DataFileError(name, f"{column} {raw[i]} is not a whole-millisecond timestamp", line=line0 + i)
     return ms.astype(np.int64, copy=False), unit
 
 
@@ -392,7 +407,10 @@ def _fmt(mantissa: int, precision: int) -> str:
     return str(Decimal(int(mantissa)).scaleb(-precision))
 
 
-def _decimal_check(precision: int, label: str):
+_WIDE = Context(prec=200)  # exact quantize of any value we can meet (the default is 28 digits)
+
+
+def _decimal_check(precision: int, label: str, max_abs: Decimal | None = None):
     def check(value: str) -> str | None:
         try:
             d = Decimal(value.strip())
@@ -400,7 +418,11 @@ def _decimal_check(precision: int, label: str):
             return f"{value!r} is not a number"
         if not d.is_finite():
             return f"{value!r} is not a finite number"
-        if d != d.quantize(Decimal(1).scaleb(-precision), rounding="ROUND_DOWN"):
+        if d and d.adjusted() + 1 + precision > 38:  # decimal128 holds 38 digits
+            return f"{value!r} is too large"
+        if max_abs is not None and abs(d) > max_abs:
+            return f"{value!r} is outside [-{max_abs}, {max_abs}]"
+        if d != d.quantize(Decimal(1).scaleb(-precision), rounding="ROUND_DOWN", context=_WIDE):
             return (
                 f"{value!r} has more decimals than the {label} precision {precision} allows "
                 "(vibe-quant never rounds); fix the instrument's tick/step in instrument_specs.yaml "
@@ -459,7 +481,8 @@ def parse_funding_csv(data: bytes, name: str) -> FundingRates:
         different rates for one ``calc_time``.
     """
     header = _has_header(data[:512])
-    checks = {0: _int_check, 1: _int_check, 2: _decimal_check(18, "funding rate")}
+    # A funding rate of 100% per interval is impossible; beyond it a column is shifted.
+    checks = {0: _int_check, 1: _int_check, 2: _decimal_check(18, "funding rate", max_abs=Decimal(1))}
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
@@ -470,7 +493,8 @@ def parse_funding_csv(data: bytes, name: str) -> FundingRates:
                     "calc_time": pa.int64(),
                     "funding_interval_hours": pa.int64(),
                     "last_funding_rate": pa.string(),
-                }
+                },
+                null_values=[""],
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -480,6 +504,7 @@ def parse_funding_csv(data: bytes, name: str) -> FundingRates:
     n = table.num_rows
     if n == 0:
         return FundingRates(np.empty(0, np.int64), np.empty(0, np.int64), (), 0, 0)
+    _reject_nulls(table, name, line0)
     calc_ms, _ = _to_ms(table.column("calc_time").to_numpy(), name, line0, "calc_time")
     hours = table.column("funding_interval_hours").to_numpy()
     if (hours <= 0).any() or (hours > 24).any():
