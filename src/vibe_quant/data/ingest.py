@@ -304,6 +304,13 @@ def commit_files(lake_staging: StagingArea, staged: StagedCatalog) -> None:
         raise
 
 
+def record_failure(state: StateManager, run_id: int, exc: BaseException, source: str) -> None:
+    """Mark the run failed; remember user/venue errors in ``ingest_errors`` (shown by status)."""
+    finish_run(state, run_id, exc)
+    if isinstance(exc, VibeQuantError):
+        state.insert("ingest_errors", {"run_id": run_id, "source": source, "message": str(exc)[:2000]})
+
+
 def start_run(state: StateManager, command: str, arguments: dict) -> int:
     return state.insert("ingest_runs", {"command": command, "arguments": arguments, "code_version": code_version()})
 
@@ -359,11 +366,7 @@ def run_ingest(
         try:
             _ingest(home, request, source, spec_of, state, report, progress)
         except BaseException as exc:
-            finish_run(state, run_id, exc)
-            if isinstance(exc, VibeQuantError):
-                state.insert(
-                    "ingest_errors", {"run_id": run_id, "source": source.describe(), "message": str(exc)[:2000]}
-                )
+            record_failure(state, run_id, exc, source.describe())
             raise
         finish_run(state, run_id, None)
     return report

@@ -71,12 +71,12 @@ def parse_unit(lake: RawLake, unit: dict, spec) -> Klines | FundingRates:
     for raw in unit["raws"]:
         data = lake.read(raw["archive_path"], raw["sha256"])
         name = str(lake.root / raw["archive_path"])
-        start_ms, end_ms = raw["period_start_ns"] // NS_PER_MS, raw["period_end_ns"] // NS_PER_MS
-        if raw["period_kind"] == "rest":
+        if raw["period_kind"] == "rest":  # pages may hold klines beyond their window (see update.py)
             parsed = parse_klines_json(data, name, spec.price_precision, spec.size_precision)
+            check_rows(parsed, name, spec, None, None)
         else:
             parsed = parse_source(raw["dataset"], data, name, spec)
-        check_rows(parsed, name, spec, start_ms, end_ms)
+            check_rows(parsed, name, spec, raw["period_start_ns"] // NS_PER_MS, raw["period_end_ns"] // NS_PER_MS)
         parts.append(parsed)
     if unit["dataset"] == KLINES:
         return combine_klines(parts)

@@ -28,6 +28,7 @@ from vibe_quant.data.ingest import (
     check_rows,
     commit_files,
     finish_run,
+    record_failure,
     record_units,
     stage_instruments,
     start_run,
@@ -60,6 +61,10 @@ class UpdateReport:
     pages: int = 0
     result: UnitResult | None = None
     up_to_date: bool = False
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def rest_page_name(symbol: str, start_ms: int, end_ms: int) -> str:
@@ -173,6 +178,8 @@ def run_update(
         try:
             until_ms = client.server_time_ms() // MINUTE_MS * MINUTE_MS
             report = UpdateReport(None, spec.symbol, since_ms, until_ms)
+            if since is not None and since_ms > until_ms:
+                raise UserError(f"--since {since} is after the server's clock ({_iso(until_ms)}); pick an earlier date")
             if until_ms <= since_ms:
                 report.up_to_date = True
                 return report
@@ -180,7 +187,7 @@ def run_update(
             try:
                 _update(home, spec, client, state, report, progress)
             except BaseException as exc:
-                finish_run(state, report.run_id, exc)
+                record_failure(state, report.run_id, exc, f"{rest_url} ({spec.symbol})")
                 raise
             finish_run(state, report.run_id, None)
         finally:
@@ -202,9 +209,10 @@ def _update(
             raise VenueError(f"REST pagination did not reach {until_ms} after {max_pages} pages; aborting")
         page_end = min(until_ms, cursor + PAGE_LIMIT * MINUTE_MS)
         url, body = client.klines_page(spec.symbol, cursor, page_end)
-        rest_page_name(spec.symbol, cursor, page_end)
         klines = parse_klines_json(body, url, spec.price_precision, spec.size_precision)
-        check_rows(klines, url, spec, cursor, page_end)
+        # A page may carry klines outside [cursor, page_end) (a server ignoring endTime sends the
+        # still-open one): they are stored as served and the unit span drops them.
+        check_rows(klines, url, spec, None, None)
         pages.append((url, body, klines, cursor, page_end))
         progress.advance(task)
         cursor = page_end
