@@ -14,6 +14,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from tests.conftest import MIRROR, kline_zip
 from vibe_quant.data.ingest import IngestRequest, resolve_range, run_ingest
+from vibe_quant.data.validate import summarize
 from vibe_quant.errors import ConfigError, DataFileError, UnknownSymbolError, UserError
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
@@ -175,7 +176,12 @@ def test_failed_ingest_leaves_catalog_archive_and_db_untouched(tmp_path: Path, s
         runs = db.find("ingest_runs", order_by="id")
         assert runs[-1]["status"] == "failed"
         assert "truncated" in runs[-1]["error_message"]
-        assert db.count("ingest_errors") == 1
+        [error] = db.find("ingest_errors")
+        summary = summarize(home, db)  # what status shows; manifest.json changes only on success
+    assert (error["dataset"], error["symbol"]) == ("klines", "FILUSDT")
+    assert error["source"].endswith("FILUSDT-1m-2023-10.zip")
+    assert summary["ingest_errors"] == 1
+    assert summary["datasets"]["klines/FILUSDT"]["errors"] == 1
     assert not (home.catalog / ".staging").exists()
     assert not (home.archive / ".staging").exists()
 

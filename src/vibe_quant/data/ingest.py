@@ -86,6 +86,7 @@ class IngestReport:
     files: int = 0
     bytes_in: int = 0
     elapsed_s: float = 0.0
+    failed: Planned | None = None  # the file whose error aborted the run
 
     def bars_written(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -304,11 +305,27 @@ def commit_files(lake_staging: StagingArea, staged: StagedCatalog) -> None:
         raise
 
 
-def record_failure(state: StateManager, run_id: int, exc: BaseException, source: str) -> None:
-    """Mark the run failed; remember user/venue errors in ``ingest_errors`` (shown by status)."""
+def record_failure(
+    state: StateManager,
+    run_id: int,
+    exc: BaseException,
+    source: str,
+    dataset: str | None = None,
+    symbol: str | None = None,
+) -> None:
+    """Mark the run failed; remember user/venue errors in ``ingest_errors`` (counted in the manifest)."""
     finish_run(state, run_id, exc)
     if isinstance(exc, VibeQuantError):
-        state.insert("ingest_errors", {"run_id": run_id, "source": source, "message": str(exc)[:2000]})
+        state.insert(
+            "ingest_errors",
+            {
+                "run_id": run_id,
+                "source": source,
+                "message": str(exc)[:2000],
+                "dataset": dataset,
+                "symbol": symbol,
+            },
+        )
 
 
 def start_run(state: StateManager, command: str, arguments: dict) -> int:
@@ -366,7 +383,11 @@ def run_ingest(
         try:
             _ingest(home, request, source, spec_of, state, report, progress)
         except BaseException as exc:
-            record_failure(state, run_id, exc, source.describe())
+            failed = report.failed
+            if failed is None:
+                record_failure(state, run_id, exc, source.describe())
+            else:
+                record_failure(state, run_id, exc, failed.location, failed.file.dataset, failed.file.symbol)
             raise
         finish_run(state, run_id, None)
     return report
@@ -438,6 +459,7 @@ def _ingest(
                         if exc is not None:
                             for other in pending:
                                 other.cancel()
+                            report.failed = planned
                             raise exc
                         outcome = fut.result()
                         progress.advance(task, description=f"ingest {planned.file.name}")
