@@ -13,11 +13,10 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
-from vibe_quant.errors import EXIT_USER_ERROR, UserError, VibeQuantError
+from vibe_quant.errors import UserError, VibeQuantError
 
 err_console = Console(stderr=True)
 
@@ -31,14 +30,18 @@ app = typer.Typer(
 
 
 class State:
-    """Options shared by every subcommand (set by the root callback)."""
+    """Options shared by every subcommand (set by the callbacks, reset by :func:`run`)."""
 
-    home: Path | None = None
-    specs: Path | None = None
-    quiet: bool = False
+    def __init__(self) -> None:
+        self.home: Path | None = None
+        self.specs: Path | None = None
+        self.quiet = False
+        self.verbose = False
 
 
 state = State()
+GLOBAL_FLAGS = {"-v", "--verbose", "-q", "--quiet"}
+GLOBAL_VALUED = {"--home", "--specs"}
 
 
 def setup_logging(verbose: bool, log_dir: Path | None = None) -> None:
@@ -75,11 +78,13 @@ def common_options(
     """Options accepted before any subcommand (``vq --home X data ...``, ``vq data --home X ...``)."""
     from vibe_quant.home import resolve_home
 
+    # Both the root and the ``data`` group run this; a later None must not undo an earlier value.
     state.home = home or state.home
     state.specs = specs or state.specs
     state.quiet = quiet or state.quiet
+    state.verbose = verbose or state.verbose
     resolved = resolve_home(state.home)
-    setup_logging(verbose, resolved.logs if resolved.root.is_dir() else None)
+    setup_logging(state.verbose, resolved.logs if resolved.root.is_dir() else None)
 
 
 app.callback()(common_options)
@@ -113,27 +118,54 @@ def _register() -> None:
 _register()
 
 
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move global options written after a subcommand to the front.
+
+    Click only accepts a group's options before its subcommand; users write
+    ``vq data ingest ... --home DIR`` too, so ``--home/--specs/-v/-q`` are accepted anywhere
+    (up to a ``--`` marker).
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_VALUED:
+            take = 1 if "=" in arg else 2
+            front.extend(args[i : i + take])
+            i += take
+            continue
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def run(typer_app: typer.Typer, args: list[str] | None = None) -> int:
-    """Run `typer_app` and return the process exit code (see the module docstring)."""
+    """Run `typer_app` on `args` (default ``sys.argv[1:]``) and return the exit code.
+
+    Usage errors are click's (message, exit 2); our user errors print one line and exit 2;
+    venue errors exit 3; anything else is a bug and keeps its traceback.
+    """
+    state.__init__()  # options never leak from one run() to the next (tests call it repeatedly)
+    argv = hoist_global_options(list(sys.argv[1:] if args is None else args))
     try:
-        typer_app(args=args, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        return EXIT_USER_ERROR
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return 130
+        typer_app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except VibeQuantError as exc:
         from rich.markup import escape
 
         label = "error" if isinstance(exc, UserError) else "venue error (retry later)"
         err_console.print(f"[bold red]{label}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
     return 0
 
 

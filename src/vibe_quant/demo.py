@@ -11,9 +11,7 @@ import tempfile
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from rich.console import Console
 
 out = Console(soft_wrap=True)  # never break paths and commands across lines
@@ -24,12 +22,11 @@ def sample_root() -> Path:
     return Path(str(resources.files("vibe_quant").joinpath("sample_data", "binance-vision")))
 
 
-def demo_command(
-    home: Annotated[
-        Path | None, typer.Option("--home", help="Home to create (default: a new temporary directory).")
-    ] = None,
-) -> None:
-    """Run the pipeline on the bundled real sample and print where the outputs are."""
+def demo_command() -> None:
+    """Run the pipeline on the bundled real sample and print where the outputs are.
+
+    Uses ``--home DIR`` when given, else a new temporary directory ($VQ_HOME is not touched).
+    """
     from vibe_quant.cli import get_specs, state
     from vibe_quant.data.cli import print_status
     from vibe_quant.data.ingest import IngestRequest, run_ingest
@@ -41,7 +38,7 @@ def demo_command(
     from vibe_quant.progress import rich_progress
     from vibe_quant.state import StateManager
 
-    root = Path(home) if home else Path(tempfile.mkdtemp(prefix="vq-demo-"))
+    root = state.home if state.home is not None else Path(tempfile.mkdtemp(prefix="vq-demo-"))
     if root.exists() and any(root.iterdir()) and not (root / "state").exists():
         raise UserError(f"--home {root} exists and is not a vibe-quant home; choose an empty or new directory")
     h = Home(root.resolve()).ensure()

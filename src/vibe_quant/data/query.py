@@ -27,10 +27,10 @@ from vibe_quant.home import Home
 _REVERSED_HEX = " || ".join(f"substr(hex(b), {31 - 2 * i}, 2)" for i in range(16))
 MACROS = f"""
 CREATE OR REPLACE MACRO nt_raw(b) AS ('0x' || {_REVERSED_HEX})::UHUGEINT;
-CREATE OR REPLACE MACRO nt_i128(b) AS CASE
-    WHEN nt_raw(b) >= 170141183460469231731687303715884105728::UHUGEINT
-    THEN -((xor(nt_raw(b), 340282366920938463463374607431768211455::UHUGEINT) + 1)::HUGEINT)
-    ELSE nt_raw(b)::HUGEINT END;
+-- two's complement without CASE: DuckDB evaluates both branches of a CASE on constants
+CREATE OR REPLACE MACRO nt_i128(b) AS
+    (nt_raw(b) & 170141183460469231731687303715884105727::UHUGEINT)::HUGEINT
+    + (nt_raw(b) >> 127)::HUGEINT * (-170141183460469231731687303715884105727::HUGEINT - 1);
 CREATE OR REPLACE MACRO nt_decimal(b) AS nt_i128(b)::DECIMAL(38, 0) * 0.0000000000000001::DECIMAL(38, 16);
 """
 
@@ -69,6 +69,10 @@ class CatalogQuery:
 def connect_catalog(home: Home) -> Iterator[CatalogQuery]:
     """Yield a :class:`CatalogQuery` over `home`'s catalog and state database."""
     con = duckdb.connect()
+
+    def literal(path) -> str:  # a SQL string literal; a quote in a path must not end it
+        return "'" + str(path).replace("'", "''") + "'"
+
     try:
         con.execute(MACROS)
         bars_glob = home.catalog / "data" / "bar" / "*" / "*.parquet"
@@ -83,7 +87,7 @@ def connect_catalog(home: Home) -> Iterator[CatalogQuery]:
                     ts_event,
                     nt_decimal(open) AS open, nt_decimal(high) AS high, nt_decimal(low) AS low,
                     nt_decimal(close) AS close, nt_decimal(volume) AS volume
-                FROM read_parquet('{bars_glob}', filename = true)
+                FROM read_parquet({literal(bars_glob)}, filename = true)
             """)
         funding_dir = home.catalog / "data" / "funding_rate_update"
         if any(funding_dir.glob("*/*.parquet")):
@@ -91,7 +95,7 @@ def connect_catalog(home: Home) -> Iterator[CatalogQuery]:
                 CREATE VIEW funding AS SELECT instrument_id::VARCHAR AS instrument_id,
                     make_timestamp((ts_event // 1000)::BIGINT) AS funding_time, ts_event, rate,
                     funding_interval_hours
-                FROM read_parquet('{funding_dir}/*/*.parquet')
+                FROM read_parquet({literal(funding_dir / "*" / "*.parquet")})
             """)
         if home.db_path.exists():
             import pandas as pd

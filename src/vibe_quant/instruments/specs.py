@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -90,7 +90,7 @@ class SpecsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     market: str
     defaults: Defaults
     margin_schedules: dict[str, list[MarginTier]]
-    symbols: dict[str, SymbolEntry]
+    symbols: dict[str, dict[str, Any]]  # converted one by one so errors can name the symbol
 
 
 class InstrumentSpec(msgspec.Struct, frozen=True):
@@ -183,6 +183,15 @@ class InstrumentSpecs:
         except msgspec.DecodeError as exc:
             raise ConfigError(f"{self.path}: not valid YAML: {exc}") from exc
         self._check_schedules()
+        self._entries: dict[str, SymbolEntry] = {}
+        for symbol, raw_entry in self.file.symbols.items():
+            try:
+                self._entries[symbol] = msgspec.convert(raw_entry, SymbolEntry)
+            except msgspec.ValidationError as exc:
+                where = str(exc).replace(" - at `$`", "").replace("`$.", f"`symbols.{symbol}.")
+                raise ConfigError(f"{self.path}: symbols.{symbol}: {where}. Fix that field.") from exc
+        # Resolve every symbol now: a broken entry fails the load, not a later lookup.
+        self._specs = {symbol: self._resolve(symbol, entry) for symbol, entry in self._entries.items()}
 
     def _check_schedules(self) -> None:
         for name, tiers in self.file.margin_schedules.items():
@@ -212,10 +221,10 @@ class InstrumentSpecs:
 
     @cached_property
     def symbols(self) -> list[str]:
-        return sorted(self.file.symbols)
+        return sorted(self._specs)
 
     def __contains__(self, symbol: str) -> bool:
-        return symbol in self.file.symbols
+        return symbol in self._specs
 
     def get(self, symbol: str) -> InstrumentSpec:
         """Return the resolved spec of venue symbol `symbol` (e.g. ``FILUSDT``).
@@ -224,17 +233,19 @@ class InstrumentSpecs:
         ------
         UnknownSymbolError
             If the file has no entry for `symbol` (with a did-you-mean).
-        ConfigError
-            If the entry is inconsistent (unknown margin schedule, precision below tick decimals).
         """
-        entry = self.file.symbols.get(symbol)
-        if entry is None:
-            raise UnknownSymbolError(symbol, self.file.symbols, self.path)
+        spec = self._specs.get(symbol)
+        if spec is None:
+            raise UnknownSymbolError(symbol, self._specs, self.path)
+        return spec
+
+    def _resolve(self, symbol: str, entry: SymbolEntry) -> InstrumentSpec:
         d = self.file.defaults
         where = f"{self.path}: symbols.{symbol}"
         schedule = entry.margin_schedule or d.margin_schedule
         if schedule not in self.file.margin_schedules:
-            raise ConfigError(f"{where}.margin_schedule {schedule!r} is not in margin_schedules")
+            known = ", ".join(sorted(self.file.margin_schedules))
+            raise ConfigError(f"{where}.margin_schedule {schedule!r} is not in margin_schedules ({known})")
         price_precision = _precision(entry.price_precision, entry.tick_size, f"{where}.price_precision")
         size_precision = _precision(entry.size_precision, entry.step_size, f"{where}.size_precision")
         tiers = self.file.margin_schedules[schedule]
