@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,34 @@ def home(tmp_path: Path) -> Home:
 def _shared_data_present() -> None:
     if not (MIRROR / "data").is_dir():
         raise RuntimeError(f"real test data not found at {SHARED_DATA}: the tests need ../shared/data")
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """``vq`` installs log handlers (one writes into the test's home); drop them after each test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], tuple[int, str]]:
+    """Run ``vq`` in-process (no $VQ_HOME); return (exit code, stdout + stderr)."""
+    from vibe_quant.cli import app, run
+
+    monkeypatch.delenv("VQ_HOME", raising=False)
+
+    def invoke(args: list[str]) -> tuple[int, str]:
+        code = run(app, args)
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return invoke

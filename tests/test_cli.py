@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import vibe_quant.cli as cli
 from tests.conftest import MIRROR, PROJECT
 from vibe_quant.cli import app, run
 from vibe_quant.data.cli import data_app
@@ -61,23 +59,8 @@ def run_modules(commands: dict[str, list[str]]) -> dict[str, subprocess.Complete
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cli(monkeypatch: pytest.MonkeyPatch):
-    """Start each in-process run from the CLI's defaults, and drop the log handlers it installs."""
+def _no_vq_home(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VQ_HOME", raising=False)
-    monkeypatch.setattr(cli.state, "home", None)
-    monkeypatch.setattr(cli.state, "specs", None)
-    monkeypatch.setattr(cli.state, "quiet", False)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

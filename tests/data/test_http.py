@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import logging
 import zipfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -21,7 +20,6 @@ import pytest
 import vibe_quant.data.ingest as ingest_module
 from tests.conftest import MIRROR, kline_zip
 from tests.data.servers import ArchiveApp, serve
-from vibe_quant.cli import app, run
 from vibe_quant.data.files import KLINES
 from vibe_quant.data.ingest import IngestRequest, resolve_range, run_ingest
 from vibe_quant.data.sources import HttpSource, LocalSource, RetryPolicy, is_url
@@ -126,28 +124,6 @@ def mirror_digests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     report = run_ingest(home, request(str(MIRROR)), InstrumentSpecs())
     assert report.bars_written() == expected_bars(MONTHS)
     return catalog_digests(home)
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[list[str]], tuple[int, str]]]:
-    """Run ``vq`` in-process; return (exit code, stdout + stderr). Restores root logging after."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-
-    def invoke(args: list[str]) -> tuple[int, str]:
-        code = run(app, args)
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-
-    yield invoke
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
 
 
 def test_http_zip_and_csv_sources_give_identical_catalogs(

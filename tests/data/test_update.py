@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import logging
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
@@ -20,7 +19,6 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from tests.conftest import MIRROR, kline_zip
 from tests.data.servers import BinanceRestApp, serve
-from vibe_quant.cli import app, run
 from vibe_quant.data.bars import TIMEFRAME_BY_LABEL
 from vibe_quant.data.files import KLINES
 from vibe_quant.data.ingest import IngestRequest, run_ingest
@@ -108,28 +106,6 @@ def rest() -> BinanceRestApp:
 def rest_url(rest: BinanceRestApp) -> Iterator[str]:
     with serve(rest) as url:
         yield url
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[list[str]], tuple[int, str]]]:
-    """Run ``vq`` in-process; return (exit code, stdout + stderr). Restores root logging after."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-
-    def invoke(args: list[str]) -> tuple[int, str]:
-        code = run(app, args)
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-
-    yield invoke
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
 
 
 def update_args(home: Home, url: str, *extra: str, symbol: str = "FILUSDT-PERP") -> list[str]:
