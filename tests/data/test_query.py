@@ -217,9 +217,7 @@ def test_nt_decimal_decodes_blobs_from_a_column() -> None:
     assert got[3][1] == Decimal("-126765060022822.9401496703205376")
 
 
-@pytest.mark.parametrize(
-    "value", [-1, -123456789 * 10**8, -(42550 * 10**13), -(2**100), 2**100, 0, 1, 42550 * 10**13]
-)
+@pytest.mark.parametrize("value", [-1, -123456789 * 10**8, -(42550 * 10**13), -(2**100), 2**100, 0, 1, 42550 * 10**13])
 def test_nt_decimal_decodes_literal_blobs(value: int) -> None:
     con = duckdb.connect()
     try:
