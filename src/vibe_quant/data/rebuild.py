@@ -24,8 +24,9 @@ from vibe_quant.data.archive import RawLake
 from vibe_quant.data.bars import NS_PER_MS
 from vibe_quant.data.catalog import StagedCatalog
 from vibe_quant.data.files import KLINES
-from vibe_quant.data.ingest import check_rows, parse_source, stage_instruments, upsert_instrument, write_unit
 from vibe_quant.data.parse import FundingRates, Klines, combine_klines, parse_klines_json
+from vibe_quant.data.records import stage_instruments, upsert_instrument
+from vibe_quant.data.units import check_rows, parse_source, write_unit
 from vibe_quant.data.validate import MANIFEST, REPORT, write_artifacts
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs

@@ -16,6 +16,7 @@ The catalog is therefore a pure function of the units replayed in order, which i
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +29,8 @@ from nautilus_trader.model.identifiers import InstrumentId
 
 from vibe_quant.data.bars import BASE_TIMEFRAME, NS_PER_MS, TIMEFRAMES, BarArrays, Timeframe, aggregate, bar_table
 from vibe_quant.data.catalog import StagedCatalog, encode_funding, intervals, read_span, subtract
-from vibe_quant.data.parse import FundingRates, Klines
+from vibe_quant.data.files import KLINES, utc_ms
+from vibe_quant.data.parse import FundingRates, Klines, parse_funding_csv, parse_klines_csv, read_member
 from vibe_quant.errors import DataFileError
 from vibe_quant.instruments.specs import InstrumentSpec
 
@@ -245,3 +247,55 @@ def write_funding_unit(
             written += len(chosen)
     result.written["funding"] = written
     return result
+
+
+def parse_source(dataset: str, raw: bytes, name: str, spec: InstrumentSpec) -> Klines | FundingRates:
+    """Parse one source file's bytes (zip or CSV) for `dataset` at `spec`'s precisions."""
+    data = read_member(raw, name)
+    if dataset == KLINES:
+        return parse_klines_csv(data, name, spec.price_precision, spec.size_precision)
+    return parse_funding_csv(data, name)
+
+
+def check_rows(
+    parsed: Klines | FundingRates, name: str, spec: InstrumentSpec, start_ms: int | None, end_ms: int | None
+) -> None:
+    """Reject rows outside the file's own period and rows before the symbol's listing date."""
+    times = parsed.open_time_ms if isinstance(parsed, Klines) else parsed.calc_time_ms
+    if len(times) == 0:
+        return
+    lines = parsed.lines if isinstance(parsed, Klines) else None
+    if start_ms is not None and end_ms is not None:
+        outside = (times < start_ms) | (times >= end_ms)
+        if outside.any():
+            i = int(outside.argmax())
+            raise DataFileError(
+                name,
+                f"row at {_iso(int(times[i]))} is outside the period the file name gives",
+                line=int(lines[i]) if lines is not None else None,
+                fix="rename the file to its real period",
+            )
+    if spec.listed is not None and int(times[0]) < utc_ms(spec.listed):
+        raise DataFileError(
+            name,
+            f"data starts {_iso(int(times[0]))}, before {spec.symbol}'s listing on {spec.listed} (survivorship check)",
+            line=int(lines[0]) if lines is not None else None,
+            fix=f"check the file is really {spec.symbol} USD-M data, or correct `listed` in instrument_specs.yaml",
+        )
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def write_unit(
+    root: Path,
+    staged: StagedCatalog,
+    spec: InstrumentSpec,
+    parsed: Klines | FundingRates,
+    start_ms: int,
+    end_ms: int,
+    name: str,
+) -> UnitResult:
+    writer = write_klines_unit if isinstance(parsed, Klines) else write_funding_unit
+    return writer(root, staged, spec, parsed, start_ms, end_ms, name)  # type: ignore[arg-type]

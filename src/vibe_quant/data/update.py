@@ -21,11 +21,11 @@ from vibe_quant.data.archive import RawLake, sha256_hex
 from vibe_quant.data.bars import BASE_TIMEFRAME, MINUTE_MS, NS_PER_MS
 from vibe_quant.data.catalog import StagedCatalog, intervals
 from vibe_quant.data.files import KLINES, MARKET, VENUE
-from vibe_quant.data.ingest import (
+from vibe_quant.data.parse import Klines, combine_klines, parse_klines_json
+from vibe_quant.data.records import (
     ProcessedUnit,
     RawFileRecord,
     check_instrument_precision,
-    check_rows,
     commit_files,
     finish_run,
     record_failure,
@@ -34,8 +34,7 @@ from vibe_quant.data.ingest import (
     start_run,
     upsert_instrument,
 )
-from vibe_quant.data.parse import Klines, combine_klines, parse_klines_json
-from vibe_quant.data.units import BAR, UnitResult, write_klines_unit
+from vibe_quant.data.units import BAR, UnitResult, check_rows, write_klines_unit
 from vibe_quant.errors import UserError, VenueError
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpec, InstrumentSpecs, normalize_symbol
