@@ -31,6 +31,12 @@ def utc_ms(day: dt.date) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 1000
 
 
+def iso_ms(ms: int, seconds: bool = True) -> str:
+    """Format epoch milliseconds for messages: ``2023-09-01 03:17:00 UTC``."""
+    fmt = "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime(fmt)
+
+
 def month_start(day: dt.date) -> dt.date:
     return day.replace(day=1)
 

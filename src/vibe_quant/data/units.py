@@ -16,7 +16,6 @@ The catalog is therefore a pure function of the units replayed in order, which i
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -29,7 +28,7 @@ from nautilus_trader.model.identifiers import InstrumentId
 
 from vibe_quant.data.bars import BASE_TIMEFRAME, NS_PER_MS, TIMEFRAMES, BarArrays, Timeframe, aggregate, bar_table
 from vibe_quant.data.catalog import StagedCatalog, encode_funding, intervals, read_span, subtract
-from vibe_quant.data.files import KLINES, utc_ms
+from vibe_quant.data.files import KLINES, iso_ms, utc_ms
 from vibe_quant.data.parse import FundingRates, Klines, parse_funding_csv, parse_klines_csv, read_member
 from vibe_quant.errors import DataFileError
 from vibe_quant.instruments.specs import InstrumentSpec
@@ -271,21 +270,17 @@ def check_rows(
             i = int(outside.argmax())
             raise DataFileError(
                 name,
-                f"row at {_iso(int(times[i]))} is outside the period the file name gives",
+                f"row at {iso_ms(int(times[i]))} is outside the period the file name gives",
                 line=int(lines[i]) if lines is not None else None,
                 fix="rename the file to its real period",
             )
     if spec.listed is not None and int(times[0]) < utc_ms(spec.listed):
         raise DataFileError(
             name,
-            f"data starts {_iso(int(times[0]))}, before {spec.symbol}'s listing on {spec.listed} (survivorship check)",
+            f"data starts {iso_ms(int(times[0]))}, before {spec.symbol}'s listing on {spec.listed} (survivorship check)",
             line=int(lines[0]) if lines is not None else None,
             fix=f"check the file is really {spec.symbol} USD-M data, or correct `listed` in instrument_specs.yaml",
         )
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def write_unit(

@@ -20,7 +20,7 @@ import httpx
 from vibe_quant.data.archive import RawLake, sha256_hex
 from vibe_quant.data.bars import BASE_TIMEFRAME, MINUTE_MS, NS_PER_MS
 from vibe_quant.data.catalog import StagedCatalog, intervals
-from vibe_quant.data.files import KLINES, MARKET, VENUE
+from vibe_quant.data.files import KLINES, MARKET, VENUE, iso_ms, utc_ms
 from vibe_quant.data.parse import Klines, combine_klines, parse_klines_json
 from vibe_quant.data.records import (
     ProcessedUnit,
@@ -60,10 +60,6 @@ class UpdateReport:
     pages: int = 0
     result: UnitResult | None = None
     up_to_date: bool = False
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def rest_page_name(symbol: str, start_ms: int, end_ms: int) -> str:
@@ -172,13 +168,15 @@ def run_update(
                 )
             since_ms = covered
         else:
-            since_ms = int(dt.datetime(since.year, since.month, since.day, tzinfo=dt.UTC).timestamp()) * 1000
+            since_ms = utc_ms(since)
         client = RestClient(rest_url)
         try:
             until_ms = client.server_time_ms() // MINUTE_MS * MINUTE_MS
             report = UpdateReport(None, spec.symbol, since_ms, until_ms)
             if since is not None and since_ms > until_ms:
-                raise UserError(f"--since {since} is after the server's clock ({_iso(until_ms)}); pick an earlier date")
+                raise UserError(
+                    f"--since {since} is after the server's clock ({iso_ms(until_ms, seconds=False)}); pick an earlier date"
+                )
             if until_ms <= since_ms:
                 report.up_to_date = True
                 return report
