@@ -8,6 +8,7 @@ keeps its traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -44,8 +45,23 @@ GLOBAL_FLAGS = {"-v", "--verbose", "-q", "--quiet"}
 GLOBAL_VALUED = {"--home", "--specs"}
 
 
-def setup_logging(verbose: bool, log_dir: Path | None = None) -> None:
-    """Readable warnings on stderr (info with -v); full info log in ``$VQ_HOME/logs/vq.log``."""
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line (queryable with DuckDB: ``read_json('logs/vq.log')``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(verbose: bool) -> None:
+    """Readable warnings on stderr (info with ``-v``)."""
     from rich.logging import RichHandler
 
     root = logging.getLogger()
@@ -55,16 +71,20 @@ def setup_logging(verbose: bool, log_dir: Path | None = None) -> None:
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     root.addHandler(console)
     root.setLevel(logging.INFO)
-    if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(log_dir / "vq.log", encoding="utf-8")
-        file_handler.setFormatter(
-            logging.Formatter(
-                '{"ts": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "msg": %(message)r}'
-            )
-        )
-        file_handler.setLevel(logging.INFO)
-        root.addHandler(file_handler)
+
+
+def attach_log_file(home) -> None:
+    """Also log everything at info level to ``<home>/logs/vq.log`` (JSON lines)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()
+    home.logs.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(home.logs / "vq.log", encoding="utf-8")
+    file_handler.setFormatter(JsonLineFormatter())
+    file_handler.setLevel(logging.INFO)
+    root.addHandler(file_handler)
 
 
 def common_options(
@@ -75,25 +95,27 @@ def common_options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show info logs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Options accepted before any subcommand (``vq --home X data ...``, ``vq data --home X ...``)."""
-    from vibe_quant.home import resolve_home
-
+    """Options shared by every command (:func:`run` also accepts them after a subcommand)."""
     # Both the root and the ``data`` group run this; a later None must not undo an earlier value.
     state.home = home or state.home
     state.specs = specs or state.specs
     state.quiet = quiet or state.quiet
     state.verbose = verbose or state.verbose
-    resolved = resolve_home(state.home)
-    setup_logging(state.verbose, resolved.logs if resolved.root.is_dir() else None)
+    setup_logging(state.verbose)
 
 
 app.callback()(common_options)
 
 
-def get_home():
+def get_home(writable: bool = False):
+    """Return the chosen home; `writable` creates its layout and starts its log file."""
     from vibe_quant.home import resolve_home
 
-    return resolve_home(state.home)
+    home = resolve_home(state.home)
+    if writable:
+        home.ensure()
+        attach_log_file(home)
+    return home
 
 
 def get_specs():

@@ -27,7 +27,7 @@ def demo_command() -> None:
 
     Uses ``--home DIR`` when given, else a new temporary directory ($VQ_HOME is not touched).
     """
-    from vibe_quant.cli import get_specs, state
+    from vibe_quant.cli import attach_log_file, get_specs, state
     from vibe_quant.data.cli import print_status
     from vibe_quant.data.ingest import IngestRequest, run_ingest
     from vibe_quant.data.query import connect_catalog
@@ -42,6 +42,7 @@ def demo_command() -> None:
     if root.exists() and any(root.iterdir()) and not (root / "state").exists():
         raise UserError(f"--home {root} exists and is not a vibe-quant home; choose an empty or new directory")
     h = Home(root.resolve()).ensure()
+    attach_log_file(h)
     specs = get_specs()
     t0 = time.perf_counter()
     out.rule("[bold]1. ingest the bundled real sample (Binance USD-M zips + checksums)")

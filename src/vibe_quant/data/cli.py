@@ -65,7 +65,7 @@ def ingest(
         start=first,
         end=stop,
     )
-    home, specs = get_home(), get_specs()
+    home, specs = get_home(writable=True), get_specs()
     with rich_progress(not state.quiet) as progress:
         report = run_ingest(home, request, specs, progress)
     bars = report.bars_written()
@@ -160,6 +160,7 @@ def rebuild(
     home = get_home()
     if not home.db_path.exists():
         raise UserError(f"nothing to rebuild: no state database at {home.db_path}")
+    home = get_home(writable=True)
     with rich_progress(not state.quiet) as progress:
         report = rebuild_from_archive(home, get_specs(), progress)
     verdict = (
@@ -185,7 +186,7 @@ def update(
     from vibe_quant.progress import rich_progress
 
     with rich_progress(not state.quiet) as progress:
-        report = run_update(get_home(), symbol, parse_since(since), get_specs(), rest_url, progress)
+        report = run_update(get_home(writable=True), symbol, parse_since(since), get_specs(), rest_url, progress)
     if report.up_to_date:
         out.print(f"{report.symbol} is up to date (last closed minute {iso(report.until_ms * 1_000_000)})")
         return

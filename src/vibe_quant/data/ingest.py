@@ -199,6 +199,7 @@ def _ingest(
     if not plan:
         _warn(report, "nothing to ingest for this request")
         return
+    log.info("ingest run %d: %d file(s) planned from %s", report.run_id, len(plan), source.describe())
     done = _done_units(state)
     lake = RawLake(home.archive)
     stored = _stored_lookup(state, lake)
@@ -234,6 +235,12 @@ def _ingest(
                         else:
                             processed.append(outcome)
                             report.bytes_in += outcome.raws[0].size_bytes
+                            log.info(
+                                "parsed %s: %d rows, %s",
+                                planned.location,
+                                outcome.result.rows_in,
+                                outcome.result.written,
+                            )
         finally:
             if client is not None:
                 client.close()
@@ -249,6 +256,9 @@ def _ingest(
         staged.abort()
         lake_staging.abort()
     progress.finish(task)
+    log.info(
+        "ingest run %d committed: %d file(s), %d already ingested", report.run_id, len(processed), len(report.skipped)
+    )
     report.units = [u.result for u in processed]
     report.files = len(processed)
     report.elapsed_s = time.perf_counter() - t0
