@@ -354,3 +354,13 @@ def test_sql_unknown_view_exits_2_in_process(ingested: Path, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert err.startswith("error: SQL failed: Catalog Error: Table with name candles does not exist")
     assert "Traceback" not in err
+
+
+def test_commands_that_write_log_json_lines_into_the_home(tmp_path: Path, cli) -> None:
+    home = tmp_path / "fresh-home"  # does not exist yet: the log must still be created
+    code, _ = cli(["-q", "data", "ingest", "--symbols", "FILUSDT", "--start", "2023-08-01", "--end", "2023-08-31",
+                   "--datasets", "klines", "--source", str(MIRROR), "--home", str(home)])  # fmt: skip
+    assert code == 0
+    entries = [json.loads(line) for line in (home / "logs" / "vq.log").read_text().splitlines()]
+    assert {"ts", "level", "logger", "msg"} <= set(entries[0])
+    assert any(e["msg"].startswith("ingest run 1 committed: 1 file(s)") for e in entries)
