@@ -1,0 +1,200 @@
+"""Fill prices: what NautilusTrader's bar matching cannot express, decided by us.
+
+NautilusTrader 1.221 fills a market order at the price of the last processed bar tick, so with
+bars it fills at the signal bar's close (no latency) or the next bar's close (any latency), and a
+triggered stop always fills exactly at its trigger, even when the bar opened far beyond it.
+
+Here every market order carries at least 1 ns of latency, so the exchange processes it right
+after the next bar; :class:`PerpFillModel` then hands the matching engine a one-level book at
+
+* market: the next bar's open, moved against the order by the slippage model;
+* stop-market: its trigger, or the bar's open when the bar gapped through it, one tick worse
+  (validation) or with a probabilistic tick (screening);
+* forced orders (liquidations): the exact price the venue module set.
+
+Limit orders keep NautilusTrader's own rule (their limit price, with the queue probability
+``prob_fill_on_limit`` when the market only touches it).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from nautilus_trader.backtest.models import FillModel
+from nautilus_trader.model.book import OrderBook
+from nautilus_trader.model.data import BookOrder
+from nautilus_trader.model.enums import BookType, OrderSide, OrderType
+from nautilus_trader.model.objects import Price, Quantity
+
+from vibe_quant.backtest.margin import Bracket
+from vibe_quant.backtest.recorder import RunRecorder
+
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def volume_slippage(spread: float, volatility: float, order_size: float, avg_volume: float, impact: float) -> float:
+    """Seed 001's validation slippage ``spread/2 + impact * volatility * sqrt(size / avg_volume)``.
+
+    Parameters
+    ----------
+    spread : float
+        Estimated bid-ask spread (price units).
+    volatility : float
+        Standard deviation of one bar's price change (price units).
+    order_size, avg_volume : float
+        Order quantity and average bar volume, both in base units.
+    impact : float
+        The impact coefficient (0.1 in seed 001).
+
+    Returns
+    -------
+    float
+        Adverse price move (>= 0).
+    """
+    participation = order_size / avg_volume if avg_volume > 0 else 1.0
+    return spread / 2.0 + impact * volatility * math.sqrt(max(participation, 0.0))
+
+
+def latency_drift(volatility: float, latency_ns: int, bar_ns: int) -> float:
+    """Expected absolute price move while an order travels: ``sigma * sqrt(latency/bar) * sqrt(2/pi)``.
+
+    Counted as adverse (conservative): with bars we cannot know the path inside the bar, only
+    that a slower order sees a price further from the open.
+    """
+    if latency_ns <= 0 or bar_ns <= 0:
+        return 0.0
+    return volatility * math.sqrt(latency_ns / bar_ns) * SQRT_2_OVER_PI
+
+
+def round_adverse(price: float, tick: float, side: int) -> float:
+    """Round `price` to the tick grid against the order: up for buys, down for sells."""
+    steps = price / tick
+    steps = math.ceil(steps - 1e-9) if side > 0 else math.floor(steps + 1e-9)
+    return steps * tick
+
+
+@dataclass
+class InstrumentState:
+    """Per-instrument market and position state the venue module keeps up to date."""
+
+    instrument_id: object
+    symbol: str
+    exec_bar_type: object
+    bar_ns: int
+    tick: float
+    price_precision: int
+    size_precision: int
+    leverage: float
+    brackets: tuple[Bracket, ...]
+    vol_window: int
+    # market: the execution bar being (or last) processed
+    bar_open_ns: int = 0
+    bar_ts: int = 0
+    open: float = math.nan
+    high: float = math.nan
+    low: float = math.nan
+    close: float = math.nan
+    volume: float = math.nan
+    closes: deque = field(default_factory=deque)
+    volumes: deque = field(default_factory=deque)
+    # position (NETTING: at most one per instrument)
+    signed_qty: float = 0.0
+    avg_px: float = 0.0
+    wallet: float = 0.0  # isolated margin
+    liq_price: float = 0.0
+    position_id: str = ""
+    trade_seq: int = 0  # round trips opened so far (funding is attributed by it)
+    # funding schedule: sorted (snapshot_ns, rate, interval_hours) and the next index to settle
+    funding: list = field(default_factory=list)
+    next_funding: int = 0
+
+    def __post_init__(self) -> None:
+        self.closes = deque(maxlen=self.vol_window + 1)
+        self.volumes = deque(maxlen=self.vol_window)
+
+    def volatility(self) -> float:
+        """Std of the last ``vol_window`` bar-to-bar price changes (price units); 0 when unknown."""
+        c = self.closes
+        n = len(c)
+        if n < 3:
+            return 0.0
+        diffs = [c[i] - c[i - 1] for i in range(1, n)]
+        mean = sum(diffs) / len(diffs)
+        return math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+
+    def avg_volume(self) -> float:
+        v = self.volumes
+        return sum(v) / len(v) if v else 0.0
+
+
+class PerpFillModel(FillModel):
+    """Prices market, stop and forced fills from the current bar (see the module docstring).
+
+    Parameters
+    ----------
+    states : dict
+        InstrumentId -> :class:`InstrumentState`, shared with the venue module.
+    recorder : RunRecorder
+        Receives the reference price and estimated slippage of each priced order.
+    mode : str
+        ``screening`` or ``validation``.
+    """
+
+    def __init__(
+        self, states: dict, recorder: RunRecorder, mode: str, spread_ticks: float, impact: float,
+        latency_ns: int, prob_fill_on_limit: float, prob_slippage: float, seed: int,
+    ):  # fmt: skip
+        # NautilusTrader's own probabilities drive limit queue fills; its slippage is ours below.
+        super().__init__(prob_fill_on_limit=prob_fill_on_limit, prob_slippage=0.0, random_seed=seed)
+        self.states = states
+        self.recorder = recorder
+        self.validation = mode == "validation"
+        self.spread_ticks = spread_ticks
+        self.impact = impact
+        self.latency_ns = latency_ns
+        self.slip_probability = prob_slippage
+        self.rng = random.Random(seed)  # noqa: S311 (simulation, not crypto); Nautilus reseeds the global one
+
+    def get_orderbook_for_fill_simulation(self, instrument, order, best_bid, best_ask):
+        st: InstrumentState = self.states[instrument.id]
+        coid = order.client_order_id.value
+        side = 1 if order.side == OrderSide.BUY else -1
+        order_type = order.order_type
+        forced = self.recorder.forced.pop(coid, None)
+        if forced is not None:
+            price, reference, estimated, economic = forced, forced, 0.0, st.bar_ts
+        elif order_type == OrderType.MARKET:
+            # Processed right after the first bar that closes after submission + latency; a
+            # latency longer than a bar lands the order later inside that bar.
+            reference = st.open
+            economic = st.bar_open_ns + self.latency_ns % st.bar_ns
+            estimated = self._market_slippage(st, order.quantity.as_double())
+            price = round_adverse(reference + side * estimated, st.tick, side)
+        elif order_type == OrderType.STOP_MARKET:
+            trigger = order.trigger_price.as_double()
+            gapped = st.open <= trigger if side < 0 else st.open >= trigger
+            reference = st.open if gapped else trigger
+            economic = st.bar_open_ns if gapped else st.bar_ts
+            estimated = st.tick if self.validation else self._coin_tick(st)
+            price = round_adverse(reference + side * estimated, st.tick, side)
+        else:
+            return None  # limit orders: NautilusTrader's rule (limit price, queue probability)
+        self.recorder.pricing[coid] = (reference, estimated, economic)
+        book = OrderBook(instrument.id, BookType.L2_MBP)
+        book_side = OrderSide.SELL if side > 0 else OrderSide.BUY
+        size = Quantity(max(order.quantity.as_double() * 10.0, 1.0), st.size_precision)
+        book.add(BookOrder(book_side, Price(price, st.price_precision), size, 1), 0, 0)
+        return book
+
+    def _market_slippage(self, st: InstrumentState, qty: float) -> float:
+        if not self.validation:
+            return self._coin_tick(st)
+        vol = st.volatility()
+        slip = volume_slippage(self.spread_ticks * st.tick, vol, qty, st.avg_volume(), self.impact)
+        return slip + latency_drift(vol, self.latency_ns % st.bar_ns, st.bar_ns)
+
+    def _coin_tick(self, st: InstrumentState) -> float:
+        return st.tick if self.slip_probability > 0 and self.rng.random() < self.slip_probability else 0.0

@@ -1,0 +1,212 @@
+"""Persist a backtest: state-database rows and the result bundle ``runs/<run_id>/``.
+
+Bundle (seed 002 Artifact G, plus what later stages read): ``config_resolved.yaml``,
+``manifest_ref.json``, ``summary.json``, ``fills.csv``, ``positions.csv``, ``trades.csv``,
+``funding.csv``, ``equity.parquet`` and ``events.jsonl`` (also hard-linked as
+``logs/events/<run_id>.jsonl``, seed 001's location). Files are staged and moved in together.
+Readers never recompute: the dashboard and reports read these files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import threading
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from vibe_quant import code_version
+from vibe_quant.backtest.config import BacktestConfig, parse_config
+from vibe_quant.backtest.ledger import Trade
+from vibe_quant.backtest.runner import BacktestResult
+from vibe_quant.backtest.stats import drawdown_series
+from vibe_quant.errors import UserError
+from vibe_quant.home import Home
+from vibe_quant.staging import OnExists, StagingArea
+from vibe_quant.state import StateManager
+
+RESULT_COLUMNS = (
+    "total_return", "cagr", "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown",
+    "max_drawdown_duration_days", "volatility_annual", "total_trades", "winning_trades", "losing_trades",
+    "win_rate", "profit_factor", "avg_win", "avg_loss", "largest_win", "largest_loss",
+    "avg_trade_duration_hours", "max_consecutive_wins", "max_consecutive_losses", "total_fees",
+    "total_funding", "total_slippage", "deflated_sharpe", "walk_forward_efficiency",
+    "purged_kfold_mean_sharpe", "execution_time_seconds", "starting_balance",
+)  # fmt: skip
+HEARTBEAT_S = 5.0
+
+
+def iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def clean(value):
+    """JSON-safe: nan/inf become None."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+# -- state database ------------------------------------------------------------------------------
+
+
+def strategy_row(state: StateManager, name: str) -> int:
+    """Return the ``strategies`` id of Python strategy `name`, creating the row once."""
+    rows = state.find("strategies", name=name)
+    if rows:
+        return rows[0]["id"]
+    return state.insert("strategies", {"name": name, "dsl_config": {"python": name}, "strategy_type": "technical",
+                                       "description": f"built-in Python strategy {name}"})  # fmt: skip
+
+
+def create_run(state: StateManager, config: BacktestConfig) -> int:
+    """Insert a pending ``backtest_runs`` row for `config`; return its id."""
+    cfg = config.resolved()
+    return state.insert("backtest_runs", {
+        "strategy_id": strategy_row(state, cfg.strategy), "run_mode": cfg.mode, "symbols": list(cfg.symbols),
+        "timeframe": cfg.timeframe, "start_date": cfg.start.isoformat(), "end_date": cfg.end.isoformat(),
+        "parameters": msgspec.to_builtins(cfg), "latency_preset": cfg.latency, "status": "pending",
+    })  # fmt: skip
+
+
+def load_run_config(state: StateManager, run_row: int) -> BacktestConfig:
+    """Return the config of pending run `run_row`.
+
+    Raises
+    ------
+    UserError
+        No such run, or it is not pending.
+    """
+    row = state.get("backtest_runs", run_row)
+    if row is None:
+        raise UserError(f"no backtest run {run_row} in the state database")
+    if row["status"] not in ("pending", "failed"):
+        raise UserError(f"backtest run {run_row} is {row['status']}; only pending (or failed) runs can be run")
+    return parse_config(row["parameters"])
+
+
+class Heartbeat:
+    """Mark a run running (pid, heartbeat every few seconds) from a background thread."""
+
+    def __init__(self, db_path: Path, run_row: int, interval_s: float = HEARTBEAT_S):
+        self.db_path, self.run_row, self.interval_s = db_path, run_row, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        now = _now()
+        with StateManager(self.db_path) as state:
+            state.update("backtest_runs", self.run_row, {"status": "running", "pid": os.getpid(), "started_at": now,
+                                                         "heartbeat_at": now, "error_message": None})  # fmt: skip
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        with StateManager(self.db_path) as state:
+            while not self._stop.wait(self.interval_s):
+                state.update("backtest_runs", self.run_row, {"heartbeat_at": _now()})
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._stop.set()
+        self._thread.join()
+        if exc is not None:
+            with StateManager(self.db_path) as state:
+                state.update("backtest_runs", self.run_row, {"status": "failed", "completed_at": _now(),
+                                                             "error_message": str(exc)[:2000]})  # fmt: skip
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def record_results(state: StateManager, run_row: int, result: BacktestResult, bundle: Path) -> int:
+    """Write ``backtest_results`` and ``trades`` rows and complete the run; return the result id."""
+    m = result.metrics
+    values = {k: clean(m.get(k)) for k in RESULT_COLUMNS}
+    values["max_drawdown_duration_days"] = int(m["max_drawdown_duration_days"])
+    values["notes"] = "; ".join(result.warnings) or None
+    with state.transaction():
+        state.conn.execute("DELETE FROM backtest_results WHERE run_id = ?", (run_row,))
+        state.conn.execute("DELETE FROM trades WHERE run_id = ?", (run_row,))
+        result_id = state.insert("backtest_results", {"run_id": run_row, **values})
+        for t in result.trades:
+            state.insert("trades", {"run_id": run_row, **trade_row(t)})
+        state.update("backtest_runs", run_row, {
+            "status": "completed", "completed_at": _now(), "run_hash": result.run_id, "bundle_path": str(bundle),
+        })  # fmt: skip
+    return result_id
+
+
+def trade_row(t: Trade) -> dict:
+    return {
+        "symbol": t.symbol, "direction": t.direction, "leverage": round(t.leverage),
+        "entry_time": iso(t.entry_ns), "exit_time": iso(t.exit_ns), "entry_price": t.entry_price,
+        "exit_price": t.exit_price, "quantity": t.quantity, "entry_fee": t.entry_fee, "exit_fee": t.exit_fee,
+        "funding_fees": t.funding_fees, "slippage_cost": t.slippage_cost, "gross_pnl": t.gross_pnl,
+        "net_pnl": t.net_pnl, "roi_percent": t.roi_percent, "exit_reason": t.exit_reason,
+    }  # fmt: skip
+
+
+# -- result bundle ---------------------------------------------------------------------------------
+
+
+def write_bundle(home: Home, result: BacktestResult, data_digest: str) -> Path:
+    """Write ``runs/<run_id>/`` (replacing an earlier bundle of the same id) and return it."""
+    import pandas as pd
+
+    home.runs.mkdir(parents=True, exist_ok=True)
+    rid = result.run_id
+    staging = StagingArea(home.runs)
+    try:
+
+        def put(name: str, text: str) -> None:
+            staging.write_bytes(f"{rid}/{name}", text.encode("utf-8"), OnExists.REPLACE)
+
+        put("config_resolved.yaml", yaml.safe_dump(msgspec.to_builtins(result.config), sort_keys=True))
+        manifest = home.catalog / "manifest.json"
+        put("manifest_ref.json", json.dumps({
+            "catalog": str(home.catalog), "data_digest": data_digest, "code_version": code_version(),
+            "catalog_manifest_generated_at": json.loads(manifest.read_text())["generated_at"] if manifest.exists() else None,
+        }, indent=2) + "\n")  # fmt: skip
+        summary = {
+            "run_id": rid, "config": msgspec.to_builtins(result.config),
+            "metrics": {k: clean(v) for k, v in result.metrics.items()},
+            "costs": {k: clean(v) for k, v in result.costs.items()}, "warnings": result.warnings,
+            "bars_processed": result.bars_processed, "elapsed_s": result.elapsed_s,
+        }  # fmt: skip
+        put("summary.json", json.dumps(summary, indent=2) + "\n")
+        put("fills.csv", pd.DataFrame([dataclasses.asdict(f) for f in result.recorder.fills]).to_csv(index=False))
+        put("trades.csv", pd.DataFrame([trade_row(t) for t in result.trades]).to_csv(index=False))
+        put("funding.csv", pd.DataFrame([dataclasses.asdict(f) for f in result.recorder.funding]).to_csv(index=False))
+        positions = result.positions_report
+        put("positions.csv", positions.to_csv() if positions is not None and len(positions) else "")
+        equity = pa.table({
+            "ts": pa.array(result.equity_ts, pa.int64()), "equity": pa.array(result.equity, pa.float64()),
+            "drawdown": pa.array(drawdown_series(result.equity) if len(result.equity) else np.empty(0)),
+        })  # fmt: skip
+        pq.write_table(equity, staging.path(f"{rid}/equity.parquet"))
+        staging.add(f"{rid}/equity.parquet", OnExists.REPLACE)
+        events = sorted(result.recorder.events, key=lambda e: e["ts"])  # stable: same-ts order kept
+        lines = (
+            json.dumps({"time": iso(e["ts"]), "run_id": rid, **{k: clean(v) for k, v in e.items()}}) for e in events
+        )
+        put("events.jsonl", "".join(line + "\n" for line in lines))
+        staging.commit()
+    finally:
+        staging.abort()
+    bundle = home.runs / rid
+    link = home.logs / "events" / f"{rid}.jsonl"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    os.link(bundle / "events.jsonl", link)
+    return bundle

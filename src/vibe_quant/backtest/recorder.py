@@ -1,0 +1,81 @@
+"""What a run records as it goes: fills with their reference prices, funding settlements,
+liquidations, the marked-to-market equity curve and the structured event log.
+
+One :class:`RunRecorder` is shared by the venue module, the fill model and the strategies of a
+run. It only collects; :mod:`vibe_quant.backtest.ledger` turns it into trades and costs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FillRecord:
+    """One execution as the venue produced it, plus what our model priced it from."""
+
+    ts_ns: int  # event time (the bar close at which the exchange processed it)
+    economic_ns: int  # when it happened economically (next open + latency for market orders)
+    instrument: str
+    order_id: str
+    side: int  # +1 buy, -1 sell
+    qty: float
+    price: float
+    fee: float  # commission in USDT (>= 0 is a cost)
+    liquidity: str  # MAKER / TAKER
+    order_type: str
+    reason: str  # entry / signal / stop_loss / take_profit / liquidation / ...
+    reference_price: float  # open (market), trigger (stop), limit (limit), liquidation price
+    slippage_estimated: float  # model's expected adverse move per unit, price units
+    position_id: str
+
+
+@dataclass
+class FundingRecord:
+    ts_ns: int  # the settlement snapshot time
+    instrument: str
+    trade_seq: int  # 1 for the symbol's first round trip, 2 for the next, ...
+    signed_qty: float
+    mark: float
+    rate: float
+    amount: float  # paid by the account (> 0 a cost, < 0 received)
+
+
+@dataclass
+class LiquidationRecord:
+    ts_ns: int
+    instrument: str
+    position_id: str
+    side: int
+    qty: float
+    entry: float
+    liquidation_price: float
+    wallet: float  # isolated margin lost
+    clearance_fee: float
+
+
+@dataclass
+class RunRecorder:
+    """Mutable collector for one run (not thread-safe; one engine per process)."""
+
+    fills: list[FillRecord] = field(default_factory=list)
+    funding: list[FundingRecord] = field(default_factory=list)
+    liquidations: list[LiquidationRecord] = field(default_factory=list)
+    equity_ts: list[int] = field(default_factory=list)
+    equity: list[float] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # Set by the fill model when it prices an order, read when the fill event arrives.
+    pricing: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+    # Forced prices for venue-generated orders (liquidations): client order id -> price.
+    forced: dict[str, float] = field(default_factory=dict)
+    # Order reasons (tags) by client order id, for orders the venue did not create.
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def event(self, ts_ns: int, kind: str, **fields) -> None:
+        """Append a structured event (SIGNAL, ORDER, FILL, POSITION_OPEN, ...)."""
+        self.events.append({"ts": ts_ns, "type": kind, **fields})
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)

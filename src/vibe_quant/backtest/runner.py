@@ -1,0 +1,340 @@
+"""Build and run one backtest on NautilusTrader's ``BacktestEngine`` with our venue rules.
+
+:func:`load_market_data` reads bars, funding and instruments from the catalog;
+:func:`run_backtest` wires the engine (BINANCE, NETTING, MARGIN; our fill model, venue module
+and latency), runs the strategies, and returns a :class:`BacktestResult` with the ledger and
+metrics computed by us (never the engine's built-in statistics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from vibe_quant import code_version
+from vibe_quant.backtest.config import BacktestConfig
+from vibe_quant.backtest.execution import InstrumentState, PerpFillModel
+from vibe_quant.backtest.ledger import Trade, build_trades, cost_summary
+from vibe_quant.backtest.margin import brackets_from_spec
+from vibe_quant.backtest.recorder import RunRecorder
+from vibe_quant.backtest.stats import performance, trade_statistics
+from vibe_quant.backtest.strategies import resolve
+from vibe_quant.backtest.strategies.base import RunContext
+from vibe_quant.data.bars import NS_PER_MS, TIMEFRAME_BY_LABEL
+from vibe_quant.data.catalog import data_dir
+from vibe_quant.data.files import utc_ms
+from vibe_quant.errors import ConfigError, UserError, did_you_mean
+from vibe_quant.instruments.specs import InstrumentSpec, InstrumentSpecs
+
+log = logging.getLogger(__name__)
+
+VENUE = "BINANCE"
+NS_PER_HOUR = 3_600_000_000_000
+
+
+@dataclass
+class MarketData:
+    """Everything a run reads: per symbol its spec, instrument, execution bars and funding."""
+
+    specs: dict[str, InstrumentSpec]
+    instruments: dict[str, object]
+    bars: dict[str, list]
+    funding: dict[str, list]  # symbol -> FundingRateUpdate list (sorted)
+    digest: str  # sha256 over the catalog files read (part of the run id)
+
+
+@dataclass
+class BacktestResult:
+    config: BacktestConfig  # resolved
+    run_id: str
+    metrics: dict[str, float | int | None]
+    costs: dict[str, float]
+    trades: list[Trade]
+    equity_ts: np.ndarray
+    equity: np.ndarray
+    recorder: RunRecorder
+    warnings: list[str]
+    bars_processed: int
+    elapsed_s: float
+    fills_report: object = None
+    positions_report: object = None
+    extra: dict = field(default_factory=dict)
+
+
+def _files_digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        h.update(path.name.encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def load_market_data(catalog_root: Path, config: BacktestConfig, specs: InstrumentSpecs) -> MarketData:
+    """Read the run's bars, funding and instruments from the catalog.
+
+    Raises
+    ------
+    UserError
+        A symbol has no instrument or no bars in the range (with the ingest command to run),
+        or its spec's precision no longer matches the stored bars.
+    """
+    from nautilus_trader.model.data import FundingRateUpdate
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    import vibe_quant.data.catalog  # noqa: F401 (registers the FundingRateUpdate codec)
+
+    catalog = ParquetDataCatalog(str(catalog_root))
+    tf = TIMEFRAME_BY_LABEL[config.timeframe]
+    start_ns = utc_ms(config.start) * NS_PER_MS
+    end_ns = utc_ms(config.end_exclusive) * NS_PER_MS
+    out = MarketData({}, {}, {}, {}, "")
+    files: list[Path] = []
+    for symbol in config.symbols:
+        spec = specs.get(symbol)
+        iid = spec.nautilus_id
+        found = catalog.instruments(instrument_ids=[iid])
+        if not found:
+            raise UserError(
+                f"no {iid} instrument in {catalog_root}: ingest it first "
+                f"(vq data ingest --symbols {symbol} --start {config.start} --end {config.end})"
+            )
+        instrument = found[0]
+        if (instrument.price_precision, instrument.size_precision) != (spec.price_precision, spec.size_precision):
+            raise UserError(
+                f"{symbol}: catalog bars use precision {instrument.price_precision}/{instrument.size_precision} "
+                f"but instrument_specs.yaml now says {spec.price_precision}/{spec.size_precision}; "
+                "run `vq data rebuild --from-archive`"
+            )
+        bar_type = tf.bar_type(iid)
+        # Bars closing inside (start, end]: the first bar opens at start.
+        bars = catalog.bars([bar_type], start=start_ns + tf.step_ms * NS_PER_MS, end=end_ns)
+        if not bars:
+            raise UserError(
+                f"no {config.timeframe} bars for {symbol} between {config.start} and {config.end} in "
+                f"{catalog_root}: run `vq data ingest --symbols {symbol} --start {config.start} --end {config.end}`"
+            )
+        funding_start = start_ns - 24 * NS_PER_HOUR
+        funding = catalog.query(FundingRateUpdate, identifiers=[iid], start=funding_start, end=end_ns)
+        funding = [f.data if hasattr(f, "data") else f for f in funding]
+        out.specs[symbol], out.instruments[symbol], out.bars[symbol], out.funding[symbol] = (
+            spec,
+            instrument,
+            bars,
+            funding,
+        )
+        for kind, ident in (("bar", bar_type), ("funding_rate_update", iid), ("crypto_perpetual", iid)):
+            directory = data_dir(catalog_root, kind, ident)
+            if directory.is_dir():
+                files.extend(p for p in directory.glob("*.parquet") if _overlaps(p.name, funding_start, end_ns))
+    out.digest = _files_digest(files)
+    return out
+
+
+def _overlaps(name: str, start_ns: int, end_ns: int) -> bool:
+    from vibe_quant.data.catalog import parse_interval_filename
+
+    span = parse_interval_filename(name)
+    return span is None or (span[0] <= end_ns and span[1] >= start_ns)
+
+
+def strategy_params(config: BacktestConfig):
+    """Return ``(strategy_cls, config_cls, module)`` after checking `config.params` names and types."""
+    strategy_cls, config_cls, module = resolve(config.strategy)
+    fields = set(config_cls.__struct_fields__) - {"instrument_id", "bar_type"}
+    own = {f for f in fields if f in config_cls.__annotations__}
+    for name in config.params:
+        if name not in own:
+            raise ConfigError(
+                f"strategy {config.strategy!r} has no parameter {name!r}; parameters: {', '.join(sorted(own))}."
+                + did_you_mean(name, own)
+            )
+    return strategy_cls, config_cls, module
+
+
+def run_id_for(config: BacktestConfig, data: MarketData) -> str:
+    """Content hash of config + strategy and engine source + data + code version.
+
+    The same inputs give the same id (and, the engine being deterministic, the same results).
+    """
+    _, _, module = strategy_params(config)
+    h = hashlib.sha256()
+    sources = sorted(Path(__file__).parent.rglob("*.py"))  # the whole backtest core, strategies included
+    parts = [config.canonical_json(), inspect.getsource(module).encode(), data.digest.encode(), code_version().encode()]
+    parts += [p.read_bytes() for p in sources]
+    for part in parts:
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()[:16]
+
+
+def funding_warnings(config: BacktestConfig, data: MarketData) -> list[str]:
+    """Say loudly where funding is not modelled (no silent zero)."""
+    out = []
+    start_ns = utc_ms(config.start) * NS_PER_MS
+    end_ns = utc_ms(config.end_exclusive) * NS_PER_MS
+    for symbol, updates in data.funding.items():
+        inside = [u.ts_event for u in updates if start_ns <= u.ts_event < end_ns]
+        if not inside:
+            out.append(
+                f"funding not modelled for {symbol}: no funding rates in the catalog for {config.start}..{config.end} "
+                f"(vq data ingest --symbols {symbol} --datasets fundingRate ...)"
+            )
+            continue
+        points = [start_ns, *inside, end_ns]
+        longest = max((b - a for a, b in itertools.pairwise(points)), default=0)
+        if longest > 12 * NS_PER_HOUR:
+            out.append(
+                f"funding partly not modelled for {symbol}: a {longest / NS_PER_HOUR:.0f} h span in the run has "
+                "no funding rates in the catalog"
+            )
+    return out
+
+
+def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = None) -> BacktestResult:
+    """Run `config` on `data` and return the ledger, equity curve and metrics.
+
+    Raises
+    ------
+    ConfigError
+        Unknown strategy or parameter, or a parameter of the wrong type.
+    """
+    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+    from nautilus_trader.backtest.models import LatencyModel, MakerTakerFeeModel
+    from nautilus_trader.config import LoggingConfig
+    from nautilus_trader.model.currencies import USDT
+    from nautilus_trader.model.enums import AccountType, OmsType
+    from nautilus_trader.model.identifiers import Venue
+    from nautilus_trader.model.objects import Money
+
+    from vibe_quant.backtest.venue import PerpVenueModule
+    from vibe_quant.instruments.factory import crypto_perpetual
+
+    cfg = config.resolved()
+    strategy_cls, config_cls, _module = strategy_params(cfg)
+    tf = TIMEFRAME_BY_LABEL[cfg.timeframe]
+    recorder = RunRecorder()
+    for message in funding_warnings(cfg, data):
+        recorder.warn(message)
+        log.warning(message)
+
+    states: dict = {}
+    instruments = []
+    for symbol in cfg.symbols:
+        spec = data.specs[symbol]
+        fees = {"maker_fee": Decimal(str(cfg.maker_fee)) if cfg.maker_fee is not None else spec.maker_fee,
+                "taker_fee": Decimal(str(cfg.taker_fee)) if cfg.taker_fee is not None else spec.taker_fee}  # fmt: skip
+        instrument = crypto_perpetual(msgspec.structs.replace(spec, **fees))
+        instruments.append(instrument)
+        leverage = cfg.leverage_for(symbol)
+        if leverage > spec.margin_tiers[0].max_leverage:
+            raise ConfigError(
+                f"leverage {leverage:g} for {symbol} exceeds its maximum {spec.margin_tiers[0].max_leverage}"
+            )
+        st = InstrumentState(
+            instrument_id=instrument.id, symbol=symbol, exec_bar_type=data.bars[symbol][0].bar_type,
+            bar_ns=tf.step_ms * NS_PER_MS, tick=float(spec.tick_size), price_precision=spec.price_precision,
+            size_precision=spec.size_precision, leverage=leverage, brackets=brackets_from_spec(spec),
+            vol_window=cfg.vol_window,
+        )  # fmt: skip
+        # Binance stamps settlements a few ms after the hour: the snapshot is the whole second.
+        st.funding = [
+            (u.ts_event // 1_000_000_000 * 1_000_000_000, float(u.rate),
+             ((u.next_funding_ns or u.ts_event) - u.ts_event) // NS_PER_HOUR)
+            for u in data.funding[symbol]
+        ]  # fmt: skip
+        states[instrument.id] = st
+
+    base, insert, update, cancel = cfg.latency_ns
+    # Every order needs >= 1 ns in flight so the exchange processes it after the next bar:
+    # that is what makes market orders fill at the next open (see execution.py).
+    latency = LatencyModel(base_latency_nanos=max(base, 1), insert_latency_nanos=insert,
+                           update_latency_nanos=update, cancel_latency_nanos=cancel)  # fmt: skip
+    module = PerpVenueModule(states, recorder, VENUE)
+    fill_model = PerpFillModel(
+        states, recorder, cfg.mode, cfg.spread_ticks, cfg.impact, max(base, 1) + insert,
+        cfg.prob_fill_on_limit, cfg.prob_slippage, cfg.seed,
+    )  # fmt: skip
+    engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR"), run_analysis=False))
+    try:
+        engine.add_venue(
+            Venue(VENUE), oms_type=OmsType.NETTING, account_type=AccountType.MARGIN, base_currency=None,
+            starting_balances=[Money(cfg.starting_balance, USDT)], default_leverage=Decimal(str(cfg.leverage)),
+            leverages={states_id: Decimal(str(st.leverage)) for states_id, st in states.items()},
+            modules=[module], fill_model=fill_model, fee_model=MakerTakerFeeModel(), latency_model=latency,
+            bar_execution=True, bar_adaptive_high_low_ordering=False,
+        )  # fmt: skip
+        for instrument in instruments:
+            engine.add_instrument(instrument)
+        all_bars = [bar for symbol in cfg.symbols for bar in data.bars[symbol]]
+        engine.add_data(all_bars)
+        taker = {s: float(i.taker_fee) for s, i in zip(cfg.symbols, instruments, strict=True)}
+        for i, symbol in enumerate(cfg.symbols):
+            params = dict(cfg.params)
+            try:
+                strategy_config = msgspec.convert(
+                    {**params, "instrument_id": str(instruments[i].id), "bar_type": str(data.bars[symbol][0].bar_type),
+                     "order_id_tag": f"{i + 1:03d}"},
+                    config_cls, strict=False,
+                )  # fmt: skip
+            except msgspec.ValidationError as exc:
+                raise ConfigError(f"strategy {cfg.strategy!r} parameters: {exc}") from exc
+            strategy = strategy_cls(strategy_config)
+            strategy.ctx = RunContext(module, recorder, states[instruments[i].id].leverage, taker[symbol])
+            engine.add_strategy(strategy)
+        t0 = time.perf_counter()
+        engine.run()
+        elapsed = time.perf_counter() - t0
+        module.finish()
+        fills_report = engine.trader.generate_order_fills_report()
+        positions_report = engine.trader.generate_positions_report()
+    except ValueError as exc:  # strategy parameter checks raise ValueError in setup()
+        raise ConfigError(f"strategy {cfg.strategy!r}: {exc}") from exc
+    finally:
+        engine.dispose()
+
+    result = _assemble(cfg, recorder, states, run_id or "", len(all_bars), elapsed)
+    result.fills_report, result.positions_report = fills_report, positions_report
+    return result
+
+
+def _assemble(
+    cfg: BacktestConfig, recorder: RunRecorder, states: dict, run_id: str, bars: int, elapsed: float
+) -> BacktestResult:
+    leverage_of = {st.symbol: st.leverage for st in states.values()}
+    trades = build_trades(recorder.fills, recorder.funding, recorder.liquidations, leverage_of)
+    costs = cost_summary(trades, recorder.fills, recorder.funding, recorder.liquidations)
+    ts = np.asarray(recorder.equity_ts, dtype=np.int64)
+    eq = np.asarray(recorder.equity, dtype=float)
+    start_ns = utc_ms(cfg.start) * NS_PER_MS
+    end_ns = utc_ms(cfg.end_exclusive) * NS_PER_MS
+    closed = [t for t in trades if t.is_closed]
+    metrics: dict = performance(ts, eq, cfg.starting_balance, start_ns, end_ns)
+    metrics.update(trade_statistics(
+        np.array([t.net_pnl for t in closed]), np.array([t.exit_ns - t.entry_ns for t in closed], dtype=np.int64),
+    ))  # fmt: skip
+    metrics.update(
+        total_fees=costs["total_fees"],
+        total_funding=costs["total_funding"],
+        total_slippage=costs["total_slippage"],
+        deflated_sharpe=None,
+        walk_forward_efficiency=None,
+        purged_kfold_mean_sharpe=None,
+        execution_time_seconds=elapsed,
+        starting_balance=cfg.starting_balance,
+        final_equity=float(eq[-1]) if eq.size else cfg.starting_balance,
+        net_pnl=(float(eq[-1]) if eq.size else cfg.starting_balance) - cfg.starting_balance,
+        gross_pnl=costs["gross_pnl"],
+        total_slippage_estimated=costs["total_slippage_estimated"],
+        liquidations=costs["liquidations"],
+        fills=costs["fills"],
+        open_trades=len(trades) - len(closed),
+    )
+    return BacktestResult(cfg, run_id, metrics, costs, trades, ts, eq, recorder, list(recorder.warnings), bars, elapsed)

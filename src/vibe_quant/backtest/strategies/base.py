@@ -1,0 +1,242 @@
+"""``PerpStrategy``: what every vibe-quant strategy shares on top of NautilusTrader's ``Strategy``.
+
+* Target-position API: ``go(direction, qty, reason, stop=, target=)``. Reversals are a close
+  followed by an open (two orders): NautilusTrader's NETTING flip with one order overwrites the
+  closed position (NAUTILUS_FACTS.md).
+* Brackets: a stop-market and a take-profit limit (both reduce-only) placed when the entry
+  fills, at distances from the actual fill price; one filling cancels the other.
+* Pre-trade margin check: an entry needing more initial margin (plus its taker fee) than the
+  free equity is refused and logged (the engine's RiskEngine skips margin accounts).
+* One order in flight at a time: market orders fill at the next bar's open, so the position
+  is not visible in the bar they were sent; the strategy waits instead of sending twice.
+* Structured events (SIGNAL, ORDER, RISK_CHECK) into the run's recorder.
+"""
+
+from __future__ import annotations
+
+import math
+
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.enums import OrderSide, TimeInForce
+from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
+from nautilus_trader.model.objects import Price, Quantity
+from nautilus_trader.trading.strategy import Strategy
+
+from vibe_quant.backtest.margin import max_notional_at
+
+
+class PerpStrategyConfig(StrategyConfig, frozen=True, kw_only=True):
+    """Fields every perp strategy needs; subclasses add their parameters."""
+
+    instrument_id: str
+    bar_type: str
+
+
+class RunContext:
+    """What a strategy can see of the run beyond NautilusTrader: the venue module and recorder."""
+
+    def __init__(self, module, recorder, leverage: float, taker_fee: float):
+        self.module = module
+        self.recorder = recorder
+        self.leverage = leverage
+        self.taker_fee = taker_fee
+
+
+class PerpStrategy(Strategy):
+    """Base class; subclasses implement ``setup()`` (indicators) and ``on_bar``."""
+
+    def __init__(self, config: PerpStrategyConfig) -> None:
+        super().__init__(config)
+        self.instrument_id = InstrumentId.from_str(config.instrument_id)
+        self.bar_type = BarType.from_str(config.bar_type)
+        self.ctx: RunContext | None = None  # set by the runner before the engine starts
+        self.instrument = None
+        self._in_flight: set[str] = set()
+        self._brackets: dict[str, tuple[float | None, float | None]] = {}  # entry order -> (stop, target) distances
+        self._exits: dict[str, str] = {}  # bracket order id -> its sibling
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self.instrument = self.cache.instrument(self.instrument_id)
+        self.setup()
+        self.subscribe_bars(self.bar_type)
+
+    def setup(self) -> None:
+        """Create and register indicators (override)."""
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def position_qty(self) -> float:
+        """Signed open quantity of this strategy's instrument (base units)."""
+        return self.ctx.module.by_instrument[self.instrument_id.value].signed_qty
+
+    def busy(self) -> bool:
+        """True while a market order is on its way (fills at the next bar's open)."""
+        return bool(self._in_flight)
+
+    def equity(self) -> float:
+        return self.ctx.module.equity()
+
+    def free_margin(self) -> float:
+        return self.equity() - self.ctx.module.used_margin()
+
+    def max_qty(self, price: float) -> float:
+        """Largest quantity Binance accepts at the run's leverage (its bracket rule), at `price`."""
+        st = self.ctx.module.by_instrument[self.instrument_id.value]
+        return max_notional_at(self.ctx.leverage, st.brackets) / price * 0.999 if price > 0 else 0.0
+
+    def floor_qty(self, qty: float) -> float:
+        """Round a quantity down to the instrument's step (0 if below one step)."""
+        step = self.instrument.size_increment.as_double()
+        return math.floor(qty / step + 1e-9) * step if qty > 0 else 0.0
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def signal(self, bar: Bar, direction: int, **info) -> None:
+        self.ctx.recorder.event(bar.ts_event, "SIGNAL", instrument=self.instrument_id.value,
+                                strategy=self.id.value, direction=direction, close=bar.close.as_double(), **info)  # fmt: skip
+
+    def go(self, bar: Bar, direction: int, qty: float, reason: str = "signal",
+           stop: float | None = None, target: float | None = None) -> bool:  # fmt: skip
+        """Move to `direction` (+1 long, -1 short, 0 flat) with `qty` for a new position.
+
+        `stop`/`target` are distances from the entry fill price for the bracket orders.
+        Returns False when nothing could be sent (in flight, refused by the margin check).
+        """
+        if self._in_flight:
+            return False
+        current = self.position_qty()
+        side_now = (current > 0) - (current < 0)
+        if side_now == direction:
+            return False
+        price = bar.close.as_double()
+        released = 0.0
+        if side_now:
+            self.cancel_all_orders(self.instrument_id)  # brackets of the position being closed
+            self._submit_market(bar, -side_now, abs(current), reason, reduce_only=True)
+            released = self.ctx.module.by_instrument[self.instrument_id.value].wallet
+        if direction == 0:
+            return True
+        qty = self.floor_qty(qty)
+        if qty <= 0:
+            self._risk(bar, "size_below_step", f"quantity rounds to zero at step {self.instrument.size_increment}")
+            return side_now != 0
+        limit = max_notional_at(self.ctx.leverage, self.ctx.module.by_instrument[self.instrument_id.value].brackets)
+        if qty * price > limit:
+            self._risk(bar, "max_position_at_leverage",
+                       f"entry notional {qty * price:.2f} exceeds the {limit:.0f} USDT Binance allows at "
+                       f"{self.ctx.leverage:g}x", notional=qty * price, limit=limit)  # fmt: skip
+            return side_now != 0
+        required = qty * price / self.ctx.leverage + qty * price * max(self.ctx.taker_fee, 0.0)
+        free = self.free_margin() + released
+        if required > free:
+            self._risk(bar, "insufficient_margin",
+                       f"entry needs {required:.2f} USDT initial margin + fee, free equity is {free:.2f}",
+                       required=required, free=free)  # fmt: skip
+            return side_now != 0
+        coid = self._submit_market(bar, direction, qty, "entry", reduce_only=False)
+        if stop is not None or target is not None:
+            self._brackets[coid] = (stop, target)
+        return True
+
+    def _submit_market(self, bar: Bar, direction: int, qty: float, reason: str, reduce_only: bool) -> str:
+        order = self.order_factory.market(
+            self.instrument_id, OrderSide.BUY if direction > 0 else OrderSide.SELL,
+            Quantity(qty, self.instrument.size_precision), reduce_only=reduce_only, tags=[reason],
+        )  # fmt: skip
+        return self._send(order, bar.ts_event, reason, track=True)
+
+    def _send(self, order, ts: int, reason: str, track: bool) -> str:
+        coid = order.client_order_id.value
+        self.ctx.recorder.reasons[coid] = reason
+        if track:
+            self._in_flight.add(coid)
+        self.ctx.recorder.event(ts, "ORDER", instrument=self.instrument_id.value, strategy=self.id.value,
+                                order_id=coid, order_type=order.order_type.name, side=order.side.name,
+                                qty=order.quantity.as_double(), reason=reason,
+                                price=order.price.as_double() if order.has_price else None,
+                                trigger=order.trigger_price.as_double() if order.has_trigger_price else None)  # fmt: skip
+        self.submit_order(order)
+        return coid
+
+    def _risk(self, bar: Bar, check: str, message: str, **info) -> None:
+        self.log.warning(f"{check}: {message}")
+        self.ctx.recorder.event(bar.ts_event, "RISK_CHECK", instrument=self.instrument_id.value,
+                                strategy=self.id.value, check=check, action="order refused", message=message, **info)  # fmt: skip
+
+    # -- order events ---------------------------------------------------------------------------
+
+    def on_order_filled(self, event: OrderFilled) -> None:
+        coid = event.client_order_id.value
+        self._in_flight.discard(coid)
+        sibling = self._exits.pop(coid, None)
+        if sibling is not None:
+            self._exits.pop(sibling, None)
+            order = self.cache.order(ClientOrderId(sibling))
+            if order is not None and order.is_open:
+                self.cancel_order(order)
+        bracket = self._brackets.pop(coid, None)
+        if bracket is not None:
+            self._place_bracket(event, *bracket)
+
+    def _place_bracket(self, event: OrderFilled, stop: float | None, target: float | None) -> None:
+        fill = event.last_px.as_double()
+        side = 1 if event.order_side == OrderSide.BUY else -1
+        qty = event.last_qty  # the position is updated after this handler runs
+        exit_side = OrderSide.SELL if side > 0 else OrderSide.BUY
+        tick = self.instrument.price_increment.as_double()
+        ids = []
+        if stop is not None:
+            px = fill - side * stop
+            px = (math.floor(px / tick) if side > 0 else math.ceil(px / tick)) * tick
+            if px > 0:
+                order = self.order_factory.stop_market(
+                    self.instrument_id, exit_side, qty, trigger_price=Price(px, self.instrument.price_precision),
+                    reduce_only=True, time_in_force=TimeInForce.GTC, tags=["stop_loss"],
+                )  # fmt: skip
+                ids.append(self._send(order, event.ts_event, "stop_loss", track=False))
+        if target is not None:
+            px = fill + side * target
+            px = (math.ceil(px / tick) if side > 0 else math.floor(px / tick)) * tick
+            if px > 0:
+                order = self.order_factory.limit(
+                    self.instrument_id, exit_side, qty, price=Price(px, self.instrument.price_precision),
+                    reduce_only=True, time_in_force=TimeInForce.GTC, tags=["take_profit"],
+                )  # fmt: skip
+                ids.append(self._send(order, event.ts_event, "take_profit", track=False))
+        if len(ids) == 2:
+            self._exits[ids[0]], self._exits[ids[1]] = ids[1], ids[0]
+
+    def on_order_canceled(self, event) -> None:
+        self._forget(event.client_order_id.value)
+
+    def on_order_rejected(self, event) -> None:
+        coid = event.client_order_id.value
+        was_stop = self.ctx.recorder.reasons.get(coid) == "stop_loss"
+        self._forget(coid)
+        current = self.position_qty()
+        if was_stop and current and not self._in_flight:
+            # The bar that filled the entry already went through the stop level: the stop would
+            # have fired inside that bar. Exit at the next open instead of holding unprotected.
+            order = self.order_factory.market(
+                self.instrument_id, OrderSide.SELL if current > 0 else OrderSide.BUY,
+                Quantity(abs(current), self.instrument.size_precision), reduce_only=True, tags=["stop_loss"],
+            )  # fmt: skip
+            self.cancel_all_orders(self.instrument_id)
+            self._send(order, event.ts_event, "stop_loss", track=True)
+
+    def on_order_denied(self, event) -> None:
+        self._forget(event.client_order_id.value)
+
+    def on_order_expired(self, event) -> None:
+        self._forget(event.client_order_id.value)
+
+    def _forget(self, coid: str) -> None:
+        self._in_flight.discard(coid)
+        self._brackets.pop(coid, None)
+        sibling = self._exits.pop(coid, None)
+        if sibling is not None:
+            self._exits.pop(sibling, None)

@@ -1,0 +1,43 @@
+"""EMA-cross baseline (seed 002's default strategy): long when the fast EMA is above the slow
+one, short when below (or flat with ``allow_short=False``), always sized at ``exposure`` times
+equity in notional."""
+
+from __future__ import annotations
+
+from nautilus_trader.indicators import ExponentialMovingAverage
+from nautilus_trader.model.data import Bar
+
+from vibe_quant.backtest.strategies.base import PerpStrategy, PerpStrategyConfig
+
+
+class EmaCrossConfig(PerpStrategyConfig, frozen=True, kw_only=True):
+    fast: int = 20
+    slow: int = 100
+    exposure: float = 1.0  # position notional as a multiple of equity
+    allow_short: bool = True
+
+
+class EmaCross(PerpStrategy):
+    """Trend-following EMA crossover, reversing through flat (close, then open)."""
+
+    def setup(self) -> None:
+        cfg: EmaCrossConfig = self.config
+        if not 0 < cfg.fast < cfg.slow:
+            raise ValueError(f"ema_cross needs 0 < fast < slow, got fast={cfg.fast}, slow={cfg.slow}")
+        self.fast = ExponentialMovingAverage(cfg.fast)
+        self.slow = ExponentialMovingAverage(cfg.slow)
+        self.register_indicator_for_bars(self.bar_type, self.fast)
+        self.register_indicator_for_bars(self.bar_type, self.slow)
+
+    def on_bar(self, bar: Bar) -> None:
+        if not self.slow.initialized or self.busy():
+            return
+        cfg: EmaCrossConfig = self.config
+        up = self.fast.value > self.slow.value
+        direction = 1 if up else (-1 if cfg.allow_short else 0)
+        current = self.position_qty()
+        if (current > 0) - (current < 0) == direction:
+            return
+        self.signal(bar, direction, fast=self.fast.value, slow=self.slow.value)
+        price = bar.close.as_double()
+        self.go(bar, direction, min(self.equity() * cfg.exposure / price, self.max_qty(price)))

@@ -1,0 +1,323 @@
+"""The perpetual-futures venue rules NautilusTrader 1.221 lacks, as a ``SimulationModule``.
+
+For every execution bar the exchange is about to match (``pre_process``, i.e. before any
+resting order sees the bar), in this order:
+
+1. **funding**: every settlement whose snapshot is at or before the bar's open is applied to
+   the position held at that moment (orders from the previous bar's close fill after it):
+   ``amount = signed_qty * mark * rate`` is debited (positive rate: longs pay, shorts
+   receive), with the previous close as the mark. It moves the account balance via
+   ``adjust_account`` and the position's isolated margin.
+2. **liquidation**: isolated margin with the tiered maintenance schedule; if the bar reaches
+   the liquidation price (low for longs, high for shorts) before a resting stop would close
+   the position, the venue cancels the symbol's orders, closes the position at the
+   liquidation price and takes the rest of the isolated margin as the clearance fee: the
+   trade loses exactly its margin.
+3. **SL before TP**: when a bar reaches both a position's resting stop and its take-profit
+   limit, the path inside the bar is unknown; the take-profit is cancelled so the stop fills
+   (pessimistic, seed 001 section 7).
+
+It also follows fills and positions on the message bus to keep isolated margins, the
+reference prices of fills, the event log, and the equity curve (balance plus unrealised PnL at
+each bar's close) in the :class:`~vibe_quant.backtest.recorder.RunRecorder`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from nautilus_trader.backtest.modules import SimulationModule, SimulationModuleConfig
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.model.currencies import USDT
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.enums import OrderSide, OrderType
+from nautilus_trader.model.events import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    PositionChanged,
+    PositionClosed,
+    PositionOpened,
+)
+from nautilus_trader.model.identifiers import ClientOrderId, PositionId, Venue
+from nautilus_trader.model.objects import Money
+from nautilus_trader.model.orders import MarketOrder
+
+from vibe_quant.backtest.execution import InstrumentState, round_adverse
+from vibe_quant.backtest.margin import liquidation_price
+from vibe_quant.backtest.recorder import FillRecord, FundingRecord, LiquidationRecord, RunRecorder
+
+_CLOSING_EVENTS = (OrderCanceled, OrderExpired, OrderRejected, OrderDenied)
+
+
+class PerpVenueModule(SimulationModule):
+    """Funding, isolated-margin liquidation, SL-before-TP and bookkeeping for one venue.
+
+    Parameters
+    ----------
+    states : dict
+        InstrumentId -> :class:`~vibe_quant.backtest.execution.InstrumentState` (shared with the
+        fill model and the strategies).
+    recorder : RunRecorder
+        Where fills, funding, liquidations, equity and events go.
+    venue : str, default "BINANCE"
+    """
+
+    def __init__(self, states: dict, recorder: RunRecorder, venue: str = "BINANCE"):
+        super().__init__(SimulationModuleConfig())
+        self.states = states
+        self.by_bar_type = {st.exec_bar_type: st for st in states.values()}
+        self.by_instrument = {str(iid): st for iid, st in states.items()}
+        self.recorder = recorder
+        self.venue = Venue(venue)
+        self._subscribed = False
+        self._last_ts = 0
+        self._balance: float | None = None  # cached account balance; None when it may have changed
+        # resting stop/limit orders by symbol: client order id -> (kind, side, price)
+        self._resting: dict[str, dict[str, tuple[str, int, float]]] = {st.symbol: {} for st in states.values()}
+        self._liquidations = 0
+
+    # -- bar processing (before matching) -----------------------------------------------------
+
+    def pre_process(self, data) -> None:
+        if not isinstance(data, Bar):
+            return
+        st = self.by_bar_type.get(data.bar_type)
+        if st is None:
+            return
+        if not self._subscribed:
+            self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
+            self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
+            self._subscribed = True
+        ts = data.ts_init
+        if ts > self._last_ts:
+            if self._last_ts:
+                self.snapshot(self._last_ts)
+            self._last_ts = ts
+        open_ns = ts - st.bar_ns
+        if st.next_funding < len(st.funding) and st.funding[st.next_funding][0] <= open_ns:
+            self._settle_funding(st, open_ns)
+        if not math.isnan(st.close):  # statistics of bars before this one only (no look-ahead)
+            st.closes.append(st.close)
+            st.volumes.append(st.volume)
+        st.bar_open_ns, st.bar_ts = open_ns, ts
+        st.open, st.high, st.low, st.close = (
+            data.open.as_double(), data.high.as_double(), data.low.as_double(), data.close.as_double(),
+        )  # fmt: skip
+        st.volume = data.volume.as_double()
+        if st.signed_qty:
+            self._check_liquidation(st, ts)
+        if st.signed_qty and self._resting[st.symbol]:
+            self._stop_before_target(st, ts)
+
+    def process(self, ts_now: int) -> None:
+        return None
+
+    def snapshot(self, ts: int) -> None:
+        """Append the equity at `ts`: account balance plus unrealised PnL at each last close."""
+        if self._balance is None:
+            account = self.cache.account_for_venue(self.venue)
+            self._balance = account.balance_total(USDT).as_double()
+        equity = self._balance
+        for st in self.by_bar_type.values():
+            if st.signed_qty:
+                equity += st.signed_qty * (st.close - st.avg_px)
+        self.recorder.equity_ts.append(ts)
+        self.recorder.equity.append(equity)
+
+    def finish(self) -> None:
+        """Record the last equity point (call after the engine ran)."""
+        if self._last_ts:
+            self.snapshot(self._last_ts)
+
+    def equity(self) -> float:
+        """Current equity at the last closes (for strategies' sizing and margin checks)."""
+        if self._balance is None:
+            self._balance = self.cache.account_for_venue(self.venue).balance_total(USDT).as_double()
+        return self._balance + sum(
+            st.signed_qty * (st.close - st.avg_px) for st in self.by_bar_type.values() if st.signed_qty
+        )
+
+    def used_margin(self) -> float:
+        return sum(st.wallet for st in self.by_bar_type.values() if st.signed_qty)
+
+    # -- funding ------------------------------------------------------------------------------
+
+    def _settle_funding(self, st: InstrumentState, upto_ns: int) -> None:
+        while st.next_funding < len(st.funding) and st.funding[st.next_funding][0] <= upto_ns:
+            snapshot_ns, rate, _hours = st.funding[st.next_funding]
+            st.next_funding += 1
+            if not st.signed_qty or math.isnan(st.close):
+                continue
+            mark = st.close  # last trade before the snapshot (mark-price klines come later)
+            amount = st.signed_qty * mark * rate
+            self.exchange.adjust_account(Money(-amount, USDT))
+            self._balance = None
+            st.wallet -= amount
+            self._update_liq_price(st)
+            self.recorder.funding.append(
+                FundingRecord(snapshot_ns, st.symbol, st.trade_seq, st.signed_qty, mark, rate, amount)
+            )
+            self.recorder.event(snapshot_ns, "FUNDING", instrument=st.symbol, position_id=st.position_id,
+                                signed_qty=st.signed_qty, mark=mark, rate=rate, amount=-amount)  # fmt: skip
+
+    # -- liquidation --------------------------------------------------------------------------
+
+    def _update_liq_price(self, st: InstrumentState) -> None:
+        if not st.signed_qty:
+            st.liq_price = 0.0
+            return
+        side = 1 if st.signed_qty > 0 else -1
+        st.liq_price = liquidation_price(side, abs(st.signed_qty), st.avg_px, st.wallet, st.brackets)
+
+    def _check_liquidation(self, st: InstrumentState, ts: int) -> None:
+        lp = st.liq_price
+        if st.signed_qty > 0:
+            if lp <= 0 or st.low > lp:
+                return
+            # A resting sell stop above the liquidation price fires first on the way down,
+            # unless the bar opened below the liquidation price.
+            if st.open > lp and any(
+                kind == "stop" and side < 0 and price >= lp for kind, side, price in self._resting[st.symbol].values()
+            ):
+                return
+        else:
+            if st.high < lp:
+                return
+            if st.open < lp and any(
+                kind == "stop" and side > 0 and price <= lp for kind, side, price in self._resting[st.symbol].values()
+            ):
+                return
+        self._liquidate(st, ts)
+
+    def _liquidate(self, st: InstrumentState, ts: int) -> None:
+        engine = self.exchange.get_matching_engine(st.instrument_id)
+        for order in engine.get_open_orders():  # Binance cancels the symbol's open orders first
+            engine.cancel_order(order)
+        position = self.cache.position(PositionId(st.position_id))
+        side = 1 if st.signed_qty > 0 else -1
+        qty, entry, wallet = abs(st.signed_qty), st.avg_px, st.wallet
+        lp = st.liq_price
+        if (lp >= entry) if side > 0 else (lp <= entry):
+            lp = st.open  # already below maintenance (e.g. funding drained it): at the market
+        price = round_adverse(lp, st.tick, -side)
+        self._liquidations += 1
+        coid = ClientOrderId(f"LIQ-{st.symbol}-{self._liquidations}")
+        order = MarketOrder(
+            trader_id=position.trader_id, strategy_id=position.strategy_id, instrument_id=st.instrument_id,
+            client_order_id=coid, order_side=OrderSide.SELL if side > 0 else OrderSide.BUY,
+            quantity=position.quantity, init_id=UUID4(), ts_init=ts, reduce_only=True, tags=["LIQUIDATION"],
+        )  # fmt: skip
+        self.recorder.forced[coid.value] = price
+        self.recorder.reasons[coid.value] = "liquidation"
+        self.cache.add_order(order, position_id=position.id)
+        engine.fill_market_order(order)
+        fee = next((f.fee for f in reversed(self.recorder.fills) if f.order_id == coid.value), 0.0)
+        # The trade loses exactly its isolated margin: the rest is the clearance fee, or (past
+        # the bankruptcy price) a negative one paid back by the insurance fund.
+        loss_so_far = -side * qty * (price - entry) + fee
+        clearance = wallet - loss_so_far
+        if clearance:
+            self.exchange.adjust_account(Money(-clearance, USDT))
+            self._balance = None
+        self.recorder.liquidations.append(
+            LiquidationRecord(ts, st.symbol, position.id.value, side, qty, entry, price, wallet, clearance)
+        )
+        self.recorder.event(ts, "LIQUIDATION", instrument=st.symbol, position_id=position.id.value, side=side,
+                            qty=qty, entry=entry, liquidation_price=price, margin_lost=wallet,
+                            clearance_fee=clearance)  # fmt: skip
+
+    # -- stop before take-profit ----------------------------------------------------------------
+
+    def _stop_before_target(self, st: InstrumentState, ts: int) -> None:
+        long = st.signed_qty > 0
+        exit_side = -1 if long else 1
+        stop_hit = target = None
+        for coid, (kind, side, price) in self._resting[st.symbol].items():
+            if side != exit_side:
+                continue
+            if kind == "stop" and (st.low <= price if long else st.high >= price):
+                stop_hit = coid
+            elif kind == "limit" and (st.high >= price if long else st.low <= price):
+                target = coid
+        if stop_hit is None or target is None:
+            return
+        order = self.cache.order(ClientOrderId(target))
+        self.exchange.get_matching_engine(st.instrument_id).cancel_order(order)
+        self.recorder.event(ts, "RISK_CHECK", check="stop_and_target_in_one_bar", instrument=st.symbol,
+                            action="take-profit cancelled, stop fills first (pessimistic)", target=target,
+                            stop=stop_hit)  # fmt: skip
+
+    # -- message-bus handlers -------------------------------------------------------------------
+
+    def _on_order_event(self, event) -> None:
+        st = self.by_instrument.get(event.instrument_id.value)
+        if st is None:
+            return
+        symbol = st.symbol
+        coid = event.client_order_id.value
+        if isinstance(event, OrderFilled):
+            self._on_fill(event, coid)
+            self._resting[symbol].pop(coid, None)
+        elif isinstance(event, OrderAccepted):
+            order = self.cache.order(event.client_order_id)
+            side = 1 if order.side == OrderSide.BUY else -1
+            if order.order_type == OrderType.STOP_MARKET:
+                self._resting[symbol][coid] = ("stop", side, order.trigger_price.as_double())
+            elif order.order_type == OrderType.LIMIT:
+                self._resting[symbol][coid] = ("limit", side, order.price.as_double())
+        elif isinstance(event, _CLOSING_EVENTS):
+            self._resting[symbol].pop(coid, None)
+            if isinstance(event, (OrderRejected, OrderDenied)):
+                self.recorder.event(event.ts_event, "ORDER_REJECTED", instrument=symbol, order_id=coid,
+                                    reason=event.reason)  # fmt: skip
+
+    def _on_fill(self, event: OrderFilled, coid: str) -> None:
+        st = self.by_instrument[event.instrument_id.value]
+        side = 1 if event.order_side == OrderSide.BUY else -1
+        price = event.last_px.as_double()
+        reference, estimated, economic = self.recorder.pricing.pop(coid, (price, 0.0, event.ts_event))
+        order = self.cache.order(event.client_order_id)
+        record = FillRecord(
+            ts_ns=event.ts_event, economic_ns=economic, instrument=st.symbol, order_id=coid, side=side,
+            qty=event.last_qty.as_double(), price=price, fee=event.commission.as_double(),
+            liquidity=event.liquidity_side.name, order_type=order.order_type.name,
+            reason=self.recorder.reasons.get(coid, "signal"), reference_price=reference,
+            slippage_estimated=estimated,
+            position_id=event.position_id.value if event.position_id is not None else "",
+        )  # fmt: skip
+        self.recorder.fills.append(record)
+        self._balance = None
+        self.recorder.event(event.ts_event, "FILL", instrument=st.symbol, order_id=coid, side=side, qty=record.qty,
+                            price=price, fee=record.fee, liquidity=record.liquidity, reason=record.reason,
+                            reference_price=reference)  # fmt: skip
+
+    def _on_position_event(self, event) -> None:
+        st = self.by_instrument.get(event.instrument_id.value)
+        if st is None:
+            return
+        new_qty = event.signed_qty
+        old_qty = st.signed_qty
+        if isinstance(event, PositionClosed) or new_qty == 0:
+            st.signed_qty, st.avg_px, st.wallet, st.liq_price = 0.0, 0.0, 0.0, 0.0
+            self.recorder.event(event.ts_event, "POSITION_CLOSE", instrument=st.symbol,
+                                position_id=event.position_id.value, realized_pnl=event.realized_pnl.as_double())  # fmt: skip
+            return
+        if isinstance(event, PositionOpened) or old_qty == 0 or old_qty * new_qty < 0:
+            st.trade_seq += 1
+            st.wallet = abs(new_qty) * event.avg_px_open / st.leverage
+            self.recorder.event(event.ts_event, "POSITION_OPEN", instrument=st.symbol,
+                                position_id=event.position_id.value, signed_qty=new_qty, avg_px=event.avg_px_open,
+                                margin=st.wallet)  # fmt: skip
+        elif isinstance(event, PositionChanged):
+            if abs(new_qty) > abs(old_qty):
+                st.wallet += (abs(new_qty) - abs(old_qty)) * event.last_px.as_double() / st.leverage
+            else:
+                st.wallet *= abs(new_qty) / abs(old_qty)
+        st.signed_qty = new_qty
+        st.avg_px = event.avg_px_open
+        st.position_id = event.position_id.value
+        self._update_liq_price(st)

@@ -1,0 +1,1 @@
+"""Validation stage: full-fidelity backtests (the core lives in ``vibe_quant.backtest``)."""
