@@ -24,7 +24,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "backtest_runs": [
         "id", "strategy_id", "sizing_config_id", "risk_config_id", "run_mode", "symbols", "timeframe",
         "start_date", "end_date", "parameters", "latency_preset", "status", "pid", "heartbeat_at", "started_at",
-        "completed_at", "error_message", "created_at",
+        "completed_at", "error_message", "created_at", "run_hash", "bundle_path",
     ],
     "backtest_results": [
         "id", "run_id", "total_return", "cagr", "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown",
@@ -156,7 +156,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 1  # 0001_initial.sql is the only migration
+    assert SCHEMA_VERSION == 2  # 0001_initial.sql, 0002_backtest_run_identity.sql
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
@@ -181,7 +181,8 @@ def _with_broken_migration(monkeypatch: pytest.MonkeyPatch) -> None:
         "INSERT INTO strategies (name, dsl_config) VALUES ('from_migration', '{}');\n"
         "SELEC oops;\n"
     )
-    monkeypatch.setattr(state_db, "_migrations", lambda: [*real, (2, "0002_broken.sql", broken)])
+    number = SCHEMA_VERSION + 1
+    monkeypatch.setattr(state_db, "_migrations", lambda: [*real, (number, f"{number:04d}_broken.sql", broken)])
 
 
 def test_failed_migration_leaves_database_at_old_version(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,13 +196,13 @@ def test_failed_migration_leaves_database_at_old_version(db_path: Path, monkeypa
 
     raw = sqlite3.connect(db_path)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchall() == []
         assert raw.execute("SELECT name FROM strategies").fetchall() == [("kept",)]
     finally:
         raw.close()
     monkeypatch.undo()
-    with StateManager(db_path) as db:  # still a healthy version-1 database
+    with StateManager(db_path) as db:  # still a healthy database at the current version
         assert [r["name"] for r in db.find("strategies")] == ["kept"]
 
 
@@ -214,7 +215,7 @@ def test_failed_migration_on_new_database_keeps_the_earlier_ones(
         connect(db_path)
     raw = sqlite3.connect(db_path)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert set(EXPECTED_COLUMNS) <= tables
         assert "half_done" not in tables
