@@ -38,6 +38,7 @@ from nautilus_trader.model.events import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    OrderSubmitted,
     PositionChanged,
     PositionClosed,
     PositionOpened,
@@ -213,6 +214,11 @@ class PerpVenueModule(SimulationModule):
         )  # fmt: skip
         self.recorder.forced[coid.value] = price
         self.recorder.reasons[coid.value] = "liquidation"
+        # Give the venue-made order an account, as a submitted order has: the portfolio only
+        # books a fill's PnL and fee into the balance for orders carrying one.
+        account_id = self.exchange.exec_client.account_id
+        order.apply(OrderSubmitted(position.trader_id, position.strategy_id, st.instrument_id, coid, account_id,
+                                   UUID4(), ts, ts))  # fmt: skip
         self.cache.add_order(order, position_id=position.id)
         engine.fill_market_order(order)
         fee = next((f.fee for f in reversed(self.recorder.fills) if f.order_id == coid.value), 0.0)
