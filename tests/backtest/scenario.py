@@ -49,7 +49,7 @@ class Scripted(PerpStrategy):
         for action in self.plan.get(self.i, []):
             if action[0] == "go":
                 _, direction, qty, *rest = action
-                stop, target = (rest + [None, None])[:2]
+                stop, target = [*rest, None, None][:2]
                 self.go(bar, direction, qty, stop=stop, target=target)
 
 
