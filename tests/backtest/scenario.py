@@ -67,7 +67,9 @@ def funding(rows: list[tuple[int, float]]) -> list[FundingRateUpdate]:
     """(minute offset from T0, rate) rows -> 8-hourly funding updates."""
     iid = InstrumentId.from_str(IID)
     return [
-        FundingRateUpdate(iid, Decimal(str(rate)), T0 + m * MIN, T0 + m * MIN, next_funding_ns=T0 + m * MIN + 8 * 3600 * 10**9)
+        FundingRateUpdate(
+            iid, Decimal(str(rate)), T0 + m * MIN, T0 + m * MIN, next_funding_ns=T0 + m * MIN + 8 * 3600 * 10**9
+        )
         for m, rate in rows
     ]
 
@@ -78,8 +80,11 @@ def run(rows, script: dict, funding_rows=(), monkeypatch=None, **config) -> Back
         monkeypatch.setitem(strategies.REGISTRY, "scripted", (__name__, "Scripted", "ScriptedConfig"))
     spec = InstrumentSpecs().get(SYMBOL)
     data = MarketData(
-        specs={SYMBOL: spec}, instruments={SYMBOL: crypto_perpetual(spec)}, bars={SYMBOL: bars(rows)},
-        funding={SYMBOL: funding(list(funding_rows))}, digest="scenario",
+        specs={SYMBOL: spec},
+        instruments={SYMBOL: crypto_perpetual(spec)},
+        bars={SYMBOL: bars(rows)},
+        funding={SYMBOL: funding(list(funding_rows))},
+        digest="scenario",
     )
     config.setdefault("mode", "screening")
     config.setdefault("prob_slippage", 0.0)

@@ -78,20 +78,20 @@ def liquidation_price(side: int, qty: float, entry: float, wallet: float, bracke
     if qty <= 0 or entry <= 0:
         raise ValueError(f"liquidation_price needs qty > 0 and entry > 0, got qty={qty}, entry={entry}")
     # The bracket depends on the notional at the liquidation price itself: try each bracket and
-    # keep the one whose range contains qty * LP (the formula is continuous across brackets).
-    best = 0.0
+    # keep the one whose range contains qty * LP. The formula is continuous across brackets, so
+    # a root on a boundary belongs to both; the tolerance keeps float rounding from missing it.
+    fallback = 0.0
     for b in brackets:
         denominator = qty * b.mmr - side * qty
         if denominator == 0:
             continue
-        lp = (wallet + b.cum - side * qty * entry) / denominator
-        if lp < 0:
-            lp = 0.0
+        lp = max((wallet + b.cum - side * qty * entry) / denominator, 0.0)
         notional = qty * lp
-        best = lp
-        if b.floor <= notional < b.cap:
+        tol = 1e-9 * max(b.cap, 1.0)
+        if b.floor - tol <= notional < b.cap + tol:
             return lp
-    return best
+        fallback = lp
+    return fallback
 
 
 def initial_margin(notional: float, leverage: float) -> float:

@@ -26,6 +26,7 @@ import yaml
 from vibe_quant import code_version
 from vibe_quant.backtest.config import BacktestConfig, parse_config
 from vibe_quant.backtest.ledger import Trade
+from vibe_quant.backtest.recorder import FillRecord, FundingRecord
 from vibe_quant.backtest.runner import BacktestResult
 from vibe_quant.backtest.stats import drawdown_series
 from vibe_quant.errors import UserError
@@ -147,6 +148,25 @@ def record_results(state: StateManager, run_row: int, result: BacktestResult, bu
     return result_id
 
 
+TRADE_COLUMNS = (
+    "symbol", "direction", "leverage", "entry_time", "exit_time", "entry_price", "exit_price", "quantity",
+    "entry_fee", "exit_fee", "funding_fees", "slippage_cost", "gross_pnl", "net_pnl", "roi_percent", "exit_reason",
+)  # fmt: skip
+# NautilusTrader's positions report columns (for runs without positions).
+POSITION_COLUMNS = (
+    "position_id", "trader_id", "strategy_id", "instrument_id", "account_id", "opening_order_id",
+    "closing_order_id", "entry", "side", "signed_qty", "quantity", "peak_qty", "ts_init", "ts_opened",
+    "ts_last", "ts_closed", "duration_ns", "avg_px_open", "avg_px_close", "realized_return",
+    "realized_pnl", "commissions",
+)  # fmt: skip
+
+
+def _csv(rows: list[dict], record_cls) -> str:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=[f.name for f in dataclasses.fields(record_cls)]).to_csv(index=False)
+
+
 def trade_row(t: Trade) -> dict:
     return {
         "symbol": t.symbol, "direction": t.direction, "leverage": round(t.leverage),
@@ -185,11 +205,16 @@ def write_bundle(home: Home, result: BacktestResult, data_digest: str) -> Path:
             "bars_processed": result.bars_processed, "elapsed_s": result.elapsed_s,
         }  # fmt: skip
         put("summary.json", json.dumps(summary, indent=2) + "\n")
-        put("fills.csv", pd.DataFrame([dataclasses.asdict(f) for f in result.recorder.fills]).to_csv(index=False))
-        put("trades.csv", pd.DataFrame([trade_row(t) for t in result.trades]).to_csv(index=False))
-        put("funding.csv", pd.DataFrame([dataclasses.asdict(f) for f in result.recorder.funding]).to_csv(index=False))
+        # Empty tables keep their header so every file reads back as a table.
+        put("fills.csv", _csv([dataclasses.asdict(f) for f in result.recorder.fills], FillRecord))
+        put(
+            "trades.csv", pd.DataFrame([trade_row(t) for t in result.trades], columns=TRADE_COLUMNS).to_csv(index=False)
+        )
+        put("funding.csv", _csv([dataclasses.asdict(f) for f in result.recorder.funding], FundingRecord))
         positions = result.positions_report
-        put("positions.csv", positions.to_csv() if positions is not None and len(positions) else "")
+        if positions is None or not len(positions):
+            positions = pd.DataFrame(columns=POSITION_COLUMNS).set_index("position_id")
+        put("positions.csv", positions.to_csv())
         equity = pa.table({
             "ts": pa.array(result.equity_ts, pa.int64()), "equity": pa.array(result.equity, pa.float64()),
             "drawdown": pa.array(drawdown_series(result.equity) if len(result.equity) else np.empty(0)),

@@ -147,17 +147,37 @@ def _overlaps(name: str, start_ns: int, end_ns: int) -> bool:
 
 
 def strategy_params(config: BacktestConfig):
-    """Return ``(strategy_cls, config_cls, module)`` after checking `config.params` names and types."""
+    """Return ``(strategy_cls, config_cls, module)`` after checking the strategy, its parameter
+    names, their types and values (the strategy's ``check``), before any engine or row exists.
+
+    Raises
+    ------
+    ConfigError
+        Unknown strategy or parameter (with a did-you-mean), a value of the wrong type, or
+        parameters the strategy rejects.
+    """
     strategy_cls, config_cls, module = resolve(config.strategy)
-    fields = set(config_cls.__struct_fields__) - {"instrument_id", "bar_type"}
-    own = {f for f in fields if f in config_cls.__annotations__}
+    own = set(config_cls.__annotations__) - {"instrument_id", "bar_type"}
     for name in config.params:
         if name not in own:
             raise ConfigError(
                 f"strategy {config.strategy!r} has no parameter {name!r}; parameters: {', '.join(sorted(own))}."
                 + did_you_mean(name, own)
             )
+    strategy_config(config, config_cls, "CHECK-PERP.BINANCE", "CHECK-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL", 0)
+    strategy_cls.check(
+        strategy_config(config, config_cls, "X-PERP.BINANCE", "X-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL", 0)
+    )
     return strategy_cls, config_cls, module
+
+
+def strategy_config(config: BacktestConfig, config_cls, instrument_id: str, bar_type: str, index: int):
+    """Build the strategy's NautilusTrader config from `config.params` (types converted)."""
+    data = {**config.params, "instrument_id": instrument_id, "bar_type": bar_type, "order_id_tag": f"{index + 1:03d}"}
+    try:
+        return msgspec.convert(data, config_cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"strategy {config.strategy!r} parameters: {exc}") from exc
 
 
 def run_id_for(config: BacktestConfig, data: MarketData) -> str:
@@ -277,16 +297,10 @@ def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = 
         engine.add_data(all_bars)
         taker = {s: float(i.taker_fee) for s, i in zip(cfg.symbols, instruments, strict=True)}
         for i, symbol in enumerate(cfg.symbols):
-            params = dict(cfg.params)
-            try:
-                strategy_config = msgspec.convert(
-                    {**params, "instrument_id": str(instruments[i].id), "bar_type": str(data.bars[symbol][0].bar_type),
-                     "order_id_tag": f"{i + 1:03d}"},
-                    config_cls, strict=False,
-                )  # fmt: skip
-            except msgspec.ValidationError as exc:
-                raise ConfigError(f"strategy {cfg.strategy!r} parameters: {exc}") from exc
-            strategy = strategy_cls(strategy_config)
+            strategy_cfg = strategy_config(
+                cfg, config_cls, str(instruments[i].id), str(data.bars[symbol][0].bar_type), i
+            )
+            strategy = strategy_cls(strategy_cfg)
             strategy.ctx = RunContext(module, recorder, states[instruments[i].id].leverage, taker[symbol])
             engine.add_strategy(strategy)
         t0 = time.perf_counter()
@@ -295,8 +309,6 @@ def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = 
         module.finish()
         fills_report = engine.trader.generate_order_fills_report()
         positions_report = engine.trader.generate_positions_report()
-    except ValueError as exc:  # strategy parameter checks raise ValueError in setup()
-        raise ConfigError(f"strategy {cfg.strategy!r}: {exc}") from exc
     finally:
         engine.dispose()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vibe_quant.backtest.config import BacktestConfig
 from vibe_quant.backtest.persist import Heartbeat, create_run, record_results, write_bundle
-from vibe_quant.backtest.runner import BacktestResult, load_market_data, run_backtest, run_id_for
+from vibe_quant.backtest.runner import BacktestResult, load_market_data, run_backtest, run_id_for, strategy_params
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
 from vibe_quant.state import StateManager
@@ -20,6 +20,7 @@ def execute(
     The row goes pending -> running (pid, heartbeat) -> completed, or failed with the error.
     Returns ``(run_row, result, bundle_path)``.
     """
+    strategy_params(config)  # unknown strategy/parameters: refuse before any row exists
     home.ensure()
     with StateManager(home.db_path) as state:
         if run_row is None:

@@ -27,7 +27,9 @@ def simple_returns(values: np.ndarray) -> np.ndarray:
 
 
 def daily_closes(ts_ns: np.ndarray, equity: np.ndarray, start_equity: float, start_ns: int) -> np.ndarray:
-    """Return the equity at the end of each UTC day, preceded by `start_equity`.
+    """Return the equity at the end of each UTC day from `start_ns`'s day, preceded by `start_equity`.
+
+    Days without a sample carry the previous close forward, so every calendar day counts once.
 
     Parameters
     ----------
@@ -43,14 +45,22 @@ def daily_closes(ts_ns: np.ndarray, equity: np.ndarray, start_equity: float, sta
     Returns
     -------
     ndarray, shape (days + 1,)
+        ``days`` runs from the start day to the day of the last sample.
     """
     if len(ts_ns) == 0:
         return np.array([start_equity], dtype=float)
     # A sample stamped exactly at midnight closes the previous day.
-    day = (np.asarray(ts_ns, dtype=np.int64) - 1) // NS_PER_DAY
+    day = (np.asarray(ts_ns, dtype=np.int64) - 1) // NS_PER_DAY - start_ns // NS_PER_DAY
+    day = np.maximum(day, 0)
+    n = int(day[-1]) + 1
     last = np.flatnonzero(np.diff(day, append=day[-1] + 1))
-    closes = np.asarray(equity, dtype=float)[last]
-    return np.concatenate(([start_equity], closes))
+    closes = np.full(n, np.nan)
+    closes[day[last]] = np.asarray(equity, dtype=float)[last]
+    filled = np.concatenate(([start_equity], closes))
+    for i in range(1, filled.size):  # forward-fill days without samples
+        if np.isnan(filled[i]):
+            filled[i] = filled[i - 1]
+    return filled
 
 
 def sharpe_ratio(returns: np.ndarray, periods_per_year: float) -> float:
@@ -62,7 +72,11 @@ def sharpe_ratio(returns: np.ndarray, periods_per_year: float) -> float:
     if r.size < 2:
         return math.nan
     sd = r.std(ddof=1)
-    return math.nan if sd == 0 else float(r.mean() / sd * math.sqrt(periods_per_year))
+    mean = r.mean()
+    # Constant returns leave float noise (~1e-17) in the deviation: that is zero volatility.
+    if sd <= 1e-12 * max(abs(mean), 1e-12):
+        return math.nan
+    return float(mean / sd * math.sqrt(periods_per_year))
 
 
 def sortino_ratio(returns: np.ndarray, periods_per_year: float) -> float:
@@ -100,14 +114,18 @@ def max_drawdown(equity: np.ndarray) -> float:
 
 
 def max_drawdown_duration_ns(ts_ns: np.ndarray, equity: np.ndarray) -> int:
-    """Longest time spent below a previous peak (until recovery, or the end), in ns."""
+    """Longest time from a peak until equity is back at it (or until the end), in ns."""
     e = np.asarray(equity, dtype=float)
     t = np.asarray(ts_ns, dtype=np.int64)
     if e.size == 0:
         return 0
     at_peak = e >= np.maximum.accumulate(e)
     last_peak = np.maximum.accumulate(np.where(at_peak, np.arange(e.size), 0))
-    return int((t - t[last_peak]).max())
+    recovered = np.flatnonzero(at_peak[1:] & ~at_peak[:-1]) + 1  # back at the peak after a drawdown
+    spans = [int(t[i] - t[last_peak[i - 1]]) for i in recovered]
+    if not at_peak[-1]:
+        spans.append(int(t[-1] - t[last_peak[-1]]))
+    return max(spans, default=0)
 
 
 def cagr(start_equity: float, end_equity: float, days: float) -> float:

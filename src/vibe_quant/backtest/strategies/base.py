@@ -67,6 +67,10 @@ class PerpStrategy(Strategy):
     def setup(self) -> None:
         """Create and register indicators (override)."""
 
+    @classmethod
+    def check(cls, config: PerpStrategyConfig) -> None:
+        """Reject impossible parameters before any engine starts (override; raise ConfigError)."""
+
     # -- state ----------------------------------------------------------------------------------
 
     def position_qty(self) -> float:

@@ -8,6 +8,7 @@ from nautilus_trader.indicators import ExponentialMovingAverage
 from nautilus_trader.model.data import Bar
 
 from vibe_quant.backtest.strategies.base import PerpStrategy, PerpStrategyConfig
+from vibe_quant.errors import ConfigError
 
 
 class EmaCrossConfig(PerpStrategyConfig, frozen=True, kw_only=True):
@@ -20,10 +21,15 @@ class EmaCrossConfig(PerpStrategyConfig, frozen=True, kw_only=True):
 class EmaCross(PerpStrategy):
     """Trend-following EMA crossover, reversing through flat (close, then open)."""
 
+    @classmethod
+    def check(cls, cfg: EmaCrossConfig) -> None:
+        if not 0 < cfg.fast < cfg.slow:
+            raise ConfigError(f"ema_cross needs 0 < fast < slow, got fast={cfg.fast}, slow={cfg.slow}")
+        if cfg.exposure <= 0:
+            raise ConfigError(f"ema_cross exposure must be > 0, got {cfg.exposure}")
+
     def setup(self) -> None:
         cfg: EmaCrossConfig = self.config
-        if not 0 < cfg.fast < cfg.slow:
-            raise ValueError(f"ema_cross needs 0 < fast < slow, got fast={cfg.fast}, slow={cfg.slow}")
         self.fast = ExponentialMovingAverage(cfg.fast)
         self.slow = ExponentialMovingAverage(cfg.slow)
         self.register_indicator_for_bars(self.bar_type, self.fast)

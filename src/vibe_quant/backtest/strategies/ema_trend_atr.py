@@ -8,6 +8,7 @@ from nautilus_trader.indicators import AverageTrueRange, ExponentialMovingAverag
 from nautilus_trader.model.data import Bar
 
 from vibe_quant.backtest.strategies.base import PerpStrategy, PerpStrategyConfig
+from vibe_quant.errors import ConfigError
 
 
 class EmaTrendAtrConfig(PerpStrategyConfig, frozen=True, kw_only=True):
@@ -23,12 +24,17 @@ class EmaTrendAtrConfig(PerpStrategyConfig, frozen=True, kw_only=True):
 class EmaTrendAtr(PerpStrategy):
     """Cross entries with ATR bracket exits; an opposite cross reverses (close, then open)."""
 
+    @classmethod
+    def check(cls, cfg: EmaTrendAtrConfig) -> None:
+        if not 0 < cfg.fast < cfg.slow:
+            raise ConfigError(f"ema_trend_atr needs 0 < fast < slow, got fast={cfg.fast}, slow={cfg.slow}")
+        if not 0 < cfg.risk < 1:
+            raise ConfigError(f"ema_trend_atr risk must be in (0, 1), got {cfg.risk}")
+        if cfg.atr_period < 1 or cfg.stop_atr <= 0 or cfg.target_atr <= 0:
+            raise ConfigError("ema_trend_atr needs atr_period >= 1, stop_atr > 0 and target_atr > 0")
+
     def setup(self) -> None:
         cfg: EmaTrendAtrConfig = self.config
-        if not 0 < cfg.fast < cfg.slow:
-            raise ValueError(f"ema_trend_atr needs 0 < fast < slow, got fast={cfg.fast}, slow={cfg.slow}")
-        if not 0 < cfg.risk < 1:
-            raise ValueError(f"risk must be in (0, 1), got {cfg.risk}")
         self.fast = ExponentialMovingAverage(cfg.fast)
         self.slow = ExponentialMovingAverage(cfg.slow)
         self.atr = AverageTrueRange(cfg.atr_period)
