@@ -117,7 +117,13 @@ def measure(target, repeat: int) -> dict:
         queue = ctx.Queue()
         proc = ctx.Process(target=target, args=(queue,))
         proc.start()
-        result = queue.get(timeout=1800)
+        result = None
+        while result is None:
+            try:
+                result = queue.get(timeout=5)
+            except Exception:  # queue.Empty: check the child is still alive
+                if not proc.is_alive():
+                    raise RuntimeError(f"{target.__name__} died with exit code {proc.exitcode}") from None
         proc.join()
         runs.append(result)
     seconds = [r["seconds"] for r in runs]

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
 from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.model.book import OrderBook
 from nautilus_trader.model.data import BookOrder
@@ -78,11 +78,16 @@ def round_adverse(price: float, tick: float, side: int) -> float:
 
 @dataclass
 class InstrumentState:
-    """Per-instrument market and position state the venue module keeps up to date."""
+    """Per-instrument market and position state shared by the venue module, fill model and
+    strategies.
+
+    The execution bars are known before the run, so their fields sit in plain lists and the
+    venue module only advances ``i`` as the engine processes each bar: reading a float from a
+    list costs a fraction of converting a NautilusTrader ``Price`` on every bar.
+    """
 
     instrument_id: object
     symbol: str
-    exec_bar_type: object
     bar_ns: int
     tick: float
     price_precision: int
@@ -90,16 +95,13 @@ class InstrumentState:
     leverage: float
     brackets: tuple[Bracket, ...]
     vol_window: int
-    # market: the execution bar being (or last) processed
-    bar_open_ns: int = 0
-    bar_ts: int = 0
-    open: float = math.nan
-    high: float = math.nan
-    low: float = math.nan
-    close: float = math.nan
-    volume: float = math.nan
-    closes: deque = field(default_factory=deque)
-    volumes: deque = field(default_factory=deque)
+    ts: list = field(default_factory=list)  # bar close times (ns)
+    opens: list = field(default_factory=list)
+    highs: list = field(default_factory=list)
+    lows: list = field(default_factory=list)
+    closes: list = field(default_factory=list)
+    volumes: list = field(default_factory=list)
+    i: int = -1  # index of the bar being (or last) processed
     # position (NETTING: at most one per instrument)
     signed_qty: float = 0.0
     avg_px: float = 0.0
@@ -110,24 +112,76 @@ class InstrumentState:
     # funding schedule: sorted (snapshot_ns, rate, interval_hours) and the next index to settle
     funding: list = field(default_factory=list)
     next_funding: int = 0
+    vols: list = field(default_factory=list)  # per bar: volatility from the bars before it
+    avg_volumes: list = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.closes = deque(maxlen=self.vol_window + 1)
-        self.volumes = deque(maxlen=self.vol_window)
+    @classmethod
+    def from_bars(cls, bars: list, **fields) -> InstrumentState:
+        st = cls(**fields)
+        st.ts = [b.ts_init for b in bars]
+        st.opens = [b.open.as_double() for b in bars]
+        st.highs = [b.high.as_double() for b in bars]
+        st.lows = [b.low.as_double() for b in bars]
+        st.closes = [b.close.as_double() for b in bars]
+        st.volumes = [b.volume.as_double() for b in bars]
+        st.vols, st.avg_volumes = rolling_inputs(np.asarray(st.closes), np.asarray(st.volumes), st.vol_window)
+        return st
+
+    @property
+    def open(self) -> float:
+        return self.opens[self.i] if self.i >= 0 else math.nan
+
+    @property
+    def close(self) -> float:
+        return self.closes[self.i] if self.i >= 0 else math.nan
+
+    @property
+    def bar_ts(self) -> int:
+        return self.ts[self.i]
+
+    @property
+    def bar_open_ns(self) -> int:
+        return self.ts[self.i] - self.bar_ns
 
     def volatility(self) -> float:
-        """Std of the last ``vol_window`` bar-to-bar price changes (price units); 0 when unknown."""
-        c = self.closes
-        n = len(c)
-        if n < 3:
-            return 0.0
-        diffs = [c[i] - c[i - 1] for i in range(1, n)]
-        mean = sum(diffs) / len(diffs)
-        return math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+        """Std of the bar-to-bar close changes over the ``vol_window`` bars before the current one."""
+        return self.vols[self.i] if self.i >= 0 else 0.0
 
     def avg_volume(self) -> float:
-        v = self.volumes
-        return sum(v) / len(v) if v else 0.0
+        """Mean volume of the ``vol_window`` bars before the current one (0 if none)."""
+        return self.avg_volumes[self.i] if self.i >= 0 else 0.0
+
+
+def rolling_inputs(closes: np.ndarray, volumes: np.ndarray, window: int) -> tuple[list, list]:
+    """Per bar ``i``: std (ddof 1) of the close changes and mean volume of the `window` bars
+    before ``i`` (bar ``i`` itself excluded: a fill at its open cannot know it).
+
+    Shorter histories use what exists (0 until three closes are known). Computed once per run
+    with prefix sums instead of per fill.
+    """
+    n = closes.size
+    vols = np.zeros(n)
+    avg = np.zeros(n)
+    if n == 0:
+        return [], []
+    diffs = np.diff(closes)  # diffs[k] = closes[k+1] - closes[k]
+    c1 = np.concatenate(([0.0], np.cumsum(diffs)))
+    c2 = np.concatenate(([0.0], np.cumsum(diffs * diffs)))
+    cv = np.concatenate(([0.0], np.cumsum(volumes)))
+    idx = np.arange(n)
+    # changes among closes[max(0, i-window-1) : i]: diffs[lo : i-1]
+    lo = np.maximum(0, idx - window - 1)
+    hi = np.maximum(idx - 1, lo)
+    m = hi - lo
+    s1 = c1[hi] - c1[lo]
+    s2 = c2[hi] - c2[lo]
+    ok = m >= 2
+    var = np.where(ok, (s2 - s1 * s1 / np.maximum(m, 1)) / np.maximum(m - 1, 1), 0.0)
+    vols = np.sqrt(np.maximum(var, 0.0))
+    vlo = np.maximum(0, idx - window)
+    count = idx - vlo
+    avg = np.where(count > 0, (cv[idx] - cv[vlo]) / np.maximum(count, 1), 0.0)
+    return vols.tolist(), avg.tolist()
 
 
 class PerpFillModel(FillModel):

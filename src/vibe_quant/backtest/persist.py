@@ -221,7 +221,7 @@ def write_bundle(home: Home, result: BacktestResult, data_digest: str) -> Path:
         })  # fmt: skip
         pq.write_table(equity, staging.path(f"{rid}/equity.parquet"))
         staging.add(f"{rid}/equity.parquet", OnExists.REPLACE)
-        events = sorted(result.recorder.events, key=lambda e: e["ts"])  # stable: same-ts order kept
+        events = result.recorder.all_events()
         lines = (
             json.dumps({"time": iso(e["ts"]), "run_id": rid, **{k: clean(v) for k, v in e.items()}}) for e in events
         )

@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+# Order of events stamped with the same time: cause before effect.
+_RANK = {"SIGNAL": 0, "RISK_CHECK": 1, "ORDER": 2, "ORDER_REJECTED": 3, "FUNDING": 3, "FILL": 4,
+         "LIQUIDATION": 5, "POSITION_CLOSE": 6, "POSITION_OPEN": 7}  # fmt: skip
+
+
 @dataclass
 class FillRecord:
     """One execution as the venue produced it, plus what our model priced it from."""
@@ -75,6 +80,16 @@ class RunRecorder:
     def event(self, ts_ns: int, kind: str, **fields) -> None:
         """Append a structured event (SIGNAL, ORDER, FILL, POSITION_OPEN, ...)."""
         self.events.append({"ts": ts_ns, "type": kind, **fields})
+
+    def all_events(self) -> list[dict]:
+        """Every event, FILLs included (built from the fill records), in time order."""
+        fills = [
+            {"ts": f.ts_ns, "type": "FILL", "instrument": f.instrument, "order_id": f.order_id, "side": f.side,
+             "qty": f.qty, "price": f.price, "fee": f.fee, "liquidity": f.liquidity, "reason": f.reason,
+             "reference_price": f.reference_price}
+            for f in self.fills
+        ]  # fmt: skip
+        return sorted([*self.events, *fills], key=lambda e: (e["ts"], _RANK.get(e["type"], 9)))
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:

@@ -258,11 +258,10 @@ def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = 
             raise ConfigError(
                 f"leverage {leverage:g} for {symbol} exceeds its maximum {spec.margin_tiers[0].max_leverage}"
             )
-        st = InstrumentState(
-            instrument_id=instrument.id, symbol=symbol, exec_bar_type=data.bars[symbol][0].bar_type,
-            bar_ns=tf.step_ms * NS_PER_MS, tick=float(spec.tick_size), price_precision=spec.price_precision,
-            size_precision=spec.size_precision, leverage=leverage, brackets=brackets_from_spec(spec),
-            vol_window=cfg.vol_window,
+        st = InstrumentState.from_bars(
+            data.bars[symbol], instrument_id=instrument.id, symbol=symbol, bar_ns=tf.step_ms * NS_PER_MS,
+            tick=float(spec.tick_size), price_precision=spec.price_precision, size_precision=spec.size_precision,
+            leverage=leverage, brackets=brackets_from_spec(spec), vol_window=cfg.vol_window,
         )  # fmt: skip
         # Binance stamps settlements a few ms after the hour: the snapshot is the whole second.
         st.funding = [
@@ -277,7 +276,10 @@ def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = 
     # that is what makes market orders fill at the next open (see execution.py).
     latency = LatencyModel(base_latency_nanos=max(base, 1), insert_latency_nanos=insert,
                            update_latency_nanos=update, cancel_latency_nanos=cancel)  # fmt: skip
-    module = PerpVenueModule(states, recorder, VENUE)
+    # The engine replays bars in (ts, insertion) order: the venue module indexes its lists by
+    # the same merged sequence instead of looking up each bar's type (see venue.py).
+    all_bars, owners = merged_bars(cfg.symbols, data, states)
+    module = PerpVenueModule(states, recorder, owners, VENUE)
     fill_model = PerpFillModel(
         states, recorder, cfg.mode, cfg.spread_ticks, cfg.impact, max(base, 1) + insert,
         cfg.prob_fill_on_limit, cfg.prob_slippage, cfg.seed,
@@ -293,8 +295,7 @@ def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = 
         )  # fmt: skip
         for instrument in instruments:
             engine.add_instrument(instrument)
-        all_bars = [bar for symbol in cfg.symbols for bar in data.bars[symbol]]
-        engine.add_data(all_bars)
+        engine.add_data(all_bars, sort=False)
         taker = {s: float(i.taker_fee) for s, i in zip(cfg.symbols, instruments, strict=True)}
         for i, symbol in enumerate(cfg.symbols):
             strategy_cfg = strategy_config(
@@ -307,6 +308,7 @@ def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = 
         engine.run()
         elapsed = time.perf_counter() - t0
         module.finish()
+        recorder.equity_ts, recorder.equity = module.equity_curve()
         fills_report = engine.trader.generate_order_fills_report()
         positions_report = engine.trader.generate_positions_report()
     finally:
@@ -315,6 +317,14 @@ def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = 
     result = _assemble(cfg, recorder, states, run_id or "", len(all_bars), elapsed)
     result.fills_report, result.positions_report = fills_report, positions_report
     return result
+
+
+def merged_bars(symbols, data: MarketData, states: dict) -> tuple[list, list]:
+    """Return all execution bars sorted by close time (ties in symbol order) and their owners."""
+    by_symbol = {st.symbol: st for st in states.values()}
+    tagged = [(bar.ts_init, k, bar) for k, symbol in enumerate(symbols) for bar in data.bars[symbol]]
+    tagged.sort(key=lambda t: (t[0], t[1]))
+    return [t[2] for t in tagged], [by_symbol[symbols[t[1]]] for t in tagged]
 
 
 def _assemble(

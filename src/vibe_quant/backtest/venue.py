@@ -24,13 +24,12 @@ each bar's close) in the :class:`~vibe_quant.backtest.recorder.RunRecorder`.
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 from nautilus_trader.backtest.modules import SimulationModule, SimulationModuleConfig
 from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.data import Bar
-from nautilus_trader.model.enums import OrderSide, OrderType
+from nautilus_trader.model.enums import OrderSide, OrderType, liquidity_side_to_str, order_type_to_str
 from nautilus_trader.model.events import (
     OrderAccepted,
     OrderCanceled,
@@ -51,7 +50,7 @@ from vibe_quant.backtest.execution import InstrumentState, round_adverse
 from vibe_quant.backtest.margin import liquidation_price
 from vibe_quant.backtest.recorder import FillRecord, FundingRecord, LiquidationRecord, RunRecorder
 
-_CLOSING_EVENTS = (OrderCanceled, OrderExpired, OrderRejected, OrderDenied)
+_CLOSING_EVENTS = frozenset((OrderCanceled, OrderExpired, OrderRejected, OrderDenied))
 
 
 class PerpVenueModule(SimulationModule):
@@ -67,83 +66,107 @@ class PerpVenueModule(SimulationModule):
     venue : str, default "BINANCE"
     """
 
-    def __init__(self, states: dict, recorder: RunRecorder, venue: str = "BINANCE"):
+    def __init__(self, states: dict, recorder: RunRecorder, sequence: list, venue: str = "BINANCE"):
         super().__init__(SimulationModuleConfig())
         self.states = states
-        self.by_bar_type = {st.exec_bar_type: st for st in states.values()}
+        self.state_list = list(states.values())
         self.by_instrument = {str(iid): st for iid, st in states.items()}
+        self.sequence = sequence  # owner state of the k-th bar the engine processes (None: not ours)
         self.recorder = recorder
         self.venue = Venue(venue)
+        self._k = -1
         self._subscribed = False
         self._last_ts = 0
         self._balance: float | None = None  # cached account balance; None when it may have changed
+        self._dirty = True  # balance or positions changed since the last change point
         # resting stop/limit orders by symbol: client order id -> (kind, side, price)
-        self._resting: dict[str, dict[str, tuple[str, int, float]]] = {st.symbol: {} for st in states.values()}
+        self._resting: dict[str, dict[str, tuple[str, int, float]]] = {st.symbol: {} for st in self.state_list}
         self._liquidations = 0
+        # Change points of (ts, balance, signed qty per state, avg price per state): the equity
+        # curve is rebuilt from them and the bars after the run (see equity_curve()).
+        self.changes: list[tuple[int, float, tuple, tuple]] = []
 
     # -- bar processing (before matching) -----------------------------------------------------
 
     def pre_process(self, data) -> None:
-        if not isinstance(data, Bar):
+        if data.__class__ is not Bar:
             return
-        st = self.by_bar_type.get(data.bar_type)
+        self._k += 1
+        st = self.sequence[self._k]
         if st is None:
             return
+        st.i += 1
+        i = st.i
+        ts = st.ts[i]
+        if data.ts_init != ts:  # the engine must replay exactly the bars we indexed
+            raise RuntimeError(f"bar sequence out of step at {data.bar_type} {data.ts_init} (expected {ts})")
         if not self._subscribed:
             self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
             self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
             self._subscribed = True
-        ts = data.ts_init
         if ts > self._last_ts:
-            if self._last_ts:
-                self.snapshot(self._last_ts)
+            if self._dirty:
+                self._record_change(self._last_ts)
             self._last_ts = ts
-        open_ns = ts - st.bar_ns
-        if st.next_funding < len(st.funding) and st.funding[st.next_funding][0] <= open_ns:
-            self._settle_funding(st, open_ns)
-        if not math.isnan(st.close):  # statistics of bars before this one only (no look-ahead)
-            st.closes.append(st.close)
-            st.volumes.append(st.volume)
-        st.bar_open_ns, st.bar_ts = open_ns, ts
-        st.open, st.high, st.low, st.close = (
-            data.open.as_double(), data.high.as_double(), data.low.as_double(), data.close.as_double(),
-        )  # fmt: skip
-        st.volume = data.volume.as_double()
-        if st.signed_qty:
-            self._check_liquidation(st, ts)
-        if st.signed_qty and self._resting[st.symbol]:
-            self._stop_before_target(st, ts)
+        if st.next_funding < len(st.funding) and st.funding[st.next_funding][0] <= ts - st.bar_ns:
+            self._settle_funding(st, ts - st.bar_ns)
+        qty = st.signed_qty
+        if qty:
+            # fast path inline: most bars are nowhere near the liquidation price
+            lp = st.liq_price
+            if (qty > 0 and lp > 0 and st.lows[i] <= lp) or (qty < 0 and st.highs[i] >= lp):
+                self._check_liquidation(st, ts)
+            if st.signed_qty and self._resting[st.symbol]:
+                self._stop_before_target(st, ts)
 
     def process(self, ts_now: int) -> None:
         return None
 
-    def snapshot(self, ts: int) -> None:
-        """Append the equity at `ts`: account balance plus unrealised PnL at each last close."""
+    def _record_change(self, ts: int) -> None:
         if self._balance is None:
-            account = self.cache.account_for_venue(self.venue)
-            self._balance = account.balance_total(USDT).as_double()
-        equity = self._balance
-        for st in self.by_bar_type.values():
-            if st.signed_qty:
-                equity += st.signed_qty * (st.close - st.avg_px)
-        self.recorder.equity_ts.append(ts)
-        self.recorder.equity.append(equity)
+            self._balance = self.cache.account_for_venue(self.venue).balance_total(USDT).as_double()
+        self.changes.append((
+            ts, self._balance, tuple(st.signed_qty for st in self.state_list),
+            tuple(st.avg_px for st in self.state_list),
+        ))  # fmt: skip
+        self._dirty = False
 
     def finish(self) -> None:
-        """Record the last equity point (call after the engine ran)."""
-        if self._last_ts:
-            self.snapshot(self._last_ts)
+        """Record the state after the last bar (call after the engine ran)."""
+        if self._dirty or not self.changes:
+            self._record_change(self._last_ts)
+
+    def equity_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return (bar close times, equity) with equity = balance + unrealised PnL at each close."""
+        times = np.unique(np.concatenate([np.asarray(st.ts[: st.i + 1], dtype=np.int64) for st in self.state_list]))
+        if times.size == 0:
+            return times, np.empty(0)
+        change_ts = np.array([c[0] for c in self.changes], dtype=np.int64)
+        idx = np.searchsorted(change_ts, times, side="right") - 1
+        idx = np.maximum(idx, 0)
+        equity = np.array([c[1] for c in self.changes])[idx]
+        qty = np.array([c[2] for c in self.changes])[idx]
+        avg = np.array([c[3] for c in self.changes])[idx]
+        for j, st in enumerate(self.state_list):
+            st_ts = np.asarray(st.ts[: st.i + 1], dtype=np.int64)
+            pos = np.searchsorted(st_ts, times, side="right") - 1  # last close at or before t
+            closes = np.asarray(st.closes[: st.i + 1])[np.maximum(pos, 0)]
+            held = qty[:, j] != 0
+            equity = equity + np.where(held, qty[:, j] * (closes - avg[:, j]), 0.0)
+        return times, equity
 
     def equity(self) -> float:
         """Current equity at the last closes (for strategies' sizing and margin checks)."""
         if self._balance is None:
             self._balance = self.cache.account_for_venue(self.venue).balance_total(USDT).as_double()
-        return self._balance + sum(
-            st.signed_qty * (st.close - st.avg_px) for st in self.by_bar_type.values() if st.signed_qty
-        )
+        return self._balance + sum(st.signed_qty * (st.close - st.avg_px) for st in self.state_list if st.signed_qty)
+
+    def resting(self, instrument_id: str) -> dict:
+        """Resting stop/limit orders of an instrument: client order id -> (kind, side, price)."""
+        return self._resting[self.by_instrument[instrument_id].symbol]
 
     def used_margin(self) -> float:
-        return sum(st.wallet for st in self.by_bar_type.values() if st.signed_qty)
+        return sum(st.wallet for st in self.state_list if st.signed_qty)
 
     # -- funding ------------------------------------------------------------------------------
 
@@ -151,12 +174,14 @@ class PerpVenueModule(SimulationModule):
         while st.next_funding < len(st.funding) and st.funding[st.next_funding][0] <= upto_ns:
             snapshot_ns, rate, _hours = st.funding[st.next_funding]
             st.next_funding += 1
-            if not st.signed_qty or math.isnan(st.close):
+            if not st.signed_qty:
                 continue
-            mark = st.close  # last trade before the snapshot (mark-price klines come later)
+            # Mark: the last trade before the snapshot (the previous close); mark-price klines
+            # come with the derivatives datasets. Never the current bar's close (look-ahead).
+            mark = st.closes[st.i - 1] if st.i > 0 else st.opens[st.i]
             amount = st.signed_qty * mark * rate
             self.exchange.adjust_account(Money(-amount, USDT))
-            self._balance = None
+            self._balance, self._dirty = None, True
             st.wallet -= amount
             self._update_liq_price(st)
             self.recorder.funding.append(
@@ -176,8 +201,9 @@ class PerpVenueModule(SimulationModule):
 
     def _check_liquidation(self, st: InstrumentState, ts: int) -> None:
         lp = st.liq_price
+        low, high = st.lows[st.i], st.highs[st.i]
         if st.signed_qty > 0:
-            if lp <= 0 or st.low > lp:
+            if lp <= 0 or low > lp:
                 return
             # A resting sell stop above the liquidation price fires first on the way down,
             # unless the bar opened below the liquidation price.
@@ -186,7 +212,7 @@ class PerpVenueModule(SimulationModule):
             ):
                 return
         else:
-            if st.high < lp:
+            if high < lp:
                 return
             if st.open < lp and any(
                 kind == "stop" and side > 0 and price <= lp for kind, side, price in self._resting[st.symbol].values()
@@ -228,7 +254,7 @@ class PerpVenueModule(SimulationModule):
         clearance = wallet - loss_so_far
         if clearance:
             self.exchange.adjust_account(Money(-clearance, USDT))
-            self._balance = None
+            self._balance, self._dirty = None, True
         self.recorder.liquidations.append(
             LiquidationRecord(ts, st.symbol, position.id.value, side, qty, entry, price, wallet, clearance)
         )
@@ -240,14 +266,15 @@ class PerpVenueModule(SimulationModule):
 
     def _stop_before_target(self, st: InstrumentState, ts: int) -> None:
         long = st.signed_qty > 0
+        low, high = st.lows[st.i], st.highs[st.i]
         exit_side = -1 if long else 1
         stop_hit = target = None
         for coid, (kind, side, price) in self._resting[st.symbol].items():
             if side != exit_side:
                 continue
-            if kind == "stop" and (st.low <= price if long else st.high >= price):
+            if kind == "stop" and (low <= price if long else high >= price):
                 stop_hit = coid
-            elif kind == "limit" and (st.high >= price if long else st.low <= price):
+            elif kind == "limit" and (high >= price if long else low <= price):
                 target = coid
         if stop_hit is None or target is None:
             return
@@ -260,46 +287,47 @@ class PerpVenueModule(SimulationModule):
     # -- message-bus handlers -------------------------------------------------------------------
 
     def _on_order_event(self, event) -> None:
-        st = self.by_instrument.get(event.instrument_id.value)
-        if st is None:
-            return
-        symbol = st.symbol
-        coid = event.client_order_id.value
-        if isinstance(event, OrderFilled):
-            self._on_fill(event, coid)
-            self._resting[symbol].pop(coid, None)
-        elif isinstance(event, OrderAccepted):
+        cls = event.__class__  # most order events (initialised, submitted, ...) are not ours to track
+        if cls is OrderFilled:
+            st = self.by_instrument.get(event.instrument_id.value)
+            if st is not None:
+                coid = event.client_order_id.value
+                self._on_fill(event, coid, st)
+                self._resting[st.symbol].pop(coid, None)
+        elif cls is OrderAccepted:
+            st = self.by_instrument.get(event.instrument_id.value)
+            if st is None:
+                return
             order = self.cache.order(event.client_order_id)
             side = 1 if order.side == OrderSide.BUY else -1
             if order.order_type == OrderType.STOP_MARKET:
-                self._resting[symbol][coid] = ("stop", side, order.trigger_price.as_double())
+                self._resting[st.symbol][event.client_order_id.value] = ("stop", side, order.trigger_price.as_double())
             elif order.order_type == OrderType.LIMIT:
-                self._resting[symbol][coid] = ("limit", side, order.price.as_double())
-        elif isinstance(event, _CLOSING_EVENTS):
-            self._resting[symbol].pop(coid, None)
-            if isinstance(event, (OrderRejected, OrderDenied)):
-                self.recorder.event(event.ts_event, "ORDER_REJECTED", instrument=symbol, order_id=coid,
+                self._resting[st.symbol][event.client_order_id.value] = ("limit", side, order.price.as_double())
+        elif cls in _CLOSING_EVENTS:
+            st = self.by_instrument.get(event.instrument_id.value)
+            if st is None:
+                return
+            coid = event.client_order_id.value
+            self._resting[st.symbol].pop(coid, None)
+            if cls is OrderRejected or cls is OrderDenied:
+                self.recorder.event(event.ts_event, "ORDER_REJECTED", instrument=st.symbol, order_id=coid,
                                     reason=event.reason)  # fmt: skip
 
-    def _on_fill(self, event: OrderFilled, coid: str) -> None:
-        st = self.by_instrument[event.instrument_id.value]
+    def _on_fill(self, event: OrderFilled, coid: str, st: InstrumentState) -> None:
         side = 1 if event.order_side == OrderSide.BUY else -1
         price = event.last_px.as_double()
         reference, estimated, economic = self.recorder.pricing.pop(coid, (price, 0.0, event.ts_event))
-        order = self.cache.order(event.client_order_id)
         record = FillRecord(
             ts_ns=event.ts_event, economic_ns=economic, instrument=st.symbol, order_id=coid, side=side,
             qty=event.last_qty.as_double(), price=price, fee=event.commission.as_double(),
-            liquidity=event.liquidity_side.name, order_type=order.order_type.name,
+            liquidity=liquidity_side_to_str(event.liquidity_side), order_type=order_type_to_str(event.order_type),
             reason=self.recorder.reasons.get(coid, "signal"), reference_price=reference,
             slippage_estimated=estimated,
             position_id=event.position_id.value if event.position_id is not None else "",
         )  # fmt: skip
-        self.recorder.fills.append(record)
-        self._balance = None
-        self.recorder.event(event.ts_event, "FILL", instrument=st.symbol, order_id=coid, side=side, qty=record.qty,
-                            price=price, fee=record.fee, liquidity=record.liquidity, reason=record.reason,
-                            reference_price=reference)  # fmt: skip
+        self.recorder.fills.append(record)  # FILL events are written from these (recorder.all_events)
+        self._balance, self._dirty = None, True
 
     def _on_position_event(self, event) -> None:
         st = self.by_instrument.get(event.instrument_id.value)
@@ -307,6 +335,7 @@ class PerpVenueModule(SimulationModule):
             return
         new_qty = event.signed_qty
         old_qty = st.signed_qty
+        self._dirty = True
         if isinstance(event, PositionClosed) or new_qty == 0:
             st.signed_qty, st.avg_px, st.wallet, st.liq_price = 0.0, 0.0, 0.0, 0.0
             self.recorder.event(event.ts_event, "POSITION_CLOSE", instrument=st.symbol,

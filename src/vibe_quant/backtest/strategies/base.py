@@ -119,7 +119,7 @@ class PerpStrategy(Strategy):
         price = bar.close.as_double()
         released = 0.0
         if side_now:
-            self.cancel_all_orders(self.instrument_id)  # brackets of the position being closed
+            self._cancel_resting()  # brackets of the position being closed
             self._submit_market(bar, -side_now, abs(current), reason, reduce_only=True)
             released = self.ctx.module.by_instrument[self.instrument_id.value].wallet
         if direction == 0:
@@ -146,6 +146,14 @@ class PerpStrategy(Strategy):
             self._brackets[coid] = (stop, target)
         return True
 
+    def _cancel_resting(self) -> None:
+        # The venue module tracks this symbol's resting orders; NautilusTrader's
+        # cancel_all_orders scans the cache and grows with every order of the run.
+        for coid in list(self.ctx.module.resting(self.instrument_id.value)):
+            order = self.cache.order(ClientOrderId(coid))
+            if order is not None and order.is_open:
+                self.cancel_order(order)
+
     def _submit_market(self, bar: Bar, direction: int, qty: float, reason: str, reduce_only: bool) -> str:
         order = self.order_factory.market(
             self.instrument_id, OrderSide.BUY if direction > 0 else OrderSide.SELL,
@@ -159,7 +167,7 @@ class PerpStrategy(Strategy):
         if track:
             self._in_flight.add(coid)
         self.ctx.recorder.event(ts, "ORDER", instrument=self.instrument_id.value, strategy=self.id.value,
-                                order_id=coid, order_type=order.order_type.name, side=order.side.name,
+                                order_id=coid, order_type=order.type_string(), side=order.side_string(),
                                 qty=order.quantity.as_double(), reason=reason,
                                 price=order.price.as_double() if order.has_price else None,
                                 trigger=order.trigger_price.as_double() if order.has_trigger_price else None)  # fmt: skip
@@ -229,7 +237,7 @@ class PerpStrategy(Strategy):
                 self.instrument_id, OrderSide.SELL if current > 0 else OrderSide.BUY,
                 Quantity(abs(current), self.instrument.size_precision), reduce_only=True, tags=["stop_loss"],
             )  # fmt: skip
-            self.cancel_all_orders(self.instrument_id)
+            self._cancel_resting()
             self._send(order, event.ts_event, "stop_loss", track=True)
 
     def on_order_denied(self, event) -> None:

@@ -34,6 +34,7 @@ class EmaCross(PerpStrategy):
         self.slow = ExponentialMovingAverage(cfg.slow)
         self.register_indicator_for_bars(self.bar_type, self.fast)
         self.register_indicator_for_bars(self.bar_type, self.slow)
+        self._signalled: int | None = None
 
     def on_bar(self, bar: Bar) -> None:
         if not self.slow.initialized or self.busy():
@@ -41,9 +42,13 @@ class EmaCross(PerpStrategy):
         cfg: EmaCrossConfig = self.config
         up = self.fast.value > self.slow.value
         direction = 1 if up else (-1 if cfg.allow_short else 0)
+        if direction == self._signalled:
+            return  # act once per signal: a refused or stopped-out entry waits for the next cross
         current = self.position_qty()
         if (current > 0) - (current < 0) == direction:
+            self._signalled = direction
             return
         self.signal(bar, direction, fast=self.fast.value, slow=self.slow.value)
         price = bar.close.as_double()
         self.go(bar, direction, min(self.equity() * cfg.exposure / price, self.max_qty(price)))
+        self._signalled = direction
