@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 # Order of events stamped with the same time: cause before effect.
 _RANK = {"SIGNAL": 0, "RISK_CHECK": 1, "ORDER": 2, "ORDER_REJECTED": 3, "FUNDING": 3, "FILL": 4,
          "LIQUIDATION": 5, "POSITION_CLOSE": 6, "POSITION_OPEN": 7}  # fmt: skip
