@@ -19,3 +19,10 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     assert manifest["symbols"]["FILUSDT"]["timeframes"]["1m"]["bars"] == 92 * 1440
     assert manifest["symbols"]["NEARUSDT"]["timeframes"]["4h"]["bars"] == 92 * 6
     assert manifest["symbols"]["BTCUSDT"]["funding"]["rows"] == 90
+    # step 6: one validation backtest with its bundle and database rows
+    assert "ema_trend_atr FILUSDT 15m 2023-08-01..2023-10-31, validation, latency retail" in out
+    assert "warning: funding not modelled for FILUSDT" in out
+    [bundle] = list((home / "runs").iterdir())
+    assert f"backtest:   {bundle.resolve()}" in out
+    summary = json.loads((bundle / "summary.json").read_text())
+    assert summary["metrics"]["total_trades"] > 0
