@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.backtest.golden_cases import CASES, END, GOLDEN_DIR, START, golden_payload  # noqa: E402
+
 from vibe_quant.backtest.runner import load_market_data, run_backtest  # noqa: E402
 from vibe_quant.data.ingest import IngestRequest, run_ingest  # noqa: E402
 from vibe_quant.home import Home  # noqa: E402
