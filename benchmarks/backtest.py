@@ -27,11 +27,15 @@ import multiprocessing as mp
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _child import run_in_child  # noqa: E402
+
 MIRROR = ROOT.parent / "shared" / "data" / "binance-vision"
 EXPECTED_BARS = 902_880
 EXPOSURE = 0.1
@@ -151,21 +155,7 @@ def run_plain(queue: mp.Queue, catalog: str) -> None:
 
 
 def measure(target, catalog: str, repeat: int) -> dict:
-    ctx = mp.get_context("spawn")
-    runs = []
-    for _ in range(repeat):  # one process per run: clean peak RSS, no warm caches
-        queue = ctx.Queue()
-        proc = ctx.Process(target=target, args=(queue, catalog))
-        proc.start()
-        result = None
-        while result is None:
-            try:
-                result = queue.get(timeout=5)
-            except Exception:  # queue.Empty: check the child is still alive
-                if not proc.is_alive():
-                    raise RuntimeError(f"{target.__name__} died with exit code {proc.exitcode}") from None
-        runs.append(result)
-        proc.join()
+    runs = [run_in_child(target, catalog) for _ in range(repeat)]
     run_s = statistics.median(r["engine_run_s"] for r in runs)
     return {"runs": runs, "engine_run_median_s": run_s, "bars_per_s_median": runs[0]["bars"] / run_s}
 

@@ -24,11 +24,15 @@ import multiprocessing as mp
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _child import run_in_child  # noqa: E402
+
 MIRROR = ROOT.parent / "shared" / "data" / "binance-vision"
 KLINES = MIRROR / "data" / "futures" / "um" / "monthly" / "klines" / "FILUSDT" / "1m"
 EXPECTED_1M = 902_880
@@ -111,21 +115,7 @@ def run_floor(queue: mp.Queue) -> None:
 
 
 def measure(target, repeat: int) -> dict:
-    ctx = mp.get_context("spawn")
-    runs = []
-    for _ in range(repeat):
-        queue = ctx.Queue()
-        proc = ctx.Process(target=target, args=(queue,))
-        proc.start()
-        result = None
-        while result is None:
-            try:
-                result = queue.get(timeout=5)
-            except Exception:  # queue.Empty: check the child is still alive
-                if not proc.is_alive():
-                    raise RuntimeError(f"{target.__name__} died with exit code {proc.exitcode}") from None
-        proc.join()
-        runs.append(result)
+    runs = [run_in_child(target) for _ in range(repeat)]
     seconds = [r["seconds"] for r in runs]
     return {
         "runs": runs,

@@ -1,6 +1,6 @@
 """Regenerate tests/backtest/goldens/*.json. Run only on purpose, and commit the diff for review.
 
-    uv run python scripts/regen_backtest_goldens.py
+uv run python scripts/regen_backtest_goldens.py
 """
 
 from __future__ import annotations
@@ -33,7 +33,11 @@ def main() -> None:
     specs = InstrumentSpecs()
     with tempfile.TemporaryDirectory() as tmp:
         home = Home(Path(tmp)).ensure()
-        run_ingest(home, IngestRequest(str(MIRROR), ("FILUSDT", "NEARUSDT"), ("klines",), START, END + dt.timedelta(days=1)), specs)
+        run_ingest(
+            home,
+            IngestRequest(str(MIRROR), ("FILUSDT", "NEARUSDT"), ("klines",), START, END + dt.timedelta(days=1)),
+            specs,
+        )
         GOLDEN_DIR.mkdir(exist_ok=True)
         for name, config in CASES.items():
             result = run_backtest(config, load_market_data(home.catalog, config, specs), run_id=name)

@@ -36,5 +36,7 @@ def golden_payload(result) -> dict:
         "fills": len(result.recorder.fills),
         "trades": len(result.trades),
         "exit_reasons": sorted({t.exit_reason or "open" for t in result.trades}),
-        "first_fill": [result.recorder.fills[0].price, result.recorder.fills[0].ts_ns] if result.recorder.fills else None,
+        "first_fill": [result.recorder.fills[0].price, result.recorder.fills[0].ts_ns]
+        if result.recorder.fills
+        else None,
     }

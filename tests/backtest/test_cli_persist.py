@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import logging
 import math
 import os
 import re
@@ -72,23 +71,12 @@ def ns(day: str) -> int:
 def vq(args: list[str]) -> tuple[int, str, str]:
     """Run ``vq`` in-process with stdout and stderr kept apart; return (code, stdout, stderr).
 
-    Usable from module-scoped fixtures (no capsys); restores the root logger afterwards.
+    Usable from module-scoped fixtures (no capsys); conftest's autouse fixture restores the
+    root logger after each test.
     """
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
     out, err = io.StringIO(), io.StringIO()
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            code = run(app, args)
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(level)
+    with redirect_stdout(out), redirect_stderr(err):
+        code = run(app, args)
     return code, out.getvalue(), err.getvalue()
 
 

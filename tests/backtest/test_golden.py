@@ -47,7 +47,11 @@ def results(runs: dict) -> dict:
 def test_matches_golden(results: dict, name: str) -> None:
     golden = json.loads((GOLDEN_DIR / f"{name}.json").read_text())
     got = golden_payload(results[name])
-    assert (got["fills"], got["trades"], got["exit_reasons"]) == (golden["fills"], golden["trades"], golden["exit_reasons"])
+    assert (got["fills"], got["trades"], got["exit_reasons"]) == (
+        golden["fills"],
+        golden["trades"],
+        golden["exit_reasons"],
+    )
     assert got["first_fill"] == golden["first_fill"]
     assert set(got["metrics"]) == set(golden["metrics"])
     for key, want in golden["metrics"].items():

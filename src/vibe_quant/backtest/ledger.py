@@ -16,7 +16,6 @@ Pure functions over the recorder's lists; no engine objects.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -164,7 +163,3 @@ def cost_summary(trades: Sequence[Trade], fills: Sequence[FillRecord], funding: 
         "liquidations": len(liquidations),
         "fills": len(fills),
     }
-
-
-def nan_to_none(value: float | None) -> float | None:
-    return None if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))) else value

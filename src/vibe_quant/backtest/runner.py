@@ -164,7 +164,7 @@ def strategy_params(config: BacktestConfig):
                 f"strategy {config.strategy!r} has no parameter {name!r}; parameters: {', '.join(sorted(own))}."
                 + did_you_mean(name, own)
             )
-    strategy_config(config, config_cls, "CHECK-PERP.BINANCE", "CHECK-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL", 0)
+    # Types and values, with placeholder ids: the real ones are only known once data is loaded.
     strategy_cls.check(
         strategy_config(config, config_cls, "X-PERP.BINANCE", "X-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL", 0)
     )
