@@ -86,9 +86,10 @@ def test_latency_preset_changes_a_validation_result(monkeypatch) -> None:
 # -- stops, targets, fees ----------------------------------------------------------------------------
 
 
-def test_stop_and_target_in_one_bar_fills_the_stop(monkeypatch) -> None:
-    rows = [(10.0, 10.0, 10.0, 10.0, 1000), (10.0, 10.0, 10.0, 10.0, 1000), (10.0, 10.0, 10.0, 10.0, 1000),
-            (10.0, 10.8, 9.2, 10.0, 100000), (10.0, 10.0, 10.0, 10.0, 1000)]  # fmt: skip
+@pytest.mark.parametrize("wide", [1, 3])  # the entry bar itself, or a later one
+def test_stop_and_target_in_one_bar_fills_the_stop(monkeypatch, wide: int) -> None:
+    rows = flat(5)
+    rows[wide] = (10.0, 10.8, 9.2, 10.0, 100000)
     r = run(rows, {0: [["go", 1, 100.0, 0.5, 0.5]]}, monkeypatch=monkeypatch)  # stop 9.5, target 10.5
     exit_fill = r.recorder.fills[-1]
     assert (exit_fill.reason, exit_fill.price, exit_fill.order_type) == ("stop_loss", 9.5, "STOP_MARKET")
@@ -114,7 +115,29 @@ def test_stop_inside_the_bar_fills_at_the_trigger_one_tick_worse(monkeypatch) ->
     r = run(rows, {0: [["go", 1, 100.0, 0.5, None]]}, monkeypatch=monkeypatch, mode="validation", latency="none")
     entry, stop = r.recorder.fills
     assert entry.price == pytest.approx(10.001)  # open + half a tick of spread, rounded against us
-    assert (stop.reference_price, stop.price) == (pytest.approx(9.501), pytest.approx(9.5))  # trigger = fill - 0.5
+    # trigger = signal close - 0.5, set when the bracket was sent
+    assert (stop.reference_price, stop.price) == (pytest.approx(9.5), pytest.approx(9.499))
+
+
+def test_bracket_watches_the_entry_bar_stop(monkeypatch) -> None:
+    # The entry fills at bar 1's open; the same bar falls through the stop: out inside bar 1.
+    rows = [(10.0, 10.0, 10.0, 10.0, 1000), (10.0, 10.1, 9.3, 9.8, 1000), *flat(2, 9.8)]
+    r = run(rows, {0: [["go", 1, 100.0, 0.5, 1.0]]}, monkeypatch=monkeypatch, mode="validation", latency="none")
+    entry, stop = r.recorder.fills
+    assert (stop.reason, stop.order_type, stop.price) == ("stop_loss", "STOP_MARKET", pytest.approx(9.499))
+    assert stop.ts_ns == entry.ts_ns == T0 + 2 * MIN  # both inside bar 1
+    assert only(r.trades).exit_reason == "stop_loss"
+    assert not any(e["type"] == "RISK_CHECK" for e in r.recorder.events)  # the target (11.0) was never reached
+
+
+def test_bracket_watches_the_entry_bar_target(monkeypatch) -> None:
+    rows = [(10.0, 10.0, 10.0, 10.0, 1000), (10.0, 10.6, 9.9, 10.5, 100000), *flat(2, 10.5), (9.0, 9.0, 8.5, 8.6, 1000)]
+    r = run(rows, {0: [["go", -1, 100.0, 1.0, 0.4]]}, monkeypatch=monkeypatch)  # a short: target 9.6 not reached
+    assert only(r.trades).exit_reason == "take_profit"  # ... until the last bar
+    r = run(rows, {0: [["go", 1, 100.0, 1.0, 0.4]]}, monkeypatch=monkeypatch)  # stop 9.0, target 10.4
+    _, target = r.recorder.fills  # the stop went with the target (OUO): the last bar finds nothing
+    assert (target.reason, target.liquidity, target.price, target.ts_ns) == ("take_profit", "MAKER", 10.4, T0 + 2 * MIN)
+    assert only(r.trades).is_closed
 
 
 def test_fees_taker_on_market_maker_on_take_profit(monkeypatch) -> None:

@@ -4,8 +4,9 @@ NautilusTrader 1.221 fills a market order at the price of the last processed bar
 bars it fills at the signal bar's close (no latency) or the next bar's close (any latency), and a
 triggered stop always fills exactly at its trigger, even when the bar opened far beyond it.
 
-Here every market order carries at least 1 ns of latency, so the exchange processes it right
-after the next bar; :class:`PerpFillModel` then hands the matching engine a one-level book at
+Here every market order carries at least 1 ns of latency and the venue module has the exchange
+execute it when the next bar opens, before that bar is matched (``venue.py``);
+:class:`PerpFillModel` then hands the matching engine a one-level book at
 
 * market: the next bar's open, moved against the order by the slippage model;
 * stop-market: its trigger, or the bar's open when the bar gapped through it, one tick worse
@@ -221,7 +222,7 @@ class PerpFillModel(FillModel):
         if forced is not None:
             price, reference, estimated, economic = forced, forced, 0.0, st.bar_ts
         elif order_type == OrderType.MARKET:
-            # Processed right after the first bar that closes after submission + latency; a
+            # Executed at the open of the first bar that closes after submission + latency; a
             # latency longer than a bar lands the order later inside that bar.
             reference = st.open
             economic = st.bar_open_ns + self.latency_ns % st.bar_ns

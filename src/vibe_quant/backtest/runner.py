@@ -272,8 +272,8 @@ def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = 
         states[instrument.id] = st
 
     base, insert, update, cancel = cfg.latency_ns
-    # Every order needs >= 1 ns in flight so the exchange processes it after the next bar:
-    # that is what makes market orders fill at the next open (see execution.py).
+    # Every order needs >= 1 ns in flight so the exchange executes it at the next bar's open,
+    # not at the signal bar's close (see venue.py and execution.py).
     latency = LatencyModel(base_latency_nanos=max(base, 1), insert_latency_nanos=insert,
                            update_latency_nanos=update, cancel_latency_nanos=cancel)  # fmt: skip
     # The engine replays bars in (ts, insertion) order: the venue module indexes its lists by

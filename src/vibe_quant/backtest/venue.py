@@ -1,19 +1,28 @@
 """The perpetual-futures venue rules NautilusTrader 1.221 lacks, as a ``SimulationModule``.
 
-For every execution bar the exchange is about to match (``pre_process``, i.e. before any
-resting order sees the bar), in this order:
+NautilusTrader matches a bar against the resting orders first and only then executes the
+commands that arrived during it, so with bars an order sent at one bar's close, or a stop that
+a fill arms, meets the market one bar late. Here, when the first bar of a new close time is
+about to be matched (``pre_process``):
 
-1. **funding**: every settlement whose snapshot is at or before the bar's open is applied to
-   the position held at that moment (orders from the previous bar's close fill after it):
+1. **open**: every instrument with a bar at that time advances to it;
+2. **funding**: every settlement whose snapshot is at or before the bar's open is applied to
+   the position held at that moment (orders from the previous close arrive after it):
    ``amount = signed_qty * mark * rate`` is debited (positive rate: longs pay, shorts
    receive), with the previous close as the mark. It moves the account balance via
    ``adjust_account`` and the position's isolated margin.
-2. **liquidation**: isolated margin with the tiered maintenance schedule; if the bar reaches
+3. **arrivals**: the exchange executes the commands that arrived by the bar's close (market
+   orders fill at its open, see ``execution.py``; cancels take effect), so the orders a fill
+   arms (a bracket's stop and take-profit) already watch that bar, as on a real exchange.
+
+Then, for each bar, before NautilusTrader matches it:
+
+4. **liquidation**: isolated margin with the tiered maintenance schedule; if the bar reaches
    the liquidation price (low for longs, high for shorts) before a resting stop would close
    the position, the venue cancels the symbol's orders, closes the position at the
    liquidation price and takes the rest of the isolated margin as the clearance fee: the
    trade loses exactly its margin.
-3. **SL before TP**: when a bar reaches both a position's resting stop and its take-profit
+5. **SL before TP**: when a bar reaches both a position's resting stop and its take-profit
    limit, the path inside the bar is unknown; the take-profit is cancelled so the stop fills
    (pessimistic, seed 001 section 7).
 
@@ -23,6 +32,8 @@ each bar's close) in the :class:`~vibe_quant.backtest.recorder.RunRecorder`.
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 from nautilus_trader.backtest.modules import SimulationModule, SimulationModuleConfig
@@ -36,6 +47,8 @@ from nautilus_trader.model.events import (
     OrderDenied,
     OrderExpired,
     OrderFilled,
+    OrderPendingCancel,
+    OrderPendingUpdate,
     OrderRejected,
     OrderSubmitted,
     PositionChanged,
@@ -51,6 +64,7 @@ from vibe_quant.backtest.margin import liquidation_price
 from vibe_quant.backtest.recorder import FillRecord, FundingRecord, LiquidationRecord, RunRecorder
 
 _CLOSING_EVENTS = frozenset((OrderCanceled, OrderExpired, OrderRejected, OrderDenied))
+_COMMAND_EVENTS = frozenset((OrderSubmitted, OrderPendingCancel, OrderPendingUpdate))
 
 
 class PerpVenueModule(SimulationModule):
@@ -71,7 +85,7 @@ class PerpVenueModule(SimulationModule):
         self.states = states
         self.state_list = list(states.values())
         self.by_instrument = {str(iid): st for iid, st in states.items()}
-        self.sequence = sequence  # owner state of the k-th bar the engine processes (None: not ours)
+        self.sequence = sequence  # owner state of the k-th bar the engine processes
         self.recorder = recorder
         self.venue = Venue(venue)
         self._k = -1
@@ -82,6 +96,7 @@ class PerpVenueModule(SimulationModule):
         # resting stop/limit orders by symbol: client order id -> (kind, side, price)
         self._resting: dict[str, dict[str, tuple[str, int, float]]] = {st.symbol: {} for st in self.state_list}
         self._liquidations = 0
+        self._arrivals: list[int] = []  # heap: when the commands on their way reach the exchange
         # Change points of (ts, balance, signed qty per state, avg price per state): the equity
         # curve is rebuilt from them and the bars after the run (see equity_curve()).
         self.changes: list[tuple[int, float, tuple, tuple]] = []
@@ -93,23 +108,12 @@ class PerpVenueModule(SimulationModule):
             return
         self._k += 1
         st = self.sequence[self._k]
-        if st is None:
-            return
-        st.i += 1
-        i = st.i
-        ts = st.ts[i]
-        if data.ts_init != ts:  # the engine must replay exactly the bars we indexed
-            raise RuntimeError(f"bar sequence out of step at {data.bar_type} {data.ts_init} (expected {ts})")
-        if not self._subscribed:
-            self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
-            self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
-            self._subscribed = True
+        ts = data.ts_init
         if ts > self._last_ts:
-            if self._dirty:
-                self._record_change(self._last_ts)
-            self._last_ts = ts
-        if st.next_funding < len(st.funding) and st.funding[st.next_funding][0] <= ts - st.bar_ns:
-            self._settle_funding(st, ts - st.bar_ns)
+            self._open(ts)
+        i = st.i
+        if st.ts[i] != ts:  # the engine must replay exactly the bars we indexed
+            raise RuntimeError(f"bar sequence out of step at {data.bar_type} {ts} (expected {st.ts[i]})")
         qty = st.signed_qty
         if qty:
             # fast path inline: most bars are nowhere near the liquidation price
@@ -118,6 +122,31 @@ class PerpVenueModule(SimulationModule):
                 self._check_liquidation(st, ts)
             if st.signed_qty and self._resting[st.symbol]:
                 self._stop_before_target(st, ts)
+
+    def _open(self, ts: int) -> None:
+        """Steps 1-3 of the module docstring, once per close time, before any of its bars is matched."""
+        if not self._subscribed:
+            self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
+            self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
+            self._subscribed = True
+        if self._dirty:
+            self._record_change(self._last_ts)
+        self._last_ts = ts
+        sequence, k = self.sequence, self._k
+        while k < len(sequence):  # the bars stamped `ts` are consecutive in the sequence
+            st = sequence[k]
+            nxt = st.i + 1
+            if nxt >= len(st.ts) or st.ts[nxt] != ts:
+                break
+            st.i = nxt
+            if st.next_funding < len(st.funding) and st.funding[st.next_funding][0] <= ts - st.bar_ns:
+                self._settle_funding(st, ts - st.bar_ns)
+            k += 1
+        arrivals = self._arrivals
+        if arrivals and arrivals[0] <= ts:  # most bars have no command on its way: skip the call
+            while arrivals and arrivals[0] <= ts:
+                heapq.heappop(arrivals)
+            self.exchange.process(ts)
 
     def process(self, ts_now: int) -> None:
         return None
@@ -279,7 +308,8 @@ class PerpVenueModule(SimulationModule):
         if stop_hit is None or target is None:
             return
         order = self.cache.order(ClientOrderId(target))
-        self.exchange.get_matching_engine(st.instrument_id).cancel_order(order)
+        # not its OUO sibling: that is the stop which must fill
+        self.exchange.get_matching_engine(st.instrument_id).cancel_order(order, cancel_contingencies=False)
         self.recorder.event(ts, "RISK_CHECK", check="stop_and_target_in_one_bar", instrument=st.symbol,
                             action="take-profit cancelled, stop fills first (pessimistic)", target=target,
                             stop=stop_hit)  # fmt: skip
@@ -287,8 +317,13 @@ class PerpVenueModule(SimulationModule):
     # -- message-bus handlers -------------------------------------------------------------------
 
     def _on_order_event(self, event) -> None:
-        cls = event.__class__  # most order events (initialised, submitted, ...) are not ours to track
-        if cls is OrderFilled:
+        cls = event.__class__  # most order events (initialised, ...) are not ours to track
+        if cls in _COMMAND_EVENTS:  # a command left the strategy: note when it reaches the exchange
+            latency = self.exchange.latency_model
+            delay = (latency.insert_latency_nanos if cls is OrderSubmitted else
+                     latency.cancel_latency_nanos if cls is OrderPendingCancel else latency.update_latency_nanos)  # fmt: skip
+            heapq.heappush(self._arrivals, event.ts_event + delay)
+        elif cls is OrderFilled:
             st = self.by_instrument.get(event.instrument_id.value)
             if st is not None:
                 coid = event.client_order_id.value

@@ -3,8 +3,10 @@
 * Target-position API: ``go(direction, qty, reason, stop=, target=)``. Reversals are a close
   followed by an open (two orders): NautilusTrader's NETTING flip with one order overwrites the
   closed position (NAUTILUS_FACTS.md).
-* Brackets: a stop-market and a take-profit limit (both reduce-only) placed when the entry
-  fills, at distances from the actual fill price; one filling cancels the other.
+* Brackets: the entry goes out with its stop-market and take-profit limit (reduce-only) as
+  one contingent order list: the exchange arms them the moment the entry fills (OTO), so they
+  watch the entry bar itself, and one filling cancels the other (OUO). Their prices are set
+  at the signal from the signal bar's close, as a trader sends a bracket.
 * Pre-trade margin check: an entry needing more initial margin (plus its taker fee) than the
   free equity is refused and logged (the engine's RiskEngine skips margin accounts).
 * One order in flight at a time: market orders fill at the next bar's open, so the position
@@ -17,13 +19,16 @@ from __future__ import annotations
 import math
 
 from nautilus_trader.config import StrategyConfig
+from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.data import Bar, BarType
-from nautilus_trader.model.enums import OrderSide, TimeInForce
+from nautilus_trader.model.enums import ContingencyType, OrderSide, TimeInForce, TriggerType
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
 from nautilus_trader.model.objects import Price, Quantity
+from nautilus_trader.model.orders import LimitOrder, MarketOrder, OrderList, StopMarketOrder
 from nautilus_trader.trading.strategy import Strategy
 
+from vibe_quant.backtest.execution import round_adverse
 from vibe_quant.backtest.margin import max_notional_at
 
 
@@ -54,8 +59,6 @@ class PerpStrategy(Strategy):
         self.ctx: RunContext | None = None  # set by the runner before the engine starts
         self.instrument = None
         self._in_flight: set[str] = set()
-        self._brackets: dict[str, tuple[float | None, float | None]] = {}  # entry order -> (stop, target) distances
-        self._exits: dict[str, str] = {}  # bracket order id -> its sibling
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -107,7 +110,7 @@ class PerpStrategy(Strategy):
            stop: float | None = None, target: float | None = None) -> bool:  # fmt: skip
         """Move to `direction` (+1 long, -1 short, 0 flat) with `qty` for a new position.
 
-        `stop`/`target` are distances from the entry fill price for the bracket orders.
+        `stop`/`target` are distances from the signal bar's close for the bracket orders.
         Returns False when nothing could be sent (in flight, refused by the margin check).
         """
         if self._in_flight:
@@ -141,9 +144,10 @@ class PerpStrategy(Strategy):
                        f"entry needs {required:.2f} USDT initial margin + fee, free equity is {free:.2f}",
                        required=required, free=free)  # fmt: skip
             return side_now != 0
-        coid = self._submit_market(bar, direction, qty, "entry", reduce_only=False)
-        if stop is not None or target is not None:
-            self._brackets[coid] = (stop, target)
+        if stop is None and target is None:
+            self._submit_market(bar, direction, qty, "entry", reduce_only=False)
+        else:
+            self._submit_bracket(bar, direction, qty, stop, target)
         return True
 
     def _cancel_resting(self) -> None:
@@ -161,7 +165,52 @@ class PerpStrategy(Strategy):
         )  # fmt: skip
         return self._send(order, bar.ts_event, reason, track=True)
 
+    def _submit_bracket(self, bar: Bar, direction: int, qty: float, stop: float | None, target: float | None) -> None:
+        # Built by hand rather than with OrderFactory.bracket, which requires both exits.
+        factory, iid = self.order_factory, self.instrument_id
+        ts, ref = self.clock.timestamp_ns(), bar.close.as_double()
+        tick, precision = self.instrument.price_increment.as_double(), self.instrument.price_precision
+        quantity = Quantity(qty, self.instrument.size_precision)
+        list_id = factory.generate_order_list_id()
+        entry_id = factory.generate_client_order_id()
+        exit_side = OrderSide.SELL if direction > 0 else OrderSide.BUY
+        legs = []  # (reason, client order id, price), both rounded away from the entry
+        for reason, distance, away in (("stop_loss", stop, -direction), ("take_profit", target, direction)):
+            if distance is not None:
+                px = round_adverse(ref + away * distance, tick, away)
+                if px > 0:
+                    legs.append((reason, factory.generate_client_order_id(), px))
+        ids = [coid for _, coid, _ in legs]
+        orders = [MarketOrder(
+            self.trader_id, self.id, iid, entry_id, OrderSide.BUY if direction > 0 else OrderSide.SELL, quantity,
+            UUID4(), ts, contingency_type=ContingencyType.OTO if legs else ContingencyType.NO_CONTINGENCY,
+            order_list_id=list_id, linked_order_ids=ids or None, tags=["entry"],
+        )]  # fmt: skip
+        for reason, coid, px in legs:
+            common = {
+                "trader_id": self.trader_id, "strategy_id": self.id, "instrument_id": iid, "client_order_id": coid,
+                "order_side": exit_side, "quantity": quantity, "init_id": UUID4(), "ts_init": ts,
+                "time_in_force": TimeInForce.GTC, "reduce_only": True,
+                "contingency_type": ContingencyType.OUO if len(legs) > 1 else ContingencyType.NO_CONTINGENCY,
+                "order_list_id": list_id, "linked_order_ids": [c for c in ids if c != coid] or None,
+                "parent_order_id": entry_id, "tags": [reason],
+            }  # fmt: skip
+            if reason == "stop_loss":
+                orders.append(StopMarketOrder(trigger_price=Price(px, precision), trigger_type=TriggerType.DEFAULT,
+                                              **common))  # fmt: skip
+            else:
+                orders.append(LimitOrder(price=Price(px, precision), **common))
+        self._log_order(orders[0], bar.ts_event, "entry", track=True)
+        for (reason, _, _), order in zip(legs, orders[1:], strict=True):
+            self._log_order(order, bar.ts_event, reason, track=False)
+        self.submit_order_list(OrderList(list_id, orders))
+
     def _send(self, order, ts: int, reason: str, track: bool) -> str:
+        coid = self._log_order(order, ts, reason, track)
+        self.submit_order(order)
+        return coid
+
+    def _log_order(self, order, ts: int, reason: str, track: bool) -> str:
         coid = order.client_order_id.value
         self.ctx.recorder.reasons[coid] = reason
         if track:
@@ -171,7 +220,6 @@ class PerpStrategy(Strategy):
                                 qty=order.quantity.as_double(), reason=reason,
                                 price=order.price.as_double() if order.has_price else None,
                                 trigger=order.trigger_price.as_double() if order.has_trigger_price else None)  # fmt: skip
-        self.submit_order(order)
         return coid
 
     def _risk(self, bar: Bar, check: str, message: str, **info) -> None:
@@ -182,45 +230,7 @@ class PerpStrategy(Strategy):
     # -- order events ---------------------------------------------------------------------------
 
     def on_order_filled(self, event: OrderFilled) -> None:
-        coid = event.client_order_id.value
-        self._in_flight.discard(coid)
-        sibling = self._exits.pop(coid, None)
-        if sibling is not None:
-            self._exits.pop(sibling, None)
-            order = self.cache.order(ClientOrderId(sibling))
-            if order is not None and order.is_open:
-                self.cancel_order(order)
-        bracket = self._brackets.pop(coid, None)
-        if bracket is not None:
-            self._place_bracket(event, *bracket)
-
-    def _place_bracket(self, event: OrderFilled, stop: float | None, target: float | None) -> None:
-        fill = event.last_px.as_double()
-        side = 1 if event.order_side == OrderSide.BUY else -1
-        qty = event.last_qty  # the position is updated after this handler runs
-        exit_side = OrderSide.SELL if side > 0 else OrderSide.BUY
-        tick = self.instrument.price_increment.as_double()
-        ids = []
-        if stop is not None:
-            px = fill - side * stop
-            px = (math.floor(px / tick) if side > 0 else math.ceil(px / tick)) * tick
-            if px > 0:
-                order = self.order_factory.stop_market(
-                    self.instrument_id, exit_side, qty, trigger_price=Price(px, self.instrument.price_precision),
-                    reduce_only=True, time_in_force=TimeInForce.GTC, tags=["stop_loss"],
-                )  # fmt: skip
-                ids.append(self._send(order, event.ts_event, "stop_loss", track=False))
-        if target is not None:
-            px = fill + side * target
-            px = (math.ceil(px / tick) if side > 0 else math.floor(px / tick)) * tick
-            if px > 0:
-                order = self.order_factory.limit(
-                    self.instrument_id, exit_side, qty, price=Price(px, self.instrument.price_precision),
-                    reduce_only=True, time_in_force=TimeInForce.GTC, tags=["take_profit"],
-                )  # fmt: skip
-                ids.append(self._send(order, event.ts_event, "take_profit", track=False))
-        if len(ids) == 2:
-            self._exits[ids[0]], self._exits[ids[1]] = ids[1], ids[0]
+        self._in_flight.discard(event.client_order_id.value)
 
     def on_order_canceled(self, event) -> None:
         self._forget(event.client_order_id.value)
@@ -231,8 +241,8 @@ class PerpStrategy(Strategy):
         self._forget(coid)
         current = self.position_qty()
         if was_stop and current and not self._in_flight:
-            # The bar that filled the entry already went through the stop level: the stop would
-            # have fired inside that bar. Exit at the next open instead of holding unprotected.
+            # The market was already through the stop when the exchange armed it (Binance: "order
+            # would immediately trigger"). Exit at the next open instead of holding unprotected.
             order = self.order_factory.market(
                 self.instrument_id, OrderSide.SELL if current > 0 else OrderSide.BUY,
                 Quantity(abs(current), self.instrument.size_precision), reduce_only=True, tags=["stop_loss"],
@@ -248,7 +258,3 @@ class PerpStrategy(Strategy):
 
     def _forget(self, coid: str) -> None:
         self._in_flight.discard(coid)
-        self._brackets.pop(coid, None)
-        sibling = self._exits.pop(coid, None)
-        if sibling is not None:
-            self._exits.pop(sibling, None)
