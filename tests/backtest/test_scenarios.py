@@ -140,6 +140,20 @@ def test_bracket_watches_the_entry_bar_target(monkeypatch) -> None:
     assert only(r.trades).is_closed
 
 
+def test_stop_already_in_the_market_when_armed_exits_at_the_next_open(monkeypatch) -> None:
+    # 90 s latency: the entry sent at bar 0's close (stop 9.5) reaches the exchange in bar 2, after
+    # bar 1 closed at 9.0. The exchange rejects the stop (Binance: "would immediately trigger").
+    rows = [(10.0, 10.0, 10.0, 10.0, 1000), (10.0, 10.0, 9.0, 9.0, 1000), (9.1, 9.2, 9.1, 9.1, 1000),
+            (9.2, 9.2, 9.2, 9.2, 1000), (9.2, 9.2, 9.2, 9.2, 1000)]  # fmt: skip
+    r = run(rows, {0: [["go", 1, 100.0, 0.5, None]]}, monkeypatch=monkeypatch, latency="custom",
+            latency_ns=(90 * 10**9, 0, 0, 0))  # fmt: skip
+    assert any(e["type"] == "ORDER_REJECTED" for e in r.recorder.events)
+    entry, exit_fill = r.recorder.fills
+    assert (entry.price, exit_fill.reason, exit_fill.order_type) == (9.1, "stop_loss", "MARKET")
+    assert exit_fill.price == 9.2  # a market exit, sent on the rejection: it lands 90 s later, in bar 4
+    assert only(r.trades).exit_reason == "stop_loss"
+
+
 def test_fees_taker_on_market_maker_on_take_profit(monkeypatch) -> None:
     rows = [(10.0, 10.0, 10.0, 10.0, 1000)] * 3 + [(10.0, 10.6, 10.0, 10.5, 100000), (10.5, 10.5, 10.5, 10.5, 1000)]
     r = run(rows, {0: [["go", 1, 100.0, 1.0, 0.4]]}, monkeypatch=monkeypatch)  # target 10.4

@@ -123,7 +123,7 @@ class PerpStrategy(Strategy):
         released = 0.0
         if side_now:
             self._cancel_resting()  # brackets of the position being closed
-            self._submit_market(bar, -side_now, abs(current), reason, reduce_only=True)
+            self._submit_market(bar.ts_event, -side_now, abs(current), reason, reduce_only=True)
             released = self.ctx.module.by_instrument[self.instrument_id.value].wallet
         if direction == 0:
             return True
@@ -145,7 +145,7 @@ class PerpStrategy(Strategy):
                        required=required, free=free)  # fmt: skip
             return side_now != 0
         if stop is None and target is None:
-            self._submit_market(bar, direction, qty, "entry", reduce_only=False)
+            self._submit_market(bar.ts_event, direction, qty, "entry", reduce_only=False)
         else:
             self._submit_bracket(bar, direction, qty, stop, target)
         return True
@@ -158,12 +158,12 @@ class PerpStrategy(Strategy):
             if order is not None and order.is_open:
                 self.cancel_order(order)
 
-    def _submit_market(self, bar: Bar, direction: int, qty: float, reason: str, reduce_only: bool) -> str:
+    def _submit_market(self, ts: int, direction: int, qty: float, reason: str, reduce_only: bool) -> str:
         order = self.order_factory.market(
             self.instrument_id, OrderSide.BUY if direction > 0 else OrderSide.SELL,
             Quantity(qty, self.instrument.size_precision), reduce_only=reduce_only, tags=[reason],
         )  # fmt: skip
-        return self._send(order, bar.ts_event, reason, track=True)
+        return self._send(order, ts, reason, track=True)
 
     def _submit_bracket(self, bar: Bar, direction: int, qty: float, stop: float | None, target: float | None) -> None:
         # Built by hand rather than with OrderFactory.bracket, which requires both exits.
@@ -232,29 +232,15 @@ class PerpStrategy(Strategy):
     def on_order_filled(self, event: OrderFilled) -> None:
         self._in_flight.discard(event.client_order_id.value)
 
-    def on_order_canceled(self, event) -> None:
-        self._forget(event.client_order_id.value)
+    on_order_canceled = on_order_denied = on_order_expired = on_order_filled  # no longer on its way
 
     def on_order_rejected(self, event) -> None:
         coid = event.client_order_id.value
         was_stop = self.ctx.recorder.reasons.get(coid) == "stop_loss"
-        self._forget(coid)
+        self._in_flight.discard(coid)
         current = self.position_qty()
         if was_stop and current and not self._in_flight:
             # The market was already through the stop when the exchange armed it (Binance: "order
             # would immediately trigger"). Exit at the next open instead of holding unprotected.
-            order = self.order_factory.market(
-                self.instrument_id, OrderSide.SELL if current > 0 else OrderSide.BUY,
-                Quantity(abs(current), self.instrument.size_precision), reduce_only=True, tags=["stop_loss"],
-            )  # fmt: skip
             self._cancel_resting()
-            self._send(order, event.ts_event, "stop_loss", track=True)
-
-    def on_order_denied(self, event) -> None:
-        self._forget(event.client_order_id.value)
-
-    def on_order_expired(self, event) -> None:
-        self._forget(event.client_order_id.value)
-
-    def _forget(self, coid: str) -> None:
-        self._in_flight.discard(coid)
+            self._submit_market(event.ts_event, -1 if current > 0 else 1, abs(current), "stop_loss", reduce_only=True)
