@@ -22,7 +22,16 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     # step 6: one validation backtest with its bundle and database rows
     assert "ema_trend_atr FILUSDT 15m 2023-08-01..2023-10-31, validation, latency retail" in out
     assert "warning: funding not modelled for FILUSDT" in out
-    [bundle] = list((home / "runs").iterdir())
+    bundles = {json.loads((b / "summary.json").read_text())["config"]["strategy"]: b for b in (home / "runs").iterdir()}
+    assert set(bundles) == {"ema_trend_atr", "rsi_mean_reversion_mtf"}
+    bundle = bundles["ema_trend_atr"]
     assert f"backtest:   {bundle.resolve()}" in out
     summary = json.loads((bundle / "summary.json").read_text())
     assert summary["metrics"]["total_trades"] > 0
+    # step 7: every shipped YAML strategy validates against the catalog; the MTF one runs on two symbols
+    for name in ("ema_cross (DSL twin", "rsi_mean_reversion_mtf: 5m + 1h + 4h", "bollinger_squeeze: 1h"):
+        assert f"valid: {name}" in out
+    assert "rsi_mean_reversion_mtf FILUSDT,NEARUSDT 5m 2023-08-01..2023-10-31" in out
+    assert f"dsl run:    {bundles['rsi_mean_reversion_mtf'].resolve()}" in out
+    mtf = json.loads((bundles["rsi_mean_reversion_mtf"] / "summary.json").read_text())
+    assert mtf["metrics"]["total_trades"] > 0

@@ -2,8 +2,9 @@
 
 Today: ingest the sample (real Binance zips) into a fresh home, show the catalog, query it
 with DuckDB, rebuild it from the raw archive and prove the rebuild byte-identical, re-check
-every bar (OHLC, aggregation), and run one validation backtest (next-open fills, slippage,
-latency, isolated-margin liquidation, funding where data exists, our own metrics).
+every bar (OHLC, aggregation), run one validation backtest (next-open fills, slippage,
+latency, isolated-margin liquidation, funding where data exists, our own metrics), validate the
+shipped YAML strategies and run the multi-timeframe one on two symbols.
 """
 
 from __future__ import annotations
@@ -92,15 +93,40 @@ def demo_command() -> None:
     run_row, backtest, bundle = execute(h, config, specs)
     print_result(run_row, backtest, bundle, out)
 
+    out.rule("[bold]7. strategy DSL: validate the shipped YAML strategies, run the multi-timeframe one")
+    from vibe_quant.backtest.strategies import REGISTRY
+    from vibe_quant.dsl.loader import SHIPPED_DIR, load_file, shipped_names
+    from vibe_quant.dsl.strategy import document_json
+    from vibe_quant.dsl.sweep import grid_size
+
+    for name in shipped_names():
+        a = load_file(SHIPPED_DIR / f"{name}.yaml", catalog=h.catalog)
+        twin = " (DSL twin of the Python strategy)" if name in REGISTRY else ""
+        out.print(f"valid: {name}{twin}: {a.primary.label}{''.join(' + ' + t.label for t in a.higher)}, "
+                  f"{len(a.indicators)} indicators, sweep of {grid_size(a):,}")  # fmt: skip
+    mtf = load_file(SHIPPED_DIR / "rsi_mean_reversion_mtf.yaml", catalog=h.catalog)
+    import json
+
+    dsl_config = BacktestConfig(
+        strategy=mtf.name, dsl=json.loads(document_json(mtf)), symbols=("FILUSDT", "NEARUSDT"),
+        timeframe=mtf.primary.label, start=dt.date(2023, 8, 1), end=dt.date(2023, 10, 31), mode="validation",
+        latency="retail", leverage=5,
+    )  # fmt: skip
+    dsl_row, dsl_result, dsl_bundle = execute(h, dsl_config, specs)
+    print_result(dsl_row, dsl_result, dsl_bundle, out)
+
     out.rule("[bold]outputs")
     out.print(
         f"home:       {h.root}\ncatalog:    {h.catalog}\nmanifest:   {h.catalog / 'manifest.json'}\n"
         f"report:     {h.catalog / 'validation_report.md'}\nraw lake:   {h.archive}\n"
         f"state db:   {h.db_path}\nlog:        {h.logs / 'vq.log'}\nbacktest:   {bundle}\n"
+        f"dsl run:    {dsl_bundle}\n"
         f"try:        uv run vq --home {h.root} data sql \"SELECT * FROM bars WHERE timeframe='4h' LIMIT 5\""
     )
     out.print(f"try:        uv run vq --home {h.root} backtest run --strategy ema_cross --symbols NEARUSDT-PERP "
               "--timeframe 5m --start 2023-08-01 --end 2023-10-31 --param fast=20 --param slow=100")  # fmt: skip
+    out.print(f"try:        uv run vq --home {h.root} backtest run --strategy bollinger_squeeze --symbols NEARUSDT-PERP "
+              "--start 2023-08-01 --end 2023-10-31 --param bb.std=2.5   (and: uv run vq dsl show bollinger_squeeze)")  # fmt: skip
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     if not rebuilt.byte_identical or warnings:
         raise UserError("demo checks failed (see above)")

@@ -184,7 +184,7 @@ def test_run_row_is_completed_with_identity_and_timestamps(completed: Completed)
         [SYMBOL], "15m", "2023-08-01", "2023-08-14",
     )  # fmt: skip
     assert row["parameters"]["params"] == {"fast": 10, "slow": 40}
-    assert strategy_names(completed.home) == ["ema_cross"]
+    assert strategy_names(completed.home) == ["python:ema_cross"]  # a DSL strategy may be named ema_cross too
 
 
 def test_one_results_row_with_every_metric_but_the_overfitting_ones(completed: Completed) -> None:
@@ -584,3 +584,57 @@ def test_validation_module_help_runs_as_a_process() -> None:
     assert "Traceback" not in done.stderr
     for option in ("--run-id", "--strategy", "--symbols", "--timeframe", "--param", "--latency", "--json"):
         assert option in done.stdout, option
+
+
+# -- DSL strategies through the same runner --------------------------------------------------------
+
+DSL_RUN = ["backtest", "run", "--symbols", "FILUSDT-PERP", "--start", "2023-08-01", "--end", "2023-08-14",
+           "--leverage", "5"]  # fmt: skip
+
+
+def test_dsl_strategy_runs_and_is_stored_with_versions(fresh: Home, cli, tmp_path: Path) -> None:
+    code, output = cli(["--home", str(fresh.root), *DSL_RUN, "--strategy", "ema_cross.yaml", "--param",
+                        "ema_fast.period=10"])  # fmt: skip
+    assert code == 0, output
+    assert "ema_cross FILUSDT 5m 2023-08-01..2023-08-14" in output  # the strategy's own timeframe
+    code, output = cli(["--home", str(fresh.root), *RUN])  # the Python ema_cross beside it
+    assert code == 0, output
+    with StateManager(fresh.db_path) as state:
+        rows = {row["name"]: row for row in state.find("strategies")}
+        assert set(rows) == {"ema_cross", "python:ema_cross"}
+        assert (rows["ema_cross"]["strategy_type"], rows["ema_cross"]["version"]) == ("dsl", 1)
+        dsl_run = state.find("backtest_runs", strategy_id=rows["ema_cross"]["id"])[0]
+        assert dsl_run["status"] == "completed"
+        assert dsl_run["parameters"]["dsl"]["indicators"]["ema_fast"]["period"] == 20  # the document as written
+        assert dsl_run["parameters"]["params"] == {"ema_fast.period": 10}  # and the run's override
+    edited = tmp_path / "ema_cross.yaml"
+    text = (Path(__file__).parents[2] / "src/vibe_quant/dsl/strategies/ema_cross.yaml").read_text()
+    edited.write_text(text.replace("period: 100", "period: 120"))
+    code, output = cli(["--home", str(fresh.root), *DSL_RUN, "--strategy", str(edited)])
+    assert code == 0, output
+    with StateManager(fresh.db_path) as state:
+        row = state.find("strategies", name="ema_cross")[0]
+        assert row["version"] == 2
+        assert row["dsl_config"]["indicators"]["ema_slow"]["period"] == 120
+        assert len(state.find("strategy_versions", strategy_id=row["id"])) == 2
+
+
+def test_dsl_bad_input_is_located_and_changes_nothing(fresh: Home, cli, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: b\ntimeframe: 5m\nindicators:\n  rsi: {type: RSI, period: 14}\n"
+                      "entry_conditions:\n  long: [rsi < 30, rsx > 2]\n")  # fmt: skip
+    code, output = cli(["--home", str(fresh.root), *DSL_RUN, "--strategy", str(broken)])
+    assert code == 2
+    assert f"{broken}:6:20: 'rsx' is not a declared indicator" in output
+    assert "Did you mean 'rsi'?" in output
+    code, output = cli(
+        ["--home", str(fresh.root), *DSL_RUN, "--strategy", "ema_cross.yaml", "--param", "ema_fast.perod=3"]
+    )
+    assert code == 2
+    assert "parameter 'ema_fast.perod': EMA has no parameter 'perod'" in output
+    code, output = cli(["--home", str(fresh.root), *DSL_RUN, "--strategy", "ema_cross.yaml", "--timeframe", "15m"])
+    assert code == 2
+    assert "runs on 5m bars, the run asks for 15m" in output
+    with StateManager(fresh.db_path) as state:
+        assert state.count("backtest_runs") == 0
+        assert state.count("strategies") == 0

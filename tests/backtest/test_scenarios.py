@@ -140,6 +140,22 @@ def test_bracket_watches_the_entry_bar_target(monkeypatch) -> None:
     assert only(r.trades).is_closed
 
 
+def test_take_profit_larger_than_the_bar_volume_fills_whole(monkeypatch) -> None:
+    # 2,000 FIL against bars of 40 FIL: NautilusTrader's own book would fill the target a
+    # quarter-bar of volume at a time, and its OUO/reduce-only updates of the partly filled
+    # bracket used to underflow the stop's quantity (a Rust panic that killed the process).
+    rows = [
+        (10.0, 10.0, 10.0, 10.0, 40),
+        (10.0, 10.1, 9.95, 10.05, 40),
+        (10.1, 10.6, 10.1, 10.5, 40),
+        *flat(2, 10.5, 40),
+    ]
+    r = run(rows, {0: [["go", 1, 2000.0, 1.0, 0.4]]}, monkeypatch=monkeypatch, leverage=10)  # target 10.4
+    _entry, target = r.recorder.fills
+    assert (target.reason, target.qty, target.price, target.liquidity) == ("take_profit", 2000.0, 10.4, "MAKER")
+    assert only(r.trades).is_closed
+
+
 def test_stop_already_in_the_market_when_armed_exits_at_the_next_open(monkeypatch) -> None:
     # 90 s latency: the entry sent at bar 0's close (stop 9.5) reaches the exchange in bar 2, after
     # bar 1 closed at 9.0. The exchange rejects the stop (Binance: "would immediately trigger").

@@ -19,6 +19,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
         "id", "name", "description", "dsl_config", "strategy_type", "created_at", "updated_at", "is_active",
         "version",
     ],
+    "strategy_versions": ["id", "strategy_id", "version", "sha256", "dsl_config", "source_text", "created_at"],
     "sizing_configs": ["id", "name", "method", "config", "created_at"],
     "risk_configs": ["id", "name", "strategy_level", "portfolio_level", "created_at"],
     "backtest_runs": [
@@ -156,7 +157,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 2  # 0001_initial.sql, 0002_backtest_run_identity.sql
+    assert SCHEMA_VERSION == 3  # 0001_initial.sql, 0002_backtest_run_identity.sql, 0003_strategy_versions.sql
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 

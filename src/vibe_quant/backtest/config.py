@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -55,6 +55,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     start: dt.date
     end: dt.date
     params: dict[str, ParamValue] = {}
+    dsl: dict[str, Any] | None = None  # a DSL strategy's whole document (then `strategy` is its name)
     mode: Literal["screening", "validation"] = "validation"
     latency: str | None = None
     latency_ns: tuple[int, int, int, int] | None = None  # custom (base, insert, update, cancel)

@@ -236,8 +236,14 @@ class PerpFillModel(FillModel):
             estimated = st.tick if self.validation else self._coin_tick(st)
             price = round_adverse(reference + side * estimated, st.tick, side)
         else:
-            return None  # limit orders: NautilusTrader's rule (limit price, queue probability)
-        self.recorder.pricing[coid] = (reference, estimated, economic)
+            # Limit orders fill at their limit price once NautilusTrader's touch rule (and the
+            # queue probability) says so, and in full: NautilusTrader's own book would offer a
+            # quarter of the bar's volume per tick, and partial fills of a bracket's take-profit
+            # make its OUO/reduce-only bookkeeping underflow the sibling's quantity (a Rust panic).
+            price = order.price.as_double()
+            reference = None
+        if reference is not None:
+            self.recorder.pricing[coid] = (reference, estimated, economic)
         book = OrderBook(instrument.id, BookType.L2_MBP)
         book_side = OrderSide.SELL if side > 0 else OrderSide.BUY
         size = Quantity(max(order.quantity.as_double() * 10.0, 1.0), st.size_precision)

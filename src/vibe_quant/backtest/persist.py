@@ -61,20 +61,60 @@ def clean(value):
 # -- state database ------------------------------------------------------------------------------
 
 
-def strategy_row(state: StateManager, name: str) -> int:
-    """Return the ``strategies`` id of Python strategy `name`, creating the row once."""
-    rows = state.find("strategies", name=name)
-    if rows:
-        return rows[0]["id"]
-    return state.insert("strategies", {"name": name, "dsl_config": {"python": name}, "strategy_type": "technical",
-                                       "description": f"built-in Python strategy {name}"})  # fmt: skip
+def strategy_row(state: StateManager, name: str, dsl: dict | None = None) -> int:
+    """Return the ``strategies`` id of strategy `name`, creating or versioning its row.
+
+    A Python strategy gets one row. A DSL strategy's row holds its latest document; a new
+    document bumps ``version`` and is kept in ``strategy_versions`` (by content hash).
+    """
+    if dsl is None:
+        # Python strategies are namespaced: a DSL strategy may carry the same name (ema_cross.yaml).
+        key = f"python:{name}"
+        rows = state.find("strategies", name=key)
+        if rows:
+            return rows[0]["id"]
+        return state.insert("strategies", {"name": key, "dsl_config": {"python": name}, "strategy_type": "technical",
+                                           "description": f"built-in Python strategy {name}"})  # fmt: skip
+    return save_dsl_version(state, dsl)[0]
+
+
+def save_dsl_version(state: StateManager, dsl: dict, source_text: str | None = None) -> tuple[int, int, bool]:
+    """Store a DSL document; return ``(strategy_id, version, is_new_version)``."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(dsl, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    name = dsl["name"]
+    with state.transaction():
+        rows = state.find("strategies", name=name)
+        if rows and rows[0]["strategy_type"] != "dsl":  # a Python row from before the namespace: move it aside
+            state.update("strategies", rows[0]["id"], {"name": f"python:{name}"})
+            rows = []
+        if not rows:
+            sid = state.insert("strategies", {"name": name, "description": dsl.get("description", ""), "dsl_config": dsl,
+                                              "strategy_type": "dsl", "version": 1})  # fmt: skip
+            state.insert("strategy_versions", {"strategy_id": sid, "version": 1, "sha256": digest, "dsl_config": dsl,
+                                               "source_text": source_text})  # fmt: skip
+            return sid, 1, True
+        sid = rows[0]["id"]
+        known = state.find("strategy_versions", strategy_id=sid, sha256=digest)
+        if known:  # an earlier version again: it becomes the current one
+            version = known[0]["version"]
+            if rows[0]["version"] != version:
+                state.update("strategies", sid, {"dsl_config": dsl, "version": version, "updated_at": _now()})
+            return sid, version, False
+        version = max([v["version"] for v in state.find("strategy_versions", strategy_id=sid)] or [0]) + 1
+        state.insert("strategy_versions", {"strategy_id": sid, "version": version, "sha256": digest, "dsl_config": dsl,
+                                           "source_text": source_text})  # fmt: skip
+        state.update("strategies", sid, {"dsl_config": dsl, "description": dsl.get("description", ""), "version": version,
+                                         "strategy_type": "dsl", "updated_at": _now()})  # fmt: skip
+        return sid, version, True
 
 
 def create_run(state: StateManager, config: BacktestConfig) -> int:
     """Insert a pending ``backtest_runs`` row for `config`; return its id."""
     cfg = config.resolved()
     return state.insert("backtest_runs", {
-        "strategy_id": strategy_row(state, cfg.strategy), "run_mode": cfg.mode, "symbols": list(cfg.symbols),
+        "strategy_id": strategy_row(state, cfg.strategy, cfg.dsl), "run_mode": cfg.mode, "symbols": list(cfg.symbols),
         "timeframe": cfg.timeframe, "start_date": cfg.start.isoformat(), "end_date": cfg.end.isoformat(),
         "parameters": msgspec.to_builtins(cfg), "latency_preset": cfg.latency, "status": "pending",
     })  # fmt: skip

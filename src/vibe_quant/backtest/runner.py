@@ -156,6 +156,11 @@ def strategy_params(config: BacktestConfig):
         Unknown strategy or parameter (with a did-you-mean), a value of the wrong type, or
         parameters the strategy rejects.
     """
+    if config.dsl is not None:
+        from vibe_quant.dsl import strategy as dsl_module
+
+        dsl_module.bind(config.dsl, config.params, config.timeframe)
+        return dsl_module.DslStrategy, dsl_module.DslStrategyConfig, dsl_module
     strategy_cls, config_cls, module = resolve(config.strategy)
     own = set(config_cls.__annotations__) - {"instrument_id", "bar_type"}
     for name in config.params:
@@ -173,9 +178,13 @@ def strategy_params(config: BacktestConfig):
 
 def strategy_config(config: BacktestConfig, config_cls, instrument_id: str, bar_type: str, index: int):
     """Build the strategy's NautilusTrader config from `config.params` (types converted)."""
-    data = {**config.params, "instrument_id": instrument_id, "bar_type": bar_type, "order_id_tag": f"{index + 1:03d}"}
+    ids = {"instrument_id": instrument_id, "bar_type": bar_type, "order_id_tag": f"{index + 1:03d}"}
+    if config.dsl is not None:
+        from vibe_quant.dsl.strategy import bind
+
+        return config_cls(document=bind(config.dsl, config.params, config.timeframe)[1], **ids)
     try:
-        return msgspec.convert(data, config_cls, strict=False)
+        return msgspec.convert({**config.params, **ids}, config_cls, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"strategy {config.strategy!r} parameters: {exc}") from exc
 
@@ -188,6 +197,8 @@ def run_id_for(config: BacktestConfig, data: MarketData) -> str:
     _, _, module = strategy_params(config)
     h = hashlib.sha256()
     sources = sorted(Path(__file__).parent.rglob("*.py"))  # the whole backtest core, strategies included
+    if config.dsl is not None:
+        sources += sorted((Path(__file__).parent.parent / "dsl").rglob("*.py"))  # and the compiler
     parts = [config.canonical_json(), inspect.getsource(module).encode(), data.digest.encode(), code_version().encode()]
     parts += [p.read_bytes() for p in sources]
     for part in parts:

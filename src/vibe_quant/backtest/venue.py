@@ -51,6 +51,7 @@ from nautilus_trader.model.events import (
     OrderPendingUpdate,
     OrderRejected,
     OrderSubmitted,
+    OrderUpdated,
     PositionChanged,
     PositionClosed,
     PositionOpened,
@@ -339,6 +340,14 @@ class PerpVenueModule(SimulationModule):
                 self._resting[st.symbol][event.client_order_id.value] = ("stop", side, order.trigger_price.as_double())
             elif order.order_type == OrderType.LIMIT:
                 self._resting[st.symbol][event.client_order_id.value] = ("limit", side, order.price.as_double())
+        elif cls is OrderUpdated:  # a stop moved (trailing) or a limit repriced
+            st = self.by_instrument.get(event.instrument_id.value)
+            resting = self._resting[st.symbol] if st is not None else {}
+            coid = event.client_order_id.value
+            if coid in resting:
+                kind, side, price = resting[coid]
+                moved = event.trigger_price if kind == "stop" else event.price
+                resting[coid] = (kind, side, moved.as_double() if moved is not None else price)
         elif cls in _CLOSING_EVENTS:
             st = self.by_instrument.get(event.instrument_id.value)
             if st is None:

@@ -35,6 +35,25 @@ def parse_params(items: list[str]) -> dict:
     return params
 
 
+def dsl_document(strategy: str) -> tuple[dict | None, str]:
+    """``(document, name)`` for a DSL strategy (file or shipped name), ``(None, name)`` for a Python one.
+
+    Raises
+    ------
+    DslError
+        The strategy file is invalid (located message).
+    """
+    from vibe_quant.backtest.strategies import REGISTRY
+    from vibe_quant.dsl.loader import load_file, resolve_strategy_file
+    from vibe_quant.dsl.strategy import document_json
+
+    path = None if strategy in REGISTRY else resolve_strategy_file(strategy)
+    if path is None:
+        return None, strategy
+    analysis = load_file(path)
+    return json.loads(document_json(analysis)), analysis.name
+
+
 def _date(option: str, text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -45,13 +64,24 @@ def _date(option: str, text: str) -> dt.date:
 @validation_app.command()
 def run(
     run_id: Annotated[int | None, typer.Option("--run-id", help="Run a pending backtest_runs row by id.")] = None,
-    strategy: Annotated[str | None, typer.Option(help="Strategy name: ema_cross, ema_trend_atr.")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="A DSL strategy file (FILE.yaml; NAME.yaml or NAME for a shipped one, see `vq dsl list`) or a "
+            "Python strategy: ema_cross, ema_trend_atr."
+        ),
+    ] = None,
     symbols: Annotated[str | None, typer.Option(help="Comma-separated, e.g. FILUSDT-PERP,NEARUSDT-PERP.")] = None,
-    timeframe: Annotated[str, typer.Option(help="Bar timeframe: 1m, 5m, 15m, 1h, 4h.")] = "5m",
+    timeframe: Annotated[
+        str | None, typer.Option(help="Bar timeframe: 1m, 5m, 15m, 1h, 4h (default: a DSL strategy's own, else 5m).")
+    ] = None,
     start: Annotated[str | None, typer.Option(help="First day (UTC), YYYY-MM-DD.")] = None,
     end: Annotated[str | None, typer.Option(help="Last day (UTC, inclusive), YYYY-MM-DD.")] = None,
     param: Annotated[
-        list[str] | None, typer.Option("--param", help="Strategy parameter NAME=VALUE (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--param", help="Strategy parameter NAME=VALUE (repeatable); DSL: a sweep key, e.g. rsi.period=7."
+        ),
     ] = None,
     mode: Annotated[
         str, typer.Option(help="validation (realistic fills, latency) or screening (fast, simple).")
@@ -83,9 +113,12 @@ def run(
                                             ("--end", end)) if not value]  # fmt: skip
         if missing:
             raise UserError(f"missing {', '.join(missing)} (or pass --run-id of a pending run)")
+        dsl, strategy = dsl_document(strategy)
+        if dsl is not None:
+            timeframe = timeframe or dsl["timeframe"]
         config = parse_config({
-            "strategy": strategy, "symbols": [normalize_symbol(s) for s in symbols.split(",") if s.strip()],
-            "timeframe": timeframe, "start": _date("--start", start).isoformat(), "end": _date("--end", end).isoformat(),
+            "strategy": strategy, "dsl": dsl, "symbols": [normalize_symbol(s) for s in symbols.split(",") if s.strip()],
+            "timeframe": timeframe or "5m", "start": _date("--start", start).isoformat(), "end": _date("--end", end).isoformat(),
             "params": parse_params(param or []), "mode": mode, "latency": latency, "leverage": leverage,
             "starting_balance": balance, "maker_fee": maker_fee, "taker_fee": taker_fee,
         })  # fmt: skip

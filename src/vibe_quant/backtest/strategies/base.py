@@ -59,6 +59,7 @@ class PerpStrategy(Strategy):
         self.ctx: RunContext | None = None  # set by the runner before the engine starts
         self.instrument = None
         self._in_flight: set[str] = set()
+        self.stop_order_id: str | None = None  # the stop-loss of the last bracket sent
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -181,6 +182,7 @@ class PerpStrategy(Strategy):
                 if px > 0:
                     legs.append((reason, factory.generate_client_order_id(), px))
         ids = [coid for _, coid, _ in legs]
+        self.stop_order_id = next((coid.value for reason, coid, _ in legs if reason == "stop_loss"), None)
         orders = [MarketOrder(
             self.trader_id, self.id, iid, entry_id, OrderSide.BUY if direction > 0 else OrderSide.SELL, quantity,
             UUID4(), ts, contingency_type=ContingencyType.OTO if legs else ContingencyType.NO_CONTINGENCY,

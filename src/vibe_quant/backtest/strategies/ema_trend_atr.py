@@ -4,7 +4,7 @@ so the position's margin fits the leverage)."""
 
 from __future__ import annotations
 
-from nautilus_trader.indicators import AverageTrueRange, ExponentialMovingAverage
+from nautilus_trader.indicators import AverageTrueRange, ExponentialMovingAverage, MovingAverageType
 from nautilus_trader.model.data import Bar
 
 from vibe_quant.backtest.strategies.base import PerpStrategy, PerpStrategyConfig
@@ -37,7 +37,7 @@ class EmaTrendAtr(PerpStrategy):
         cfg: EmaTrendAtrConfig = self.config
         self.fast = ExponentialMovingAverage(cfg.fast)
         self.slow = ExponentialMovingAverage(cfg.slow)
-        self.atr = AverageTrueRange(cfg.atr_period)
+        self.atr = AverageTrueRange(cfg.atr_period, MovingAverageType.WILDER)  # Wilder, as everyone means
         for indicator in (self.fast, self.slow, self.atr):
             self.register_indicator_for_bars(self.bar_type, indicator)
         self._above: bool | None = None

@@ -1,0 +1,446 @@
+"""The DSL compiler: one NautilusTrader strategy class driven by a compiled, frozen config.
+
+Why not generated Python source? A strategy here is a list of indicator objects and a few
+comparisons; compiling the document into closures once per run costs microseconds, needs no
+``exec``, keeps the config a plain frozen (picklable) struct that the run id hashes, and runs
+unchanged in the backtest, screening, paper and live. ``benchmarks/dsl.py`` measures it against
+hand-written strategies with the same logic.
+
+Per primary bar (its close is the decision time; orders fill at the next open):
+
+1. indicators update: NautilusTrader indicators on the primary bars through
+   ``register_indicator_for_bars``; higher timeframes from bars *we* build out of closed
+   primary bars: a 4h bar exists once its last primary bar has closed and all of its primary
+   bars were seen, exactly as the catalog builds it (so no value ever uses an unfinished bar,
+   and NautilusTrader's bar matching never treats a 4h range as the price path);
+2. nothing happens until every indicator is initialised;
+3. series that conditions read in the past (``x[n]``, crosses) record their value;
+4. while an order is on its way nothing more happens;
+5. exits: in a long, when every ``exit_conditions.long`` holds, close (or reverse if a short
+   entry holds); likewise for shorts; an ``atr_trailing`` stop ratchets;
+6. entries: when every condition of one side holds, outside any time filter (sessions,
+   blocked days, minutes around the symbol's funding times), enter with the bracket. An entry
+   signal is acted on once: after an attempt the same side waits until its conditions have
+   been false (a stopped-out trade is not re-entered at once). Time filters only block entries.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import functools
+import json
+import operator
+import zoneinfo
+from collections import deque
+
+import msgspec
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.identifiers import ClientOrderId
+from nautilus_trader.model.objects import Price, Quantity
+
+from vibe_quant.backtest.execution import round_adverse
+from vibe_quant.backtest.strategies.base import PerpStrategy, PerpStrategyConfig
+from vibe_quant.dsl.analysis import Analysis, analyse
+from vibe_quant.dsl.conditions import PRICE_FIELDS, Condition
+from vibe_quant.dsl.model import StrategyDoc
+from vibe_quant.dsl.sweep import apply_params
+from vibe_quant.errors import ConfigError
+
+NS_PER_MIN = 60_000_000_000
+NS_PER_DAY = 1440 * NS_PER_MIN
+BINANCE_FUNDING_HOURS = (0, 8, 16)  # used when the catalog has no funding times for the run
+_COMPARE = {">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le}
+
+
+class DslStrategyConfig(PerpStrategyConfig, frozen=True, kw_only=True):
+    """`document` is the canonical JSON of the strategy document with its parameters applied."""
+
+    document: str
+
+
+@functools.lru_cache(maxsize=256)
+def compile_document(document: str) -> Analysis:
+    """Decode and check a canonical document (cached: sweeps compile each point once).
+
+    Raises
+    ------
+    ConfigError
+        The document does not validate.
+    """
+    try:
+        doc = msgspec.json.decode(document, type=StrategyDoc)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"strategy document: {exc}") from None
+    analysis, issues = analyse(doc)
+    if issues:
+        raise ConfigError(f"strategy {doc.name}: " + "; ".join(i.message for i in issues))
+    return analysis
+
+
+def document_json(analysis: Analysis) -> str:
+    """Canonical JSON (sorted keys) of a checked document."""
+    return json.dumps(msgspec.to_builtins(analysis.doc), sort_keys=True, separators=(",", ":"))
+
+
+def bind(dsl: dict, params: dict, timeframe: str) -> tuple[Analysis, str]:
+    """Apply run parameters to a stored document; return the analysis and its canonical JSON.
+
+    Raises
+    ------
+    ConfigError
+        Invalid document or parameters, or a run timeframe other than the strategy's.
+    """
+    base = compile_document(json.dumps(dsl, sort_keys=True, separators=(",", ":")))
+    analysis = apply_params(base, params)
+    if analysis.primary.label != timeframe:
+        raise ConfigError(
+            f"strategy {analysis.name} runs on {analysis.primary.label} bars, the run asks for {timeframe}: "
+            f"drop --timeframe or change 'timeframe:' in the strategy file"
+        )
+    return analysis, document_json(analysis)
+
+
+class HigherBars:
+    """Build one higher-timeframe bar from the primary bars of its UTC bucket, when it closes."""
+
+    __slots__ = ("_c", "_h", "_l", "_o", "_v", "bar_type", "count", "end", "indicators", "per", "pp", "sp", "step")
+
+    def __init__(self, bar_type: BarType, step_ns: int, per: int, price_precision: int, size_precision: int):
+        self.bar_type, self.step, self.per = bar_type, step_ns, per
+        self.pp, self.sp = price_precision, size_precision
+        self.indicators: list = []
+        self.end = -1
+        self.count = 0
+        self._o = self._h = self._l = self._c = self._v = 0
+
+    def add(self, bar: Bar) -> None:
+        ts = bar.ts_event
+        end = -(-ts // self.step) * self.step
+        if end != self.end:
+            self.end, self.count = end, 0
+            self._o, self._h, self._l, self._v = bar.open.raw, bar.high.raw, bar.low.raw, 0
+        else:
+            high, low = bar.high.raw, bar.low.raw
+            if high > self._h:
+                self._h = high
+            if low < self._l:
+                self._l = low
+        self._c = bar.close.raw
+        self._v += bar.volume.raw
+        self.count += 1
+        if ts == end and self.count == self.per:  # closed, and no primary bar missing
+            pp = self.pp
+            built = Bar(self.bar_type, Price.from_raw(self._o, pp), Price.from_raw(self._h, pp),
+                        Price.from_raw(self._l, pp), Price.from_raw(self._c, pp),
+                        Quantity.from_raw(self._v, self.sp), ts, ts)  # fmt: skip
+            for indicator in self.indicators:
+                indicator.handle_bar(built)
+
+
+class DslStrategy(PerpStrategy):
+    """Runs a compiled strategy document (see the module docstring for the bar cycle)."""
+
+    @classmethod
+    def check(cls, config: DslStrategyConfig) -> None:
+        compile_document(config.document)
+
+    # -- compilation ----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from nautilus_trader.indicators.base import Indicator
+
+        a = compile_document(self.config.document)
+        self.analysis = a
+        inst = self.instrument
+        self._runtimes: dict[str, object] = {}
+        self._python_updates = []  # primary-timeframe indicators we feed ourselves
+        self._higher: list[HigherBars] = []
+        by_tf: dict[int, HigherBars] = {}
+        for tf in a.higher:
+            bt = BarType.from_str(tf.bar_type(self.instrument_id.value).replace("-EXTERNAL", "-INTERNAL"))
+            hb = HigherBars(bt, tf.step_ms * 1_000_000, tf.minutes // a.primary.minutes,
+                            inst.price_precision, inst.size_precision)  # fmt: skip
+            by_tf[tf.minutes] = hb
+            self._higher.append(hb)
+        for name, ri in a.indicators.items():
+            runtime = ri.definition.build(ri.params)
+            self._runtimes[name] = runtime
+            if ri.timeframe != a.primary:
+                by_tf[ri.timeframe.minutes].indicators.append(runtime)
+            elif isinstance(runtime, Indicator):
+                self.register_indicator_for_bars(self.bar_type, runtime)  # updated in Cython before on_bar
+            else:
+                self._python_updates.append(runtime.handle_bar)
+        self._all_runtimes = list(self._runtimes.values())
+        self._ready = False
+        self._bar: Bar | None = None
+
+        # series that conditions read in the past
+        self._series = []  # (getter, deque) pushed once per ready bar
+        self._hist: dict[tuple[str, str], deque] = {}
+        for key, depth in a.history.items():
+            if depth > 0:
+                q: deque = deque(maxlen=depth + 1)
+                self._hist[key] = q
+                self._series.append((self._getter(*key), q))
+        self._entry = {side: [self._compile(c) for c in a.entry[side]] for side in ("long", "short")}
+        self._exit = {side: [self._compile(c) for c in a.exit[side]] for side in ("long", "short")}
+        self._signalled: int | None = None
+        self._setup_exits(a)
+        self._setup_filters(a)
+
+    def _getter(self, name: str, output: str):
+        """Return a no-argument function giving the current value of a named series."""
+        if name in PRICE_FIELDS:
+            return lambda: getattr(self._bar, name).as_double()
+        if name == "funding_rate":
+            return self._funding_rate
+        if name in self.analysis.thresholds:
+            value = self.analysis.thresholds[name]
+            return lambda: value
+        runtime = self._runtimes[name]
+        ri = self.analysis.indicators[name]
+        output = output or ri.definition.outputs[0]
+        scale = ri.definition.scale.get(output)
+        if scale is not None:
+            return lambda: getattr(runtime, output) * scale
+        return functools.partial(getattr, runtime, output)
+
+    def _value_fn(self, operand):
+        """No-argument function for an operand (number, series now, or series n bars ago; None if unknown)."""
+        if operand.is_number:
+            value = operand.number
+            return lambda: value
+        ri = self.analysis.indicators.get(operand.name)
+        key = (operand.name, operand.output or (ri.definition.outputs[0] if ri else ""))
+        if operand.ago == 0:
+            return self._getter(*key)
+        q, n = self._hist[key], operand.ago
+
+        def past():
+            return q[-1 - n] if len(q) > n else None
+
+        return past
+
+    def _compile(self, cond: Condition):
+        """Return a no-argument predicate for one condition."""
+        fns = [self._value_fn(op) for op in cond.operands]
+        if cond.op in _COMPARE:
+            compare, (left, right) = _COMPARE[cond.op], fns
+            hist = any(op.ago for op in cond.operands)
+            if not hist:
+                return lambda: compare(left(), right())
+
+            def compared():
+                a, b = left(), right()
+                return a is not None and b is not None and compare(a, b)
+
+            return compared
+        if cond.op == "between":
+            x, lo, hi = fns
+
+            def between():
+                v, a, b = x(), lo(), hi()
+                return v is not None and a is not None and b is not None and a <= v <= b
+
+            return between
+        # crosses: compare now with one bar earlier
+        prev = [self._past(op, 1) for op in cond.operands]
+        left, right = fns
+        above = cond.op == "crosses_above"
+
+        def crosses():
+            a0, b0, a1, b1 = prev[0](), prev[1](), left(), right()
+            if a0 is None or b0 is None or a1 is None or b1 is None:
+                return False
+            return (a0 <= b0 and a1 > b1) if above else (a0 >= b0 and a1 < b1)
+
+        return crosses
+
+    def _past(self, operand, extra: int):
+        if operand.is_number:
+            value = operand.number
+            return lambda: value
+        if operand.name in self.analysis.thresholds:
+            return self._getter(operand.name, "")
+        ri = self.analysis.indicators.get(operand.name)
+        key = (operand.name, operand.output or (ri.definition.outputs[0] if ri else ""))
+        q, n = self._hist[key], operand.ago + extra
+        return lambda: q[-1 - n] if len(q) > n else None
+
+    def _setup_exits(self, a: Analysis) -> None:
+        doc = a.doc
+        sl, tp = doc.stop_loss, doc.take_profit
+        self._stop_fn = self._distance_fn(sl) if sl is not None else None
+        self._target_fn = None
+        if tp is not None:
+            if tp.type == "risk_reward":
+                ratio = tp.ratio
+                self._target_fn = lambda price, stop: stop * ratio if stop is not None else None
+            else:
+                fn = self._distance_fn(tp)
+                self._target_fn = lambda price, stop: fn(price)
+        self._trailing = None
+        if sl is not None and sl.type == "atr_trailing":
+            atr, mult = self._runtimes[sl.indicator], sl.atr_multiplier
+            self._trailing = lambda: mult * atr.value
+        self._sizing = doc.position_management.sizing
+
+    def _distance_fn(self, rule):
+        if rule.type == "fixed_pct":
+            pct = rule.percent / 100.0
+            return lambda price: price * pct
+        atr, mult = self._runtimes[rule.indicator], rule.atr_multiplier
+        return lambda price: mult * atr.value
+
+    def _setup_filters(self, a: Analysis) -> None:
+        self._sessions = [(s, e, None if tz == "UTC" else zoneinfo.ZoneInfo(tz)) for s, e, tz in a.sessions]
+        self._blocked_days = a.blocked_days
+        fa = a.doc.time_filters.avoid_around_funding
+        self._funding_window = (fa.minutes_before * NS_PER_MIN, fa.minutes_after * NS_PER_MIN) if fa.enabled else None
+        self._funding_times: list[int] = []
+        self._funding_rates: list[float] = []
+        self._funding_i = 0
+        self._funding_loaded = False
+
+    def _load_funding(self) -> None:
+        """Funding settlement times and rates of this symbol for the run (known schedule; rates used once settled)."""
+        self._funding_loaded = True
+        st = self.ctx.module.by_instrument[self.instrument_id.value]
+        self._funding_times = [ts for ts, _, _ in st.funding]
+        self._funding_rates = [rate for _, rate, _ in st.funding]
+        if not self._funding_times and self._funding_window is not None:
+            self.ctx.recorder.warn(
+                f"{self.instrument_id.value}: no funding times in the catalog; avoid_around_funding uses Binance's "
+                "00:00/08:00/16:00 UTC schedule"
+            )
+
+    # -- filters and values ---------------------------------------------------------------------
+
+    def _funding_rate(self) -> float:
+        if not self._funding_loaded:
+            self._load_funding()
+        ts, times, i = self._bar.ts_event, self._funding_times, self._funding_i
+        while i < len(times) and times[i] <= ts:
+            i += 1
+        self._funding_i = i
+        return self._funding_rates[i - 1] if i else 0.0
+
+    def entry_allowed(self, ts: int) -> bool:
+        """Time filters at decision time `ts` (the bar's close, ns UTC)."""
+        if self._blocked_days and (ts // NS_PER_DAY + 3) % 7 in self._blocked_days:  # 1970-01-01 was a Thursday
+            return False
+        if self._sessions:
+            inside = False
+            for start, end, tz in self._sessions:
+                if tz is None:
+                    minute = ts // NS_PER_MIN % 1440
+                else:
+                    local = dt.datetime.fromtimestamp(ts / 1e9, tz)
+                    minute = local.hour * 60 + local.minute
+                if (start <= minute <= end) if start <= end else (minute >= start or minute <= end):
+                    inside = True
+                    break
+            if not inside:
+                return False
+        if self._funding_window is not None:
+            if not self._funding_loaded:
+                self._load_funding()
+            before, after = self._funding_window
+            times = self._funding_times
+            if times:
+                i = bisect.bisect_left(times, ts - after)
+                if i < len(times) and times[i] <= ts + before:
+                    return False
+            else:
+                step = 8 * 60 * NS_PER_MIN
+                nearest = round(ts / step) * step  # 00/08/16 UTC
+                if nearest - before <= ts <= nearest + after:
+                    return False
+        return True
+
+    # -- the bar cycle --------------------------------------------------------------------------
+
+    def on_bar(self, bar: Bar) -> None:
+        self._bar = bar
+        for update in self._python_updates:
+            update(bar)
+        for hb in self._higher:
+            hb.add(bar)
+        if not self._ready:
+            if not all(r.initialized for r in self._all_runtimes):
+                return
+            self._ready = True
+        for getter, q in self._series:
+            q.append(getter())
+        if self.busy():
+            return
+        qty = self.position_qty()
+        side = (qty > 0) - (qty < 0)
+        entry = self._entry
+        sig = None
+        if entry["long"] and all(c() for c in entry["long"]):
+            sig = 1
+        if entry["short"] and all(c() for c in entry["short"]):
+            sig = None if sig == 1 else -1  # both sides at once: conflicting, do nothing
+        if sig is None:
+            self._signalled = None  # the entry conditions went false: the next signal is a new one
+        if side:
+            rules = self._exit["long" if side > 0 else "short"]
+            if rules and all(c() for c in rules):
+                if sig == -side and sig != self._signalled and self.entry_allowed(bar.ts_event):
+                    if self._enter(bar, sig):
+                        self._signalled = sig
+                else:
+                    self.signal(bar, 0, rule="exit")
+                    self.go(bar, 0, 0.0, reason="exit")
+                return
+            if self._trailing is not None:
+                self._trail(bar, side)
+        if sig is None or sig == self._signalled:
+            return
+        if side == sig:
+            self._signalled = sig
+            return
+        if not self.entry_allowed(bar.ts_event):
+            return  # blocked by a time filter: the signal may still hold on the next allowed bar
+        if self._enter(bar, sig):
+            self._signalled = sig
+
+    def _enter(self, bar: Bar, direction: int) -> bool:
+        price = bar.close.as_double()
+        stop = self._stop_fn(price) if self._stop_fn is not None else None
+        if stop is not None and not stop > 0:
+            return False  # e.g. ATR of a flat market: no meaningful stop, wait for the next bar
+        target = self._target_fn(price, stop) if self._target_fn is not None else None
+        sizing, equity = self._sizing, self.equity()
+        if sizing.method == "fixed_fractional":
+            qty = equity * sizing.risk_per_trade / stop
+        else:
+            qty = equity * sizing.fraction / price
+        caps = [qty]
+        if sizing.max_margin_fraction is not None:
+            caps.append(sizing.max_margin_fraction * equity * self.ctx.leverage / price)
+        if sizing.max_leverage is not None:
+            caps.append(sizing.max_leverage * equity / price)
+        caps.append(self.max_qty(price))
+        self.signal(bar, direction, rule="entry_long" if direction > 0 else "entry_short")
+        self.go(bar, direction, min(caps), stop=stop, target=target)
+        return True
+
+    def _trail(self, bar: Bar, side: int) -> None:
+        coid = self.stop_order_id
+        if coid is None:
+            return
+        order = self.cache.order(ClientOrderId(coid))
+        if order is None or not order.is_open or order.is_pending_update or order.is_pending_cancel:
+            return
+        distance = self._trailing()
+        if not distance > 0:
+            return
+        tick = self.instrument.price_increment.as_double()
+        candidate = round_adverse(bar.close.as_double() - side * distance, tick, -side)
+        current = order.trigger_price.as_double()
+        if (candidate > current + tick / 2) if side > 0 else (candidate < current - tick / 2):
+            self.modify_order(order, trigger_price=Price(candidate, self.instrument.price_precision))
