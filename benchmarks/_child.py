@@ -1,9 +1,13 @@
-"""Run one measurement in a fresh spawned process (clean peak RSS, no warm caches)."""
+"""Shared by the benchmarks: one measurement per spawned process (clean peak RSS, no warm caches),
+the FILUSDT home they run on, and the funding schedule injected for it."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import queue as queue_module
+from pathlib import Path
+
+MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-vision"
 
 
 def run_in_child(target, *args) -> dict:
@@ -27,3 +31,31 @@ def run_in_child(target, *args) -> dict:
                 raise RuntimeError(f"{target.__name__} died with exit code {proc.exitcode}") from None
     proc.join()
     return result
+
+
+def fil_home(tmp: str):
+    """Ingest every FILUSDT kline month of ../shared/data into a new home under `tmp`."""
+    from vibe_quant.data.ingest import IngestRequest, run_ingest
+    from vibe_quant.home import Home
+    from vibe_quant.instruments.specs import InstrumentSpecs
+
+    home = Home(Path(tmp)).ensure()
+    run_ingest(home, IngestRequest(str(MIRROR), ("FILUSDT",), ("klines",)), InstrumentSpecs())
+    return home
+
+
+def inject_funding(data) -> None:
+    """FILUSDT has no funding file in the shared data: settle +0.01% every 8 hours to exercise funding."""
+    from decimal import Decimal
+
+    from nautilus_trader.model.data import FundingRateUpdate
+    from nautilus_trader.model.identifiers import InstrumentId
+
+    bars = data.bars["FILUSDT"]
+    iid = InstrumentId.from_str("FILUSDT-PERP.BINANCE")
+    eight_h = 8 * 3600 * 10**9
+    first = bars[0].ts_event // eight_h * eight_h + eight_h
+    data.funding["FILUSDT"] = [
+        FundingRateUpdate(iid, Decimal("0.0001"), ts, ts, next_funding_ns=ts + eight_h)
+        for ts in range(first, bars[-1].ts_event, eight_h)
+    ]

@@ -34,21 +34,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _child import run_in_child  # noqa: E402
+from _child import fil_home, inject_funding, run_in_child  # noqa: E402
 
-MIRROR = ROOT.parent / "shared" / "data" / "binance-vision"
 EXPECTED_BARS = 902_880
 EXPOSURE = 0.1
-
-
-def _home(tmp: str):
-    from vibe_quant.data.ingest import IngestRequest, run_ingest
-    from vibe_quant.home import Home
-    from vibe_quant.instruments.specs import InstrumentSpecs
-
-    home = Home(Path(tmp)).ensure()
-    run_ingest(home, IngestRequest(str(MIRROR), ("FILUSDT",), ("klines",)), InstrumentSpecs())
-    return home
 
 
 def _config():
@@ -61,24 +50,12 @@ def _config():
 
 
 def run_ours(queue: mp.Queue, catalog: str) -> None:
-    from decimal import Decimal
-
-    from nautilus_trader.model.data import FundingRateUpdate
-    from nautilus_trader.model.identifiers import InstrumentId
-
     from vibe_quant.backtest.runner import load_market_data, run_backtest
     from vibe_quant.instruments.specs import InstrumentSpecs
 
     config = _config()
     data = load_market_data(Path(catalog), config, InstrumentSpecs())
-    bars = data.bars["FILUSDT"]
-    iid = InstrumentId.from_str("FILUSDT-PERP.BINANCE")
-    eight_h = 8 * 3600 * 10**9
-    first = bars[0].ts_event // eight_h * eight_h + eight_h
-    data.funding["FILUSDT"] = [
-        FundingRateUpdate(iid, Decimal("0.0001"), ts, ts, next_funding_ns=ts + eight_h)
-        for ts in range(first, bars[-1].ts_event, eight_h)
-    ]  # fmt: skip
+    inject_funding(data)
     t0 = time.perf_counter()
     result = run_backtest(config, data, run_id="bench")
     total = time.perf_counter() - t0
@@ -166,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         print("ingesting FILUSDT into a temporary home ...", flush=True)
-        catalog = str(_home(tmp).catalog)
+        catalog = str(fil_home(tmp).catalog)
         results = {}
         for name, target in (("plain", run_plain), ("ours", run_ours)):
             print(f"measuring {name} x{args.repeat} ...", flush=True)

@@ -32,21 +32,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _child import run_in_child  # noqa: E402
+from _child import fil_home, inject_funding, run_in_child  # noqa: E402
 
-MIRROR = ROOT.parent / "shared" / "data" / "binance-vision"
 EXPECTED_BARS = 902_880
 EXPOSURE = 0.1
-
-
-def _home(tmp: str):
-    from vibe_quant.data.ingest import IngestRequest, run_ingest
-    from vibe_quant.home import Home
-    from vibe_quant.instruments.specs import InstrumentSpecs
-
-    home = Home(Path(tmp)).ensure()
-    run_ingest(home, IngestRequest(str(MIRROR), ("FILUSDT",), ("klines",)), InstrumentSpecs())
-    return home
 
 
 def _dsl(name: str, **override) -> dict:
@@ -80,11 +69,6 @@ def _config(case: str, variant: str):
 
 
 def run_case(queue: mp.Queue, catalog: str, case: str, variant: str) -> None:
-    from decimal import Decimal
-
-    from nautilus_trader.model.data import FundingRateUpdate
-    from nautilus_trader.model.identifiers import InstrumentId
-
     from vibe_quant.backtest import strategies
     from vibe_quant.backtest.runner import load_market_data, run_backtest
     from vibe_quant.instruments.specs import InstrumentSpecs
@@ -92,12 +76,7 @@ def run_case(queue: mp.Queue, catalog: str, case: str, variant: str) -> None:
     strategies.REGISTRY["hand_rsi_mtf"] = ("_hand_rsi_mtf", "HandRsiMtf", "HandRsiMtfConfig")
     config = _config(case, variant)
     data = load_market_data(Path(catalog), config, InstrumentSpecs())
-    bars = data.bars["FILUSDT"]
-    iid = InstrumentId.from_str("FILUSDT-PERP.BINANCE")
-    eight_h = 8 * 3600 * 10**9  # no FILUSDT funding file in the shared data: an 8-hourly +0.01% schedule
-    first = bars[0].ts_event // eight_h * eight_h + eight_h
-    data.funding["FILUSDT"] = [FundingRateUpdate(iid, Decimal("0.0001"), ts, ts, next_funding_ns=ts + eight_h)
-                               for ts in range(first, bars[-1].ts_event, eight_h)]  # fmt: skip
+    inject_funding(data)
     result = run_backtest(config, data, run_id="bench")
     digest = hashlib.sha256(repr([(f.ts_ns, f.side, f.qty, f.price, f.reason) for f in result.recorder.fills]).encode())
     queue.put({"engine_run_s": result.elapsed_s, "bars": result.bars_processed, "fills": result.metrics["fills"],
@@ -112,7 +91,7 @@ def main() -> None:
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         print("ingesting FILUSDT into a temporary home ...", flush=True)
-        catalog = str(_home(tmp).catalog)
+        catalog = str(fil_home(tmp).catalog)
         for case in ("ema_cross", "rsi_mtf"):
             results[case] = {}
             for variant in ("hand", "dsl"):
