@@ -80,11 +80,7 @@ def parse_condition(text: str) -> Condition:
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
             break
-        kind = m.lastgroup if m.lastgroup != "ago" else "name"
-        for group in ("num", "op", "name", "bad"):
-            if m.group(group) is not None:
-                kind = group
-                break
+        kind = next(group for group in ("num", "op", "name", "bad") if m.group(group) is not None)
         tokens.append((kind, m.group(kind), m.start(kind), m.group("ago")))
         pos = m.end()
     if not tokens:

@@ -8,6 +8,7 @@ YAML syntax or shape error stops at the first.
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,12 +126,9 @@ def _struct_at(path: Path_):
     for key in path:
         if isinstance(key, int):
             continue
-        info = getattr(tp, "__annotations__", None)
         fields = getattr(tp, "__struct_fields__", ())
         if key not in fields:
             return None
-        import typing
-
         hints = typing.get_type_hints(tp)
         tp = hints[key]
         for _ in range(3):  # unwrap Optional / list / dict
@@ -140,7 +138,6 @@ def _struct_at(path: Path_):
                 tp = args[-1]
             elif origin is not None and args and not hasattr(tp, "__struct_fields__"):
                 tp = args[0]
-        del info
     return tp if hasattr(tp, "__struct_fields__") else None
 
 
