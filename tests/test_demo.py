@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from vibe_quant.cli import app, run
+from vibe_quant.state import StateManager
 
 
 def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
@@ -22,7 +23,8 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     # step 6: one validation backtest with its bundle and database rows
     assert "ema_trend_atr FILUSDT 15m 2023-08-01..2023-10-31, validation, latency retail" in out
     assert "warning: funding not modelled for FILUSDT" in out
-    bundles = {json.loads((b / "summary.json").read_text())["config"]["strategy"]: b for b in (home / "runs").iterdir()}
+    runs = [b for b in (home / "runs").iterdir() if not b.name.startswith("screening-")]
+    bundles = {json.loads((b / "summary.json").read_text())["config"]["strategy"]: b for b in runs}
     assert set(bundles) == {"ema_trend_atr", "rsi_mean_reversion_mtf"}
     bundle = bundles["ema_trend_atr"]
     assert f"backtest:   {bundle.resolve()}" in out
@@ -35,3 +37,15 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     assert f"dsl run:    {bundles['rsi_mean_reversion_mtf'].resolve()}" in out
     mtf = json.loads((bundles["rsi_mean_reversion_mtf"] / "summary.json").read_text())
     assert mtf["metrics"]["total_trades"] > 0
+    # step 8: a parallel screening sweep, every point stored, the front marked, summary written
+    assert "screening run 3: grid 16 points, 16 valid" in out
+    assert "ran 16 points (0 already done)" in out
+    screening = json.loads((home / "runs" / "screening-3" / "summary.json").read_text())
+    assert screening["ran"] == 16
+    assert screening["errors"] == 0
+    assert screening["front_size"] >= 1
+    with StateManager(home / "state" / "vibe_quant.db") as db:
+        rows = db.find("sweep_results", run_id=3)
+        assert db.get("backtest_runs", 3)["status"] == "completed"
+    assert len(rows) == 16
+    assert sum(bool(r["is_pareto_optimal"]) for r in rows) == screening["front_size"]

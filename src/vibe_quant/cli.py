@@ -131,10 +131,14 @@ def _register() -> None:
     from vibe_quant.data.cli import data_app
     from vibe_quant.demo import demo_command
     from vibe_quant.dsl.cli import dsl_app
+    from vibe_quant.screening.cli import screen_app
     from vibe_quant.validation.cli import validation_app
 
     app.add_typer(data_app, name="data", help="Ingest, inspect, validate, rebuild and query market data.")
     app.add_typer(dsl_app, name="dsl", help="The strategy language: validate, show, schema, list, save.")
+    app.add_typer(
+        screen_app, name="screen", help="Parameter sweeps in parallel: hard filters, Pareto front, resumable."
+    )
     app.add_typer(validation_app, name="backtest", help="Backtests with funding, liquidation and next-open fills.")
     app.command("demo", help="Run the pipeline on the bundled real sample and print where the outputs are.")(
         demo_command

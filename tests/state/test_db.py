@@ -25,7 +25,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "backtest_runs": [
         "id", "strategy_id", "sizing_config_id", "risk_config_id", "run_mode", "symbols", "timeframe",
         "start_date", "end_date", "parameters", "latency_preset", "status", "pid", "heartbeat_at", "started_at",
-        "completed_at", "error_message", "created_at", "run_hash", "bundle_path",
+        "completed_at", "error_message", "created_at", "run_hash", "bundle_path", "sweep_spec",
     ],
     "backtest_results": [
         "id", "run_id", "total_return", "cagr", "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown",
@@ -44,6 +44,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
         "id", "run_id", "parameters", "sharpe_ratio", "sortino_ratio", "max_drawdown", "total_return",
         "profit_factor", "win_rate", "total_trades", "total_fees", "total_funding", "execution_time_seconds",
         "is_pareto_optimal", "passed_deflated_sharpe", "passed_walk_forward", "passed_purged_kfold",
+        "point_key", "metrics", "passed_hard_filters", "rejected_by", "error_message", "created_at",
     ],
     "background_jobs": [
         "id", "run_id", "pid", "job_type", "status", "heartbeat_at", "started_at", "completed_at", "log_file",
@@ -157,7 +158,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 3  # 0001_initial.sql, 0002_backtest_run_identity.sql, 0003_strategy_versions.sql
+    assert SCHEMA_VERSION == 4  # 0001_initial, 0002_backtest_run_identity, 0003_strategy_versions, 0004_screening
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 

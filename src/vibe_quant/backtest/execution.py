@@ -19,6 +19,7 @@ Limit orders keep NautilusTrader's own rule (their limit price, with the queue p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
@@ -127,6 +128,11 @@ class InstrumentState:
         st.volumes = [b.volume.as_double() for b in bars]
         st.vols, st.avg_volumes = rolling_inputs(np.asarray(st.closes), np.asarray(st.volumes), st.vol_window)
         return st
+
+    def fresh(self) -> InstrumentState:
+        """A copy at the start of a run: bar and funding lists shared (never written), position empty."""
+        return dataclasses.replace(self, i=-1, signed_qty=0.0, avg_px=0.0, wallet=0.0, liq_price=0.0,
+                                   position_id="", trade_seq=0, next_funding=0)  # fmt: skip
 
     @property
     def open(self) -> float:

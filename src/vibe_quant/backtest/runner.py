@@ -237,97 +237,150 @@ def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = 
     ConfigError
         Unknown strategy or parameter, or a parameter of the wrong type.
     """
-    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-    from nautilus_trader.backtest.models import LatencyModel, MakerTakerFeeModel
-    from nautilus_trader.config import LoggingConfig
-    from nautilus_trader.model.currencies import USDT
-    from nautilus_trader.model.enums import AccountType, OmsType
-    from nautilus_trader.model.identifiers import Venue
-    from nautilus_trader.model.objects import Money
-
-    from vibe_quant.backtest.venue import PerpVenueModule
-    from vibe_quant.instruments.factory import crypto_perpetual
-
-    cfg = config.resolved()
-    strategy_cls, config_cls, _module = strategy_params(cfg)
-    tf = TIMEFRAME_BY_LABEL[cfg.timeframe]
-    recorder = RunRecorder()
-    for message in funding_warnings(cfg, data):
-        recorder.warn(message)
-        log.warning(message)
-
-    states: dict = {}
-    instruments = []
-    for symbol in cfg.symbols:
-        spec = data.specs[symbol]
-        fees = {"maker_fee": Decimal(str(cfg.maker_fee)) if cfg.maker_fee is not None else spec.maker_fee,
-                "taker_fee": Decimal(str(cfg.taker_fee)) if cfg.taker_fee is not None else spec.taker_fee}  # fmt: skip
-        instrument = crypto_perpetual(msgspec.structs.replace(spec, **fees))
-        instruments.append(instrument)
-        leverage = cfg.leverage_for(symbol)
-        if leverage > spec.margin_tiers[0].max_leverage:
-            raise ConfigError(
-                f"leverage {leverage:g} for {symbol} exceeds its maximum {spec.margin_tiers[0].max_leverage}"
-            )
-        st = InstrumentState.from_bars(
-            data.bars[symbol], instrument_id=instrument.id, symbol=symbol, bar_ns=tf.step_ms * NS_PER_MS,
-            tick=float(spec.tick_size), price_precision=spec.price_precision, size_precision=spec.size_precision,
-            leverage=leverage, brackets=brackets_from_spec(spec), vol_window=cfg.vol_window,
-        )  # fmt: skip
-        # Binance stamps settlements a few ms after the hour: the snapshot is the whole second.
-        st.funding = [
-            (u.ts_event // 1_000_000_000 * 1_000_000_000, float(u.rate),
-             ((u.next_funding_ns or u.ts_event) - u.ts_event) // NS_PER_HOUR)
-            for u in data.funding[symbol]
-        ]  # fmt: skip
-        states[instrument.id] = st
-
-    base, insert, update, cancel = cfg.latency_ns
-    # Every order needs >= 1 ns in flight so the exchange executes it at the next bar's open,
-    # not at the signal bar's close (see venue.py and execution.py).
-    latency = LatencyModel(base_latency_nanos=max(base, 1), insert_latency_nanos=insert,
-                           update_latency_nanos=update, cancel_latency_nanos=cancel)  # fmt: skip
-    # The engine replays bars in (ts, insertion) order: the venue module indexes its lists by
-    # the same merged sequence instead of looking up each bar's type (see venue.py).
-    all_bars, owners = merged_bars(cfg.symbols, data, states)
-    module = PerpVenueModule(states, recorder, owners, VENUE)
-    fill_model = PerpFillModel(
-        states, recorder, cfg.mode, cfg.spread_ticks, cfg.impact, max(base, 1) + insert,
-        cfg.prob_fill_on_limit, cfg.prob_slippage, cfg.seed,
-    )  # fmt: skip
-    engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR"), run_analysis=False))
+    session = EngineSession(config, data)
     try:
-        engine.add_venue(
-            Venue(VENUE), oms_type=OmsType.NETTING, account_type=AccountType.MARGIN, base_currency=None,
+        return session.run(config, run_id)
+    finally:
+        session.dispose()
+
+
+# Fields that build the engine (venue, instruments, fills, latency); a session runs any config
+# that differs from its own only in the others (the strategy and its parameters).
+ENGINE_FIELDS = ("symbols", "timeframe", "start", "end", "mode", "latency", "latency_ns", "starting_balance",
+                 "leverage", "leverages", "maker_fee", "taker_fee", "spread_ticks", "impact", "vol_window",
+                 "prob_fill_on_limit", "prob_slippage", "seed")  # fmt: skip
+
+
+class EngineSession:
+    """One ``BacktestEngine`` with the venue, instruments and bars of `config`, reusable across runs.
+
+    Screening runs hundreds of parameter sets on the same data: building the engine and adding
+    the bars once, then ``engine.reset()`` between runs, gives the same results as a fresh engine
+    (tests/screening/test_worker.py) and saves that setup each time. Each run gets fresh
+    instrument states, recorder, fill model and strategies.
+    """
+
+    def __init__(self, config: BacktestConfig, data: MarketData):
+        from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+        from nautilus_trader.backtest.models import LatencyModel, MakerTakerFeeModel
+        from nautilus_trader.config import LoggingConfig
+        from nautilus_trader.model.currencies import USDT
+        from nautilus_trader.model.enums import AccountType, OmsType
+        from nautilus_trader.model.identifiers import Venue
+        from nautilus_trader.model.objects import Money
+
+        from vibe_quant.backtest.venue import PerpVenueModule
+        from vibe_quant.instruments.factory import crypto_perpetual
+
+        cfg = self.config = config.resolved()
+        self.data = data
+        tf = TIMEFRAME_BY_LABEL[cfg.timeframe]
+        self.template: dict = {}
+        self.instruments = []
+        for symbol in cfg.symbols:
+            spec = data.specs[symbol]
+            fees = {"maker_fee": Decimal(str(cfg.maker_fee)) if cfg.maker_fee is not None else spec.maker_fee,
+                    "taker_fee": Decimal(str(cfg.taker_fee)) if cfg.taker_fee is not None else spec.taker_fee}  # fmt: skip
+            instrument = crypto_perpetual(msgspec.structs.replace(spec, **fees))
+            self.instruments.append(instrument)
+            leverage = cfg.leverage_for(symbol)
+            if leverage > spec.margin_tiers[0].max_leverage:
+                raise ConfigError(
+                    f"leverage {leverage:g} for {symbol} exceeds its maximum {spec.margin_tiers[0].max_leverage}"
+                )
+            st = InstrumentState.from_bars(
+                data.bars[symbol], instrument_id=instrument.id, symbol=symbol, bar_ns=tf.step_ms * NS_PER_MS,
+                tick=float(spec.tick_size), price_precision=spec.price_precision, size_precision=spec.size_precision,
+                leverage=leverage, brackets=brackets_from_spec(spec), vol_window=cfg.vol_window,
+            )  # fmt: skip
+            # Binance stamps settlements a few ms after the hour: the snapshot is the whole second.
+            st.funding = [
+                (u.ts_event // 1_000_000_000 * 1_000_000_000, float(u.rate),
+                 ((u.next_funding_ns or u.ts_event) - u.ts_event) // NS_PER_HOUR)
+                for u in data.funding[symbol]
+            ]  # fmt: skip
+            self.template[instrument.id] = st
+        self.taker = {s: float(i.taker_fee) for s, i in zip(cfg.symbols, self.instruments, strict=True)}
+
+        base, insert, update, cancel = cfg.latency_ns
+        # Every order needs >= 1 ns in flight so the exchange executes it at the next bar's open,
+        # not at the signal bar's close (see venue.py and execution.py).
+        latency = LatencyModel(base_latency_nanos=max(base, 1), insert_latency_nanos=insert,
+                               update_latency_nanos=update, cancel_latency_nanos=cancel)  # fmt: skip
+        # The engine replays bars in (ts, insertion) order: the venue module indexes its lists by
+        # the same merged sequence instead of looking up each bar's type (see venue.py).
+        self.all_bars, owners = merged_bars(cfg.symbols, data, self.template)
+        self._owner_index = [cfg.symbols.index(st.symbol) for st in owners]
+        states, recorder, sequence = self._fresh()
+        self.module = PerpVenueModule(states, recorder, sequence, VENUE)
+        self.venue = Venue(VENUE)
+        self.engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR"), run_analysis=False))
+        self.engine.add_venue(
+            self.venue, oms_type=OmsType.NETTING, account_type=AccountType.MARGIN, base_currency=None,
             starting_balances=[Money(cfg.starting_balance, USDT)], default_leverage=Decimal(str(cfg.leverage)),
-            leverages={states_id: Decimal(str(st.leverage)) for states_id, st in states.items()},
-            modules=[module], fill_model=fill_model, fee_model=MakerTakerFeeModel(), latency_model=latency,
-            bar_execution=True, bar_adaptive_high_low_ordering=False,
+            leverages={iid: Decimal(str(st.leverage)) for iid, st in self.template.items()},
+            modules=[self.module], fill_model=self._fill_model(states, recorder), fee_model=MakerTakerFeeModel(),
+            latency_model=latency, bar_execution=True, bar_adaptive_high_low_ordering=False,
         )  # fmt: skip
-        for instrument in instruments:
-            engine.add_instrument(instrument)
-        engine.add_data(all_bars, sort=False)
-        taker = {s: float(i.taker_fee) for s, i in zip(cfg.symbols, instruments, strict=True)}
+        for instrument in self.instruments:
+            self.engine.add_instrument(instrument)
+        self.engine.add_data(self.all_bars, sort=False)
+        self._pending = (states, recorder)  # the first run uses the objects the engine was built with
+        self.runs = 0
+
+    def _fresh(self) -> tuple[dict, RunRecorder, list]:
+        states = {iid: st.fresh() for iid, st in self.template.items()}
+        state_list = list(states.values())
+        return states, RunRecorder(), [state_list[k] for k in self._owner_index]
+
+    def _fill_model(self, states: dict, recorder: RunRecorder) -> PerpFillModel:
+        cfg = self.config
+        return PerpFillModel(
+            states, recorder, cfg.mode, cfg.spread_ticks, cfg.impact, max(cfg.latency_ns[0], 1) + cfg.latency_ns[1],
+            cfg.prob_fill_on_limit, cfg.prob_slippage, cfg.seed,
+        )  # fmt: skip
+
+    def run(self, config: BacktestConfig, run_id: str | None = None) -> BacktestResult:
+        """Run `config` (same engine fields as the session's) and return its result."""
+        cfg = config.resolved()
+        changed = [f for f in ENGINE_FIELDS if getattr(cfg, f) != getattr(self.config, f)]
+        if changed:
+            raise ValueError(f"this engine session cannot run a config with other {', '.join(changed)}")
+        strategy_cls, config_cls, _module = strategy_params(cfg)
+        if self._pending is not None:
+            states, recorder = self._pending
+            self._pending = None
+        else:  # a reused engine: reset it, then give every component this run's state
+            self.engine.reset()
+            self.engine.clear_strategies()
+            states, recorder, sequence = self._fresh()
+            self.module.bind(states, recorder, sequence)
+            self.engine.change_fill_model(self.venue, self._fill_model(states, recorder))
+        for message in funding_warnings(cfg, self.data):
+            recorder.warn(message)
+            log.warning(message)
         for i, symbol in enumerate(cfg.symbols):
+            instrument = self.instruments[i]
             strategy_cfg = strategy_config(
-                cfg, config_cls, str(instruments[i].id), str(data.bars[symbol][0].bar_type), i
+                cfg, config_cls, str(instrument.id), str(self.data.bars[symbol][0].bar_type), i
             )
             strategy = strategy_cls(strategy_cfg)
-            strategy.ctx = RunContext(module, recorder, states[instruments[i].id].leverage, taker[symbol])
-            engine.add_strategy(strategy)
+            strategy.ctx = RunContext(self.module, recorder, states[instrument.id].leverage, self.taker[symbol])
+            self.engine.add_strategy(strategy)
         t0 = time.perf_counter()
-        engine.run()
+        self.engine.run()
         elapsed = time.perf_counter() - t0
-        module.finish()
-        recorder.equity_ts, recorder.equity = module.equity_curve()
-        fills_report = engine.trader.generate_order_fills_report()
-        positions_report = engine.trader.generate_positions_report()
-    finally:
-        engine.dispose()
+        self.runs += 1
+        self.module.finish()
+        recorder.equity_ts, recorder.equity = self.module.equity_curve()
+        fills_report = self.engine.trader.generate_order_fills_report()
+        positions_report = self.engine.trader.generate_positions_report()
+        result = _assemble(cfg, recorder, states, run_id or "", len(self.all_bars), elapsed)
+        result.fills_report, result.positions_report = fills_report, positions_report
+        return result
 
-    result = _assemble(cfg, recorder, states, run_id or "", len(all_bars), elapsed)
-    result.fills_report, result.positions_report = fills_report, positions_report
-    return result
+    def dispose(self) -> None:
+        self.engine.dispose()
 
 
 def merged_bars(symbols, data: MarketData, states: dict) -> tuple[list, list]:

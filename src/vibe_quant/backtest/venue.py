@@ -83,14 +83,18 @@ class PerpVenueModule(SimulationModule):
 
     def __init__(self, states: dict, recorder: RunRecorder, sequence: list, venue: str = "BINANCE"):
         super().__init__(SimulationModuleConfig())
+        self.venue = Venue(venue)
+        self._subscribed = False  # to the message bus, once per engine (survives engine.reset())
+        self.bind(states, recorder, sequence)
+
+    def bind(self, states: dict, recorder: RunRecorder, sequence: list) -> None:
+        """Start a run with fresh per-instrument states (an engine reused after ``reset()`` calls this)."""
         self.states = states
         self.state_list = list(states.values())
         self.by_instrument = {str(iid): st for iid, st in states.items()}
         self.sequence = sequence  # owner state of the k-th bar the engine processes
         self.recorder = recorder
-        self.venue = Venue(venue)
         self._k = -1
-        self._subscribed = False
         self._last_ts = 0
         self._balance: float | None = None  # cached account balance; None when it may have changed
         self._dirty = True  # balance or positions changed since the last change point
@@ -101,6 +105,9 @@ class PerpVenueModule(SimulationModule):
         # Change points of (ts, balance, signed qty per state, avg price per state): the equity
         # curve is rebuilt from them and the bars after the run (see equity_curve()).
         self.changes: list[tuple[int, float, tuple, tuple]] = []
+
+    def reset(self) -> None:
+        """Called by ``engine.reset()``; the next run's state comes from :meth:`bind`."""
 
     # -- bar processing (before matching) -----------------------------------------------------
 
@@ -151,6 +158,12 @@ class PerpVenueModule(SimulationModule):
 
     def process(self, ts_now: int) -> None:
         return None
+
+    def log_diagnostics(self, logger) -> None:
+        """Called by the engine after a run logged at INFO (the default): one summary line."""
+        logger.info(
+            f"PerpVenueModule: {len(self.recorder.funding)} funding settlements, {self._liquidations} liquidations"
+        )
 
     def _record_change(self, ts: int) -> None:
         if self._balance is None:

@@ -320,6 +320,10 @@ def analyse(doc: StrategyDoc, catalog: Path | None = None) -> tuple[Analysis | N
                 add(Issue(f"{section} key {key!r}: {target}", (section, key), at_key=True))
             elif section == "sweep":
                 analysis.sweep_paths[key] = target
+    if not issues:
+        from vibe_quant.dsl.sweep import constraint_issues
+
+        issues.extend(constraint_issues(analysis))
     if catalog is not None and primary is not None:
         issues.extend(_catalog_issues(catalog, [primary, *higher]))
     return (None if issues else analysis), issues

@@ -124,6 +124,8 @@ class StrategyDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     stop_loss: StopLoss | None = None
     take_profit: TakeProfit | None = None
     sweep: dict[str, list[SweepValue]] = {}
+    # Relations between parameters a sweep point must satisfy, e.g. "ema_fast.period < ema_slow.period".
+    sweep_constraints: list[str] = []
     parameters_schema: dict[str, ParameterSchema] = {}
 
 

@@ -104,9 +104,12 @@ class StateManager:
         cur = self.conn.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
         return cur.rowcount == 1
 
-    def count(self, table: str) -> int:
-        self._check(table, {})
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    def count(self, table: str, **where: Any) -> int:
+        """Number of rows (whose columns equal the keyword values)."""
+        cols = self._check(table, where)
+        clause = " AND ".join(f"{c} IS ?" for c in cols) or "1"
+        params = [self._encode(table, c, where[c]) for c in cols]
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {clause}", params).fetchone()[0])
 
     # -- helpers --------------------------------------------------------------------------------
 

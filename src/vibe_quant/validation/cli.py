@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vibe_quant.cli import common_options, get_home, get_specs
+from vibe_quant.dsl.loader import dsl_document
 from vibe_quant.errors import UserError
 
 validation_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -33,25 +34,6 @@ def parse_params(items: list[str]) -> dict:
         except json.JSONDecodeError:
             params[name.strip()] = value
     return params
-
-
-def dsl_document(strategy: str) -> tuple[dict | None, str]:
-    """``(document, name)`` for a DSL strategy (file or shipped name), ``(None, name)`` for a Python one.
-
-    Raises
-    ------
-    DslError
-        The strategy file is invalid (located message).
-    """
-    from vibe_quant.backtest.strategies import REGISTRY
-    from vibe_quant.dsl.loader import load_file, resolve_strategy_file
-    from vibe_quant.dsl.strategy import document_json
-
-    path = None if strategy in REGISTRY else resolve_strategy_file(strategy)
-    if path is None:
-        return None, strategy
-    analysis = load_file(path)
-    return json.loads(document_json(analysis)), analysis.name
 
 
 def _date(option: str, text: str) -> dt.date:

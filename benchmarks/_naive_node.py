@@ -1,0 +1,148 @@
+"""The naive screening path the benchmark compares against: what seed 001's pseudo-code does, a
+fresh ``BacktestNode`` per parameter combination with NautilusTrader's default engine settings
+(INFO logging, ``run_analysis=True``), the bars read from the catalog by the node each time.
+
+To trade exactly like our runner (same fills: checked by the benchmark) the node's venue gets
+our venue module, fill model and 1 ns latency through NautilusTrader's importable configs; those
+need per-instrument state built from the bars, so this path reads the bars twice per combination
+(once here, once in the node). Only benchmarks use this file.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgspec
+from nautilus_trader.backtest.config import (
+    BacktestDataConfig,
+    BacktestEngineConfig,
+    BacktestRunConfig,
+    BacktestVenueConfig,
+    ImportableFeeModelConfig,
+    ImportableFillModelConfig,
+    ImportableLatencyModelConfig,
+    SimulationModuleConfig,
+)
+from nautilus_trader.backtest.node import BacktestNode
+from nautilus_trader.config import ImportableActorConfig, ImportableStrategyConfig, NautilusConfig
+from nautilus_trader.model.data import Bar
+
+from vibe_quant.backtest.config import parse_config
+from vibe_quant.backtest.execution import PerpFillModel
+from vibe_quant.backtest.runner import EngineSession, _assemble, load_market_data
+from vibe_quant.backtest.strategies.base import RunContext
+from vibe_quant.backtest.venue import PerpVenueModule
+from vibe_quant.data.bars import NS_PER_MS, TIMEFRAME_BY_LABEL
+from vibe_quant.data.files import utc_ms
+from vibe_quant.dsl.strategy import bind
+from vibe_quant.instruments.specs import InstrumentSpecs
+
+_PREPARED: dict[str, tuple] = {}  # key -> (states, recorder, sequence, fill model args)
+
+
+class BarTypeDataConfig(BacktestDataConfig, frozen=True):
+    """Query the catalog by bar type: with only an instrument id (what BacktestDataConfig derives
+    from ``bar_types``) the catalog returns every timeframe of the instrument."""
+
+    @property
+    def query(self):
+        query = super().query
+        query["identifiers"] = list(self.bar_types)
+        return query
+
+
+class NodeModuleConfig(SimulationModuleConfig, frozen=True):
+    key: str
+
+
+class NodeModule(PerpVenueModule):
+    def __init__(self, config: NodeModuleConfig):
+        states, recorder, sequence, _ = _PREPARED[config.key]
+        super().__init__(states, recorder, sequence)
+
+
+class NodeFillModelConfig(NautilusConfig, frozen=True):
+    key: str
+
+
+class NodeFillModel(PerpFillModel):
+    def __init__(self, config: NodeFillModelConfig):
+        states, recorder, _, args = _PREPARED[config.key]
+        super().__init__(states, recorder, *args)
+
+
+def run_naive(home_root: str, base: dict, params: dict) -> dict:
+    """One combination, the naive way; returns metrics, fills and timings."""
+    t0 = time.perf_counter()
+    cfg = msgspec.structs.replace(parse_config(base), params=params).resolved()
+    catalog = str(Path(home_root) / "catalog")
+    data = load_market_data(Path(catalog), cfg, InstrumentSpecs())
+    # Our session builds the per-instrument states and bar sequence; its engine is not used.
+    prep = EngineSession(cfg, data)
+    prep.dispose()
+    states, recorder, sequence = prep._fresh()
+    key = f"{id(states)}"
+    _PREPARED[key] = (states, recorder, sequence, (cfg.mode, cfg.spread_ticks, cfg.impact,
+                      max(cfg.latency_ns[0], 1) + cfg.latency_ns[1], cfg.prob_fill_on_limit, cfg.prob_slippage, cfg.seed))  # fmt: skip
+    symbol = cfg.symbols[0]
+    instrument = prep.instruments[0]
+    tf = TIMEFRAME_BY_LABEL[cfg.timeframe]
+    bar_type = str(data.bars[symbol][0].bar_type)
+    start_ns = utc_ms(cfg.start) * NS_PER_MS + tf.step_ms * NS_PER_MS
+    end_ns = utc_ms(cfg.end_exclusive) * NS_PER_MS
+    document = bind(cfg.dsl, cfg.params, cfg.timeframe)[1]
+    run_config = BacktestRunConfig(
+        engine=BacktestEngineConfig(  # defaults: INFO logging, run_analysis=True
+            strategies=[ImportableStrategyConfig(
+                strategy_path="vibe_quant.dsl.strategy:DslStrategy", config_path="vibe_quant.dsl.strategy:DslStrategyConfig",
+                config={"document": document, "instrument_id": str(instrument.id), "bar_type": bar_type, "order_id_tag": "001"},
+            )],
+        ),
+        venues=[BacktestVenueConfig(
+            name="BINANCE", oms_type="NETTING", account_type="MARGIN", base_currency=None,
+            starting_balances=[f"{cfg.starting_balance} USDT"], default_leverage=cfg.leverage,
+            leverages={str(instrument.id): cfg.leverage_for(symbol)},
+            modules=[ImportableActorConfig(actor_path=f"{__name__}:NodeModule", config_path=f"{__name__}:NodeModuleConfig",
+                                           config={"key": key})],
+            fill_model=ImportableFillModelConfig(fill_model_path=f"{__name__}:NodeFillModel",
+                                                 config_path=f"{__name__}:NodeFillModelConfig", config={"key": key}),
+            latency_model=ImportableLatencyModelConfig(
+                latency_model_path="nautilus_trader.backtest.models:LatencyModel",
+                config_path="nautilus_trader.backtest.config:LatencyModelConfig",
+                config={"base_latency_nanos": max(cfg.latency_ns[0], 1), "insert_latency_nanos": cfg.latency_ns[1],
+                        "update_latency_nanos": cfg.latency_ns[2], "cancel_latency_nanos": cfg.latency_ns[3]},
+            ),
+            fee_model=ImportableFeeModelConfig(fee_model_path="nautilus_trader.backtest.models:MakerTakerFeeModel",
+                                               config_path="nautilus_trader.backtest.config:MakerTakerFeeModelConfig",
+                                               config={}),
+            bar_execution=True, bar_adaptive_high_low_ordering=False,
+        )],
+        data=[BarTypeDataConfig(catalog_path=catalog, data_cls=Bar,
+                                 bar_types=[bar_type], start_time=start_ns, end_time=end_ns)],
+        dispose_on_completion=False,
+    )  # fmt: skip
+    node = BacktestNode(configs=[run_config])
+    node.build()
+    engine = node.get_engine(run_config.id)
+    module = next(m for m in _modules() if m.recorder is recorder)
+    for strategy in engine.trader.strategies():
+        strategy.ctx = RunContext(module, recorder, states[instrument.id].leverage, float(instrument.taker_fee))
+    t1 = time.perf_counter()
+    node.run()
+    elapsed = time.perf_counter() - t1
+    module.finish()
+    recorder.equity_ts, recorder.equity = module.equity_curve()
+    result = _assemble(cfg, recorder, states, "", len(data.bars[symbol]), elapsed)
+    engine.dispose()
+    del _PREPARED[key]
+    return {"metrics": result.metrics, "fills": [(f.ts_ns, f.side, f.qty, f.price) for f in recorder.fills],
+            "elapsed_s": time.perf_counter() - t0}  # fmt: skip
+
+
+def _modules():
+    import gc
+
+    # The node does not expose the venue's modules: find the one it built for this combination
+    # (earlier combinations' modules may still be alive in this process).
+    return [o for o in gc.get_objects() if isinstance(o, NodeModule)]

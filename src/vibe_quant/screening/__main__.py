@@ -1,0 +1,8 @@
+"""``python -m vibe_quant.screening run|top ...`` is ``vq screen ...``."""
+
+import sys
+
+from vibe_quant.cli import run
+from vibe_quant.screening.cli import screen_app
+
+sys.exit(run(screen_app))

@@ -1,0 +1,108 @@
+"""Where grid points run: a local process pool, or Ray (a local instance or a cluster).
+
+Both keep at most ``2 * workers`` points in flight (memory stays bounded whatever the grid
+size), start one :class:`~vibe_quant.screening.worker.PointWorker` per worker (data loaded
+once, engine reused) and yield results as they finish. Closing the generator early (a
+cancellation) stops the workers without waiting for the points in flight.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from vibe_quant.errors import UserError
+from vibe_quant.screening.worker import WorkerSpec, init_process, run_in_process
+
+EXECUTORS = ("process", "ray")
+
+
+def run_points(
+    points: Sequence[tuple[int, dict]], spec: WorkerSpec, workers: int, executor: str = "process",
+    address: str | None = None,
+) -> Iterator[dict]:  # fmt: skip
+    """Yield one result dict per ``(index, params)`` in `points`, in completion order."""
+    if executor == "process":
+        return _process_pool(points, spec, workers)
+    if executor == "ray":
+        return _ray(points, spec, workers, address)
+    raise UserError(f"executor {executor!r}: choose process or ray")
+
+
+def _process_pool(points, spec: WorkerSpec, workers: int) -> Iterator[dict]:
+    # spawn: workers start clean (no copy of the parent's threads, locks or open database).
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=init_process, initargs=(spec,))  # fmt: skip
+    todo = iter(points)
+    in_flight: set = set()
+    finished = False
+    try:
+        for index, params in _take(todo, 2 * workers):
+            in_flight.add(pool.submit(run_in_process, index, params))
+        while in_flight:
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+                for index, params in _take(todo, 1):
+                    in_flight.add(pool.submit(run_in_process, index, params))
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # cancelled or failed: do not wait for the points in flight
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ray(points, spec: WorkerSpec, workers: int, address: str | None) -> Iterator[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--executor ray needs Ray: pip install 'vibe-quant[ray]'") from None
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        # No address: a private local Ray instance with `workers` CPUs (what the tests use).
+        kwargs = {"address": address} if address else {"num_cpus": workers}
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
+    actor_cls = ray.remote(num_cpus=1)(_RayWorker)
+    actors = [actor_cls.remote(spec) for _ in range(workers)]
+    todo = iter(points)
+    in_flight: dict = {}
+    try:
+        for k, (index, params) in enumerate(_take(todo, 2 * workers)):
+            actor = actors[k % workers]
+            in_flight[actor.run.remote(index, params)] = actor
+        while in_flight:
+            done, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in done:
+                actor = in_flight.pop(ref)
+                yield ray.get(ref)
+                for index, params in _take(todo, 1):
+                    in_flight[actor.run.remote(index, params)] = actor
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started_here:
+            ray.shutdown()
+
+
+class _RayWorker:
+    """A Ray actor holding one PointWorker (data and engine live as long as the actor)."""
+
+    def __init__(self, spec: WorkerSpec):
+        init_process(spec)
+
+    def run(self, index: int, params: dict) -> dict:
+        return run_in_process(index, params)
+
+
+def _take(iterator, n: int) -> list:
+    out = []
+    for item in iterator:
+        out.append(item)
+        if len(out) == n:
+            break
+    return out

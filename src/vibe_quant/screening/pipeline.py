@@ -1,0 +1,284 @@
+"""The screening pipeline: grid -> parallel backtests -> hard filters -> Pareto front -> SQLite.
+
+A screening run is one ``backtest_runs`` row (``run_mode='screening'``) whose ``parameters``
+hold the base backtest config (the DSL document included) and whose ``sweep_spec`` holds the
+grid definition. Each finished point is written at once as a ``sweep_results`` row keyed by a
+hash of its parameters, so a crashed or cancelled run resumes where it stopped
+(:func:`run_screening` on the same row skips finished points). Filters and the front are
+computed over every row of the run when all points are in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from vibe_quant.backtest.config import BacktestConfig, parse_config
+from vibe_quant.backtest.persist import Heartbeat, clean, create_run
+from vibe_quant.errors import ConfigError, UserError
+from vibe_quant.home import Home
+from vibe_quant.screening.executors import EXECUTORS, run_points
+from vibe_quant.screening.pareto import HardFilters, objective_matrix, pareto_mask, rejection
+from vibe_quant.screening.worker import WorkerSpec
+from vibe_quant.state import StateManager
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_POINTS = 500
+STALE_HEARTBEAT_S = 60
+
+
+class SweepSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The grid of a screening run (stored in ``backtest_runs.sweep_spec``)."""
+
+    overrides: dict[str, list[int | float | str | bool]] = {}  # replace or add sweep axes
+    constraints: list[str] = []  # in addition to the document's sweep_constraints
+    max_points: int = DEFAULT_MAX_POINTS  # larger grids are sampled (0: run every point)
+    sample_seed: int = 0
+    filters: HardFilters = HardFilters()
+
+
+@dataclass
+class Grid:
+    points: list[dict]  # what the run screens (after constraints, maybe sampled)
+    total: int  # cartesian size
+    skipped: Counter  # reason -> count (constraints, rejected parameters)
+    sampled_from: int | None = None  # valid points before sampling
+
+
+@dataclass
+class ScreeningSummary:
+    run_row: int
+    grid: Grid
+    ran: int  # points run by this call
+    resumed: int  # points already finished before this call
+    errors: int
+    front: list[dict]  # sweep_results rows on the Pareto front, best Sharpe first
+    passed: int  # rows passing the hard filters
+    elapsed_s: float
+    peak_rss_mb: float
+    warnings: list[str] = field(default_factory=list)
+    status: str = "completed"
+
+    @property
+    def points_per_minute(self) -> float:
+        return self.ran / self.elapsed_s * 60 if self.elapsed_s > 0 else 0.0
+
+
+class Cancelled(UserError):
+    """The user stopped the run (Ctrl-C or SIGTERM); finished points are kept."""
+
+    exit_code = 130
+
+
+def point_key(params: dict) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
+
+
+def build_grid(base: BacktestConfig, spec: SweepSpec) -> Grid:
+    """Expand the DSL strategy's sweep with `spec`'s overrides and constraints; sample if too large.
+
+    Raises
+    ------
+    ConfigError
+        Not a DSL strategy, an unknown sweep key, a malformed constraint, or no valid point.
+    """
+    from vibe_quant.dsl.strategy import compile_document
+    from vibe_quant.dsl.sweep import expand
+
+    if base.dsl is None:
+        raise ConfigError(
+            f"screening sweeps a DSL strategy's grid; {base.strategy!r} is a Python strategy. "
+            f"Its YAML twin runs the same logic: --strategy {base.strategy}.yaml"
+        )
+    analysis = compile_document(json.dumps(base.dsl, sort_keys=True, separators=(",", ":")))
+    expansion = expand(analysis, spec.overrides, spec.constraints)
+    if not expansion.points:
+        reasons = "; ".join(f"{n} x {r}" for r, n in expansion.skipped.most_common(3))
+        raise ConfigError(f"{base.strategy}: no valid grid point out of {expansion.total} ({reasons})")
+    grid = Grid(expansion.points, expansion.total, expansion.skipped)
+    if spec.max_points and len(grid.points) > spec.max_points:
+        rng = random.Random(spec.sample_seed)  # noqa: S311 (a reproducible sample, not crypto)
+        keep = sorted(rng.sample(range(len(grid.points)), spec.max_points))
+        grid.sampled_from = len(grid.points)
+        grid.points = [grid.points[i] for i in keep]
+    return grid
+
+
+def create_screening_run(state: StateManager, base: BacktestConfig, spec: SweepSpec) -> int:
+    """Check the grid, then insert a pending screening run; return its ``backtest_runs`` id."""
+    base = msgspec.structs.replace(base, mode="screening", params={})
+    build_grid(base, spec)  # refuse a bad grid before any row exists
+    run_row = create_run(state, base)
+    state.update("backtest_runs", run_row, {"sweep_spec": msgspec.to_builtins(spec)})
+    return run_row
+
+
+def load_screening_run(state: StateManager, run_row: int) -> tuple[BacktestConfig, SweepSpec, dict]:
+    row = state.get("backtest_runs", run_row)
+    if row is None:
+        raise UserError(f"no backtest run {run_row} in the state database")
+    if row["run_mode"] != "screening" or row.get("sweep_spec") is None:
+        raise UserError(f"backtest run {run_row} is a {row['run_mode']} run, not a screening run")
+    return parse_config(row["parameters"]), msgspec.convert(row["sweep_spec"], SweepSpec), row
+
+
+def _refuse_if_live(row: dict) -> None:
+    if row["status"] != "running" or not row.get("heartbeat_at"):
+        return
+    age = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(row["heartbeat_at"])).total_seconds()
+    alive = row.get("pid") is not None and _pid_alive(row["pid"])
+    if age < STALE_HEARTBEAT_S and alive:
+        raise UserError(
+            f"screening run {row['id']} is running (pid {row['pid']}, heartbeat {age:.0f}s ago); "
+            f"stop it first (kill {row['pid']}) or wait"
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return pid != os.getpid()
+
+
+def run_screening(
+    home: Home, run_row: int, workers: int, specs_path: str | None = None, executor: str = "process",
+    address: str | None = None, reuse_engine: bool = True, on_progress: Callable[[int, int, dict], None] | None = None,
+) -> ScreeningSummary:  # fmt: skip
+    """Run (or resume) screening run `run_row` and return its summary.
+
+    Finished points (rows already in ``sweep_results``) are not run again. Ctrl-C or SIGTERM
+    stops the workers, keeps the finished points, marks the run ``cancelled`` and raises
+    :class:`Cancelled`; run it again to resume.
+    """
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    with StateManager(home.db_path) as state:
+        base, spec, row = load_screening_run(state, run_row)
+        _refuse_if_live(row)
+        done = {r["point_key"] for r in state.find("sweep_results", run_id=run_row)}
+    grid = build_grid(base, spec)
+    todo = [(i, p) for i, p in enumerate(grid.points) if point_key(p) not in done]
+    resumed = len(grid.points) - len(todo)
+    worker_spec = WorkerSpec(str(home.root), specs_path, msgspec.to_builtins(base), reuse_engine)
+    warnings: list[str] = []
+    errors = 0
+    peak = 0.0
+    t0 = time.perf_counter()
+    status = "completed"
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with Heartbeat(home.db_path, run_row), StateManager(home.db_path) as state:
+            try:
+                for n, result in enumerate(run_points(todo, worker_spec, workers, executor, address), 1):
+                    _store_point(state, run_row, result)
+                    errors += result["error"] is not None
+                    peak = max(peak, result["rss_mb"])
+                    warnings.extend(w for w in result["warnings"] if w not in warnings)
+                    if on_progress is not None:
+                        on_progress(resumed + n, len(grid.points), result)
+            except KeyboardInterrupt:
+                status = "cancelled"
+            if status == "completed":
+                front, passed = finalize(state, run_row, spec.filters)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    elapsed = time.perf_counter() - t0
+    with StateManager(home.db_path) as state:
+        finished = state.count("sweep_results", run_id=run_row)
+        if status == "cancelled":
+            state.update("backtest_runs", run_row, {"status": "cancelled", "completed_at": _now(),
+                                                    "error_message": f"cancelled after {finished} of {len(grid.points)} points"})  # fmt: skip
+            raise Cancelled(
+                f"screening run {run_row} cancelled: {finished} of {len(grid.points)} points are stored; "
+                f"resume with `vq screen run --resume {run_row}`"
+            )
+        state.update("backtest_runs", run_row, {"status": "completed", "completed_at": _now()})
+    summary = ScreeningSummary(run_row, grid, len(todo), resumed, errors, front, passed, elapsed, peak, warnings)
+    write_report(home, summary, base, spec)
+    return summary
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+SWEEP_METRIC_COLUMNS = ("sharpe_ratio", "sortino_ratio", "max_drawdown", "total_return", "profit_factor", "win_rate",
+                        "total_trades", "total_fees", "total_funding")  # fmt: skip
+
+
+def _store_point(state: StateManager, run_row: int, result: dict) -> None:
+    m = result["metrics"] or {}
+    values = {k: m.get(k) for k in SWEEP_METRIC_COLUMNS}
+    state.insert("sweep_results", {
+        "run_id": run_row, "parameters": result["params"], "point_key": point_key(result["params"]), **values,
+        "metrics": {k: clean(v) for k, v in m.items()} if result["metrics"] is not None else None,
+        "execution_time_seconds": result["elapsed_s"], "error_message": result["error"], "created_at": _now(),
+    })  # fmt: skip
+
+
+def finalize(state: StateManager, run_row: int, filters: HardFilters) -> tuple[list[dict], int]:
+    """Apply the hard filters and mark the Pareto front over every point of the run.
+
+    Returns the front rows (best Sharpe first) and the number of rows passing the filters.
+    """
+    rows = state.find("sweep_results", run_id=run_row)
+    reasons = [(row["error_message"] and "error") or rejection(row, filters) for row in rows]
+    passing = [row for row, why in zip(rows, reasons, strict=True) if why is None]
+    on_front = pareto_mask(objective_matrix(passing)) if passing else []
+    front_ids = {row["id"] for row, on in zip(passing, on_front, strict=True) if on}
+    with state.transaction():
+        for row, why in zip(rows, reasons, strict=True):
+            state.update("sweep_results", row["id"], {"passed_hard_filters": why is None, "rejected_by": why,
+                                                      "is_pareto_optimal": row["id"] in front_ids})  # fmt: skip
+    front = [dict(row, is_pareto_optimal=True) for row in passing if row["id"] in front_ids]
+    front.sort(key=lambda r: -(r["sharpe_ratio"] if r["sharpe_ratio"] is not None else -1e9))
+    return front, len(passing)
+
+
+def ranked(state: StateManager, run_row: int) -> list[dict]:
+    """Rows passing the hard filters: the Pareto front first, then the rest, each by Sharpe (best first)."""
+    rows = [r for r in state.find("sweep_results", run_id=run_row) if r["passed_hard_filters"]]
+    return sorted(rows, key=lambda r: (not r["is_pareto_optimal"], -(r["sharpe_ratio"] or 0.0)))
+
+
+def write_report(home: Home, summary: ScreeningSummary, base: BacktestConfig, spec: SweepSpec) -> Path:
+    """Write ``runs/screening-<run>/summary.json`` (grid, funnel, front) and return it."""
+    out = home.runs / f"screening-{summary.run_row}"
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "run_row": summary.run_row, "strategy": base.strategy, "symbols": list(base.symbols),
+        "timeframe": base.timeframe, "start": base.start.isoformat(), "end": base.end.isoformat(),
+        "sweep_spec": msgspec.to_builtins(spec),
+        "grid": {"cartesian": summary.grid.total, "skipped": dict(summary.grid.skipped),
+                 "sampled_from": summary.grid.sampled_from, "points": len(summary.grid.points)},
+        "ran": summary.ran, "resumed": summary.resumed, "errors": summary.errors, "passed_filters": summary.passed,
+        "front_size": len(summary.front), "elapsed_s": summary.elapsed_s, "points_per_minute": summary.points_per_minute,
+        "peak_worker_rss_mb": summary.peak_rss_mb, "warnings": summary.warnings,
+        "front": [{"sweep_result_id": r["id"], "parameters": r["parameters"], "metrics": r["metrics"]} for r in summary.front],
+    }  # fmt: skip
+    path = out / "summary.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=clean) + "\n")
+    tmp.replace(path)
+    return path

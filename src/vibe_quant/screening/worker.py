@@ -1,0 +1,108 @@
+"""A screening worker: loads the run's market data once and reuses one engine for every point.
+
+The same :class:`PointWorker` runs inside a process-pool worker and inside a Ray actor, so the
+two executors compute identical metrics. A point's result is a plain dict (picklable, small):
+its index, parameters, metrics, run time, error and the worker's peak RSS.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from vibe_quant.errors import VibeQuantError
+
+log = logging.getLogger(__name__)
+
+# Metrics kept per point: sweep_results columns plus what the later stages read.
+POINT_METRICS = (
+    "total_return", "cagr", "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown",
+    "max_drawdown_duration_days", "volatility_annual", "total_trades", "winning_trades", "losing_trades",
+    "win_rate", "profit_factor", "avg_trade_duration_hours", "total_fees", "total_funding", "total_slippage",
+    "gross_pnl", "net_pnl", "final_equity", "liquidations", "fills",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to start (picklable): the data home, the specs file and the base run."""
+
+    home: str
+    specs: str | None
+    base: dict  # BacktestConfig as plain data (mode screening, no params)
+    reuse_engine: bool = True
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / 1024 / 1024
+
+
+class PointWorker:
+    """Runs grid points of one screening run in this process."""
+
+    def __init__(self, spec: WorkerSpec):
+        from vibe_quant.backtest.config import parse_config
+        from vibe_quant.backtest.runner import load_market_data
+        from vibe_quant.instruments.specs import InstrumentSpecs
+
+        self.spec = spec
+        self.base = parse_config(spec.base)
+        self.data = load_market_data(Path(spec.home) / "catalog", self.base, InstrumentSpecs(spec.specs))
+        self.session = None
+
+    def run(self, index: int, params: dict) -> dict:
+        from vibe_quant.backtest.runner import EngineSession, run_backtest
+
+        config = msgspec.structs.replace(self.base, params=params)
+        t0 = time.perf_counter()
+        out = {"index": index, "params": params, "metrics": None, "warnings": [], "error": None}
+        try:
+            if self.spec.reuse_engine:
+                if self.session is None:
+                    self.session = EngineSession(config, self.data)
+                result = self.session.run(config)
+            else:
+                result = run_backtest(config, self.data)
+            out["metrics"] = {k: result.metrics.get(k) for k in POINT_METRICS}
+            out["warnings"] = list(result.warnings)
+        except VibeQuantError as exc:  # the point's parameters are invalid: recorded, the sweep goes on
+            out["error"] = str(exc)
+        except Exception as exc:  # a bug: recorded with its type; the engine may be broken, start a new one
+            log.exception("screening point %s %s failed", index, params)
+            out["error"] = f"{type(exc).__name__}: {exc}"
+            self.close()
+        out["elapsed_s"] = time.perf_counter() - t0
+        out["rss_mb"] = peak_rss_mb()
+        return out
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.dispose()
+            self.session = None
+
+
+# -- process-pool entry points (one PointWorker per worker process) ------------------------------
+
+_worker: PointWorker | None = None
+
+
+def init_process(spec: WorkerSpec) -> None:
+    global _worker
+    # Ctrl-C reaches the whole process group: the parent cancels, workers must not die mid-point.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger().setLevel(logging.ERROR)  # warnings travel with each result instead
+    _worker = PointWorker(spec)
+
+
+def run_in_process(index: int, params: dict) -> dict:
+    assert _worker is not None, "init_process was not called in this worker"
+    return _worker.run(index, params)

@@ -1,0 +1,254 @@
+"""The screening pipeline on real FILUSDT 5m bars: engine reuse gives a fresh engine's results,
+parallel sweep -> sweep_results + Pareto flags, resume after a kill, cancellation, Ray equals the
+process pool, screening and validation agree on signals, clear CLI errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+
+from tests.conftest import MIRROR
+from vibe_quant.backtest.config import parse_config
+from vibe_quant.backtest.runner import EngineSession, load_market_data, run_backtest
+from vibe_quant.data.ingest import IngestRequest, run_ingest
+from vibe_quant.dsl.loader import dsl_document
+from vibe_quant.home import Home
+from vibe_quant.instruments.specs import InstrumentSpecs
+from vibe_quant.screening.pareto import objective_matrix, pareto_mask
+from vibe_quant.screening.pipeline import SweepSpec, create_screening_run, run_screening
+from vibe_quant.state import StateManager
+
+START, END = dt.date(2023, 8, 1), dt.date(2023, 9, 30)
+SWEEP = ["--sweep", "rsi.period=7,14", "--sweep", "stop_loss.atr_multiplier=1.5,3.0",
+         "--param", "rsi_oversold_threshold=30", "--param", "rsi_overbought_threshold=70", "--param", "ema_fast.period=20",
+         "--param", "ema_trend_4h.period=30", "--param", "take_profit.percent=3.0"]  # fmt: skip
+ARGS = ["screen", "run", "--strategy", "rsi_mean_reversion_mtf", "--symbols", "FILUSDT", "--start", str(START),
+        "--end", str(END), "--min-trades", "5", "--max-dd", "0.9", "--min-pf", "0.5", *SWEEP]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fil_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    home = Home(tmp_path_factory.mktemp("screen") / "home").ensure()
+    run_ingest(home, IngestRequest(str(MIRROR), ("FILUSDT",), ("klines",), START, END + dt.timedelta(days=1)),
+               InstrumentSpecs())  # fmt: skip
+    return home
+
+
+def fresh_home(fil_home: Home, tmp_path: Path) -> Home:
+    """A home sharing the module's catalog with an empty state database."""
+    home = Home(tmp_path / "h").ensure()
+    home.catalog.rmdir()
+    home.catalog.symlink_to(fil_home.catalog, target_is_directory=True)
+    return home
+
+
+def base_config(**extra):
+    dsl, name = dsl_document("rsi_mean_reversion_mtf")
+    return parse_config({"strategy": name, "dsl": dsl, "symbols": ["FILUSDT"], "timeframe": "5m",
+                         "start": str(START), "end": str(END), "mode": "screening", **extra})  # fmt: skip
+
+
+def metrics_by_point(db_path: Path, run_row: int) -> dict:
+    with StateManager(db_path) as db:
+        return {r["point_key"]: r["metrics"] for r in db.find("sweep_results", run_id=run_row)}
+
+
+def test_a_reused_engine_gives_the_results_of_a_fresh_engine(fil_home: Home) -> None:
+    base = base_config()
+    data = load_market_data(fil_home.catalog, base, InstrumentSpecs())
+    session = EngineSession(base, data)
+    try:
+        for params in ({"rsi.period": 7}, {"rsi.period": 21, "stop_loss.atr_multiplier": 3.0}, {"rsi.period": 7}):
+            config = msgspec.structs.replace(base, params=params)
+            reused, fresh = session.run(config), run_backtest(config, data)
+            assert reused.metrics["total_trades"] > 3
+            assert [msgspec.structs.asdict(f) if hasattr(f, "__struct_fields__") else f.__dict__
+                    for f in reused.recorder.fills] == [f.__dict__ for f in fresh.recorder.fills]  # fmt: skip
+            assert np.array_equal(reused.equity, fresh.equity)
+            drop = {"execution_time_seconds"}
+            assert {k: v for k, v in reused.metrics.items() if k not in drop} == {
+                k: v for k, v in fresh.metrics.items() if k not in drop
+            }
+        assert session.runs == 3
+    finally:
+        session.dispose()
+    with pytest.raises(ValueError, match="leverage"):
+        EngineSession(base, data).run(msgspec.structs.replace(base, leverage=5.0))
+
+
+def test_sweep_stores_every_point_and_marks_the_pareto_front(cli, fil_home: Home, tmp_path: Path) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    code, output = cli(["--home", str(home.root), *ARGS, "--workers", "2"])
+    assert code == 0, output
+    assert "grid 4 points" in output
+    assert "Pareto front" in output
+    assert "funding not modelled" in output
+    with StateManager(home.db_path) as db:
+        run = db.get("backtest_runs", 1)
+        rows = db.find("sweep_results", run_id=1)
+    assert run["run_mode"] == "screening"
+    assert run["status"] == "completed"
+    assert len(rows) == 4
+    assert len({r["point_key"] for r in rows}) == 4
+    assert all(r["error_message"] is None and r["total_trades"] > 5 and r["execution_time_seconds"] > 0 for r in rows)
+    passing = [r for r in rows if r["passed_hard_filters"]]
+    assert passing
+    assert all(r["rejected_by"] is None for r in passing)
+    expected = pareto_mask(objective_matrix(passing))
+    assert [bool(r["is_pareto_optimal"]) for r in passing] == expected.tolist()
+    assert not any(r["is_pareto_optimal"] for r in rows if not r["passed_hard_filters"])
+    summary = (home.runs / "screening-1" / "summary.json").read_text()
+    assert '"front_size"' in summary
+
+    # top-N export and validation runs created for the candidates
+    out = tmp_path / "top.json"
+    code, output = cli(
+        ["--home", str(home.root), "screen", "top", "1", "--top", "2", "--export", str(out), "--create-runs"]
+    )
+    assert code == 0, output
+    assert out.exists()
+    assert "validation_run_id" in out.read_text()
+    with StateManager(home.db_path) as db:
+        created = [r for r in db.find("backtest_runs") if r["run_mode"] == "validation"]
+    assert len(created) == min(2, len(passing))
+    assert all(r["status"] == "pending" for r in created)
+    assert created[0]["parameters"]["params"] in [r["parameters"] for r in passing]
+
+
+def _spawn(home: Home, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "VQ_HOME": str(home.root)}
+    return subprocess.Popen([sys.executable, "-m", "vibe_quant.screening", *ARGS[1:], "--workers", "1", "-q", *extra],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+
+
+def _wait_rows(db_path: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db_path.exists():
+            with sqlite3.connect(db_path) as con:
+                try:
+                    if con.execute("SELECT COUNT(*) FROM sweep_results").fetchone()[0] >= n:
+                        return
+                except sqlite3.OperationalError:
+                    pass
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.2)
+    raise AssertionError(f"no {n} sweep rows after {timeout}s")
+
+
+def test_resume_after_a_kill_runs_only_the_missing_points(cli, fil_home: Home, tmp_path: Path) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    proc = _spawn(home)
+    _wait_rows(home.db_path, 2, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the parent and its worker: a crash
+    proc.wait(timeout=30)
+    with StateManager(home.db_path) as db:
+        before = {r["point_key"]: r["id"] for r in db.find("sweep_results", run_id=1)}
+        assert db.get("backtest_runs", 1)["status"] == "running"  # nobody marked it: it crashed
+    assert 2 <= len(before) < 4
+    code, output = cli(["--home", str(home.root), "screen", "run", "--resume", "1", "--workers", "1"])
+    assert code == 0, output
+    assert f"({len(before)} already done)" in output
+    with StateManager(home.db_path) as db:
+        rows = db.find("sweep_results", run_id=1)
+        assert db.get("backtest_runs", 1)["status"] == "completed"
+    assert len(rows) == 4
+    assert len({r["point_key"] for r in rows}) == 4
+    assert all(before[r["point_key"]] == r["id"] for r in rows if r["point_key"] in before)  # not re-run
+    # deterministic: an uninterrupted run of the same grid gives the same metrics
+    other = fresh_home(fil_home, tmp_path / "other")
+    with StateManager(other.db_path) as db:
+        spec = SweepSpec(overrides={"rsi.period": [7, 14], "stop_loss.atr_multiplier": [1.5, 3.0],
+                                    "rsi_oversold_threshold": [30], "rsi_overbought_threshold": [70],
+                                    "ema_fast.period": [20], "ema_trend_4h.period": [30], "take_profit.percent": [3.0]})  # fmt: skip
+        run_row = create_screening_run(db, base_config(), spec)
+    run_screening(other, run_row, workers=2)
+    assert metrics_by_point(other.db_path, run_row) == metrics_by_point(home.db_path, 1)
+
+
+def test_sigterm_cancels_cleanly_and_the_run_resumes(cli, fil_home: Home, tmp_path: Path) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    proc = _spawn(home)
+    _wait_rows(home.db_path, 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert "cancelled" in err.decode()
+    assert "--resume 1" in err.decode()
+    with StateManager(home.db_path) as db:
+        run = db.get("backtest_runs", 1)
+        kept = db.count("sweep_results", run_id=1)
+    assert run["status"] == "cancelled"
+    assert 1 <= kept < 4
+    code, output = cli(["--home", str(home.root), "screen", "run", "--resume", "1", "--workers", "1"])
+    assert code == 0, output
+    with StateManager(home.db_path) as db:
+        assert db.count("sweep_results", run_id=1) == 4
+
+
+def test_ray_gives_the_metrics_of_the_process_pool(fil_home: Home, tmp_path: Path) -> None:
+    pytest.importorskip("ray")  # installed with the dev group and the `ray` extra
+    home = fresh_home(fil_home, tmp_path)
+    spec = SweepSpec(overrides={"rsi.period": [7, 14], "stop_loss.atr_multiplier": [2.0],
+                                "rsi_oversold_threshold": [30], "rsi_overbought_threshold": [70],
+                                "ema_fast.period": [20], "ema_trend_4h.period": [30], "take_profit.percent": [3.0]})  # fmt: skip
+    with StateManager(home.db_path) as db:
+        pool_run = create_screening_run(db, base_config(), spec)
+        ray_run = create_screening_run(db, base_config(), spec)
+    run_screening(home, pool_run, workers=2, executor="process")
+    summary = run_screening(home, ray_run, workers=2, executor="ray")
+    assert summary.ran == 2
+    assert summary.errors == 0
+    pool, ray_metrics = metrics_by_point(home.db_path, pool_run), metrics_by_point(home.db_path, ray_run)
+    assert pool == ray_metrics
+    assert len(pool) == 2
+
+
+def test_screening_and_validation_agree_on_signals(fil_home: Home) -> None:
+    """Seed 001 integration test: the same parameters give > 90% the same signals in both modes."""
+    data = load_market_data(fil_home.catalog, base_config(), InstrumentSpecs())
+    params = {"rsi.period": 14, "stop_loss.atr_multiplier": 2.0}
+    signals = {}
+    for mode in ("screening", "validation"):
+        result = run_backtest(msgspec.structs.replace(base_config(mode=mode), params=params), data)
+        signals[mode] = {(e["ts"], e["direction"]) for e in result.recorder.events if e["type"] == "SIGNAL"}
+    screening, validation = signals["screening"], signals["validation"]
+    assert len(validation) > 20
+    same = len(screening & validation) / max(len(screening | validation), 1)
+    assert same > 0.9, same
+
+
+def test_cli_errors_are_clear(cli, fil_home: Home, tmp_path: Path) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    h = ["--home", str(home.root)]
+    code, output = cli([*h, "screen", "run", "--strategy", "ema_cross", "--symbols", "FILUSDT"])
+    assert code == 2
+    assert "YAML twin" in output
+    code, output = cli([*h, *ARGS, "--sweep", "rsi.perod=3"])
+    assert code == 2
+    assert "rsi.perod" in output
+    assert "period" in output
+    code, output = cli([*h, *ARGS, "--constraint", "rsi.period <<< 3"])
+    assert code == 2
+    assert "KEY OP KEY-or-NUMBER" in output
+    code, output = cli([*h, *ARGS, "--sweep", "rsi.period"])
+    assert code == 2
+    assert "KEY=V1,V2" in output
+    code, output = cli([*h, "screen", "run", "--resume", "99"])
+    assert code == 2
+    assert "no backtest run 99" in output
+    code, output = cli([*h, "screen", "run", "--strategy", "rsi_mean_reversion_mtf", "--symbols", "NEARUSDT"])
+    assert code == 2
+    assert "no 5m bars for NEARUSDT" in output
+    with StateManager(home.db_path) as db:
+        assert db.count("backtest_runs") == 0  # nothing half-created
