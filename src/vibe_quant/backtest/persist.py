@@ -100,13 +100,13 @@ def save_dsl_version(state: StateManager, dsl: dict, source_text: str | None = N
         if known:  # an earlier version again: it becomes the current one
             version = known[0]["version"]
             if rows[0]["version"] != version:
-                state.update("strategies", sid, {"dsl_config": dsl, "version": version, "updated_at": _now()})
+                state.update("strategies", sid, {"dsl_config": dsl, "version": version, "updated_at": now_iso()})
             return sid, version, False
         version = max([v["version"] for v in state.find("strategy_versions", strategy_id=sid)] or [0]) + 1
         state.insert("strategy_versions", {"strategy_id": sid, "version": version, "sha256": digest, "dsl_config": dsl,
                                            "source_text": source_text})  # fmt: skip
         state.update("strategies", sid, {"dsl_config": dsl, "description": dsl.get("description", ""), "version": version,
-                                         "strategy_type": "dsl", "updated_at": _now()})  # fmt: skip
+                                         "strategy_type": "dsl", "updated_at": now_iso()})  # fmt: skip
         return sid, version, True
 
 
@@ -145,7 +145,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        now = _now()
+        now = now_iso()
         with StateManager(self.db_path) as state:
             state.update("backtest_runs", self.run_row, {"status": "running", "pid": os.getpid(), "started_at": now,
                                                          "heartbeat_at": now, "error_message": None})  # fmt: skip
@@ -155,18 +155,18 @@ class Heartbeat:
     def _beat(self) -> None:
         with StateManager(self.db_path) as state:
             while not self._stop.wait(self.interval_s):
-                state.update("backtest_runs", self.run_row, {"heartbeat_at": _now()})
+                state.update("backtest_runs", self.run_row, {"heartbeat_at": now_iso()})
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._stop.set()
         self._thread.join()
         if exc is not None:
             with StateManager(self.db_path) as state:
-                state.update("backtest_runs", self.run_row, {"status": "failed", "completed_at": _now(),
+                state.update("backtest_runs", self.run_row, {"status": "failed", "completed_at": now_iso(),
                                                              "error_message": str(exc)[:2000]})  # fmt: skip
 
 
-def _now() -> str:
+def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
@@ -183,7 +183,7 @@ def record_results(state: StateManager, run_row: int, result: BacktestResult, bu
         for t in result.trades:
             state.insert("trades", {"run_id": run_row, **trade_row(t)})
         state.update("backtest_runs", run_row, {
-            "status": "completed", "completed_at": _now(), "run_hash": result.run_id, "bundle_path": str(bundle),
+            "status": "completed", "completed_at": now_iso(), "run_hash": result.run_id, "bundle_path": str(bundle),
         })  # fmt: skip
     return result_id
 

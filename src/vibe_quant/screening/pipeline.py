@@ -26,7 +26,7 @@ from pathlib import Path
 import msgspec
 
 from vibe_quant.backtest.config import BacktestConfig, parse_config
-from vibe_quant.backtest.persist import Heartbeat, clean, create_run
+from vibe_quant.backtest.persist import Heartbeat, clean, create_run, now_iso
 from vibe_quant.errors import ConfigError, UserError
 from vibe_quant.home import Home
 from vibe_quant.screening.executors import EXECUTORS, run_points
@@ -203,13 +203,13 @@ def run_screening(
     with StateManager(home.db_path) as state:
         finished = state.count("sweep_results", run_id=run_row)
         if status == "cancelled":
-            state.update("backtest_runs", run_row, {"status": "cancelled", "completed_at": _now(),
+            state.update("backtest_runs", run_row, {"status": "cancelled", "completed_at": now_iso(),
                                                     "error_message": f"cancelled after {finished} of {len(grid.points)} points"})  # fmt: skip
             raise Cancelled(
                 f"screening run {run_row} cancelled: {finished} of {len(grid.points)} points are stored; "
                 f"resume with `vq screen run --resume {run_row}`"
             )
-        state.update("backtest_runs", run_row, {"status": "completed", "completed_at": _now()})
+        state.update("backtest_runs", run_row, {"status": "completed", "completed_at": now_iso()})
     summary = ScreeningSummary(run_row, grid, len(todo), resumed, errors, front, passed, elapsed, peak, warnings)
     write_report(home, summary, base, spec)
     return summary
@@ -217,10 +217,6 @@ def run_screening(
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 SWEEP_METRIC_COLUMNS = ("sharpe_ratio", "sortino_ratio", "max_drawdown", "total_return", "profit_factor", "win_rate",
@@ -233,7 +229,7 @@ def _store_point(state: StateManager, run_row: int, result: dict) -> None:
     state.insert("sweep_results", {
         "run_id": run_row, "parameters": result["params"], "point_key": point_key(result["params"]), **values,
         "metrics": {k: clean(v) for k, v in m.items()} if result["metrics"] is not None else None,
-        "execution_time_seconds": result["elapsed_s"], "error_message": result["error"], "created_at": _now(),
+        "execution_time_seconds": result["elapsed_s"], "error_message": result["error"], "created_at": now_iso(),
     })  # fmt: skip
 
 
