@@ -30,7 +30,8 @@ from nautilus_trader.model.data import Bar
 
 from vibe_quant.backtest.config import parse_config
 from vibe_quant.backtest.execution import PerpFillModel
-from vibe_quant.backtest.runner import EngineSession, _assemble, load_market_data
+from vibe_quant.backtest.recorder import RunRecorder
+from vibe_quant.backtest.runner import _assemble, instrument_states, load_market_data, merged_bars
 from vibe_quant.backtest.strategies.base import RunContext
 from vibe_quant.backtest.venue import PerpVenueModule
 from vibe_quant.data.bars import NS_PER_MS, TIMEFRAME_BY_LABEL
@@ -78,15 +79,14 @@ def run_naive(home_root: str, base: dict, params: dict) -> dict:
     cfg = msgspec.structs.replace(parse_config(base), params=params).resolved()
     catalog = str(Path(home_root) / "catalog")
     data = load_market_data(Path(catalog), cfg, InstrumentSpecs())
-    # Our session builds the per-instrument states and bar sequence; its engine is not used.
-    prep = EngineSession(cfg, data)
-    prep.dispose()
-    states, recorder, sequence = prep._fresh()
+    instruments, states = instrument_states(cfg, data)
+    recorder = RunRecorder()
+    sequence = merged_bars(cfg.symbols, data, states)[1]
     key = f"{id(states)}"
     _PREPARED[key] = (states, recorder, sequence, (cfg.mode, cfg.spread_ticks, cfg.impact,
                       max(cfg.latency_ns[0], 1) + cfg.latency_ns[1], cfg.prob_fill_on_limit, cfg.prob_slippage, cfg.seed))  # fmt: skip
     symbol = cfg.symbols[0]
-    instrument = prep.instruments[0]
+    instrument = instruments[0]
     tf = TIMEFRAME_BY_LABEL[cfg.timeframe]
     bar_type = str(data.bars[symbol][0].bar_type)
     start_ns = utc_ms(cfg.start) * NS_PER_MS + tf.step_ms * NS_PER_MS

@@ -244,6 +244,45 @@ def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = 
         session.dispose()
 
 
+def instrument_states(cfg: BacktestConfig, data: MarketData) -> tuple[list, dict]:
+    """Return the run's instruments (fees from `cfg`) and, per instrument id, its initial state
+    (bars as plain lists, funding schedule, leverage, margin brackets).
+
+    Raises
+    ------
+    ConfigError
+        A leverage above the symbol's maximum.
+    """
+    from vibe_quant.instruments.factory import crypto_perpetual
+
+    tf = TIMEFRAME_BY_LABEL[cfg.timeframe]
+    instruments, states = [], {}
+    for symbol in cfg.symbols:
+        spec = data.specs[symbol]
+        fees = {"maker_fee": Decimal(str(cfg.maker_fee)) if cfg.maker_fee is not None else spec.maker_fee,
+                "taker_fee": Decimal(str(cfg.taker_fee)) if cfg.taker_fee is not None else spec.taker_fee}  # fmt: skip
+        instrument = crypto_perpetual(msgspec.structs.replace(spec, **fees))
+        instruments.append(instrument)
+        leverage = cfg.leverage_for(symbol)
+        if leverage > spec.margin_tiers[0].max_leverage:
+            raise ConfigError(
+                f"leverage {leverage:g} for {symbol} exceeds its maximum {spec.margin_tiers[0].max_leverage}"
+            )
+        st = InstrumentState.from_bars(
+            data.bars[symbol], instrument_id=instrument.id, symbol=symbol, bar_ns=tf.step_ms * NS_PER_MS,
+            tick=float(spec.tick_size), price_precision=spec.price_precision, size_precision=spec.size_precision,
+            leverage=leverage, brackets=brackets_from_spec(spec), vol_window=cfg.vol_window,
+        )  # fmt: skip
+        # Binance stamps settlements a few ms after the hour: the snapshot is the whole second.
+        st.funding = [
+            (u.ts_event // 1_000_000_000 * 1_000_000_000, float(u.rate),
+             ((u.next_funding_ns or u.ts_event) - u.ts_event) // NS_PER_HOUR)
+            for u in data.funding[symbol]
+        ]  # fmt: skip
+        states[instrument.id] = st
+    return instruments, states
+
+
 # Fields that build the engine (venue, instruments, fills, latency); a session runs any config
 # that differs from its own only in the others (the strategy and its parameters).
 ENGINE_FIELDS = ("symbols", "timeframe", "start", "end", "mode", "latency", "latency_ns", "starting_balance",
@@ -256,7 +295,7 @@ class EngineSession:
 
     Screening runs hundreds of parameter sets on the same data: building the engine and adding
     the bars once, then ``engine.reset()`` between runs, gives the same results as a fresh engine
-    (tests/screening/test_worker.py) and saves that setup each time. Each run gets fresh
+    (tests/screening/test_pipeline.py) and saves that setup each time. Each run gets fresh
     instrument states, recorder, fill model and strategies.
     """
 
@@ -270,36 +309,10 @@ class EngineSession:
         from nautilus_trader.model.objects import Money
 
         from vibe_quant.backtest.venue import PerpVenueModule
-        from vibe_quant.instruments.factory import crypto_perpetual
 
         cfg = self.config = config.resolved()
         self.data = data
-        tf = TIMEFRAME_BY_LABEL[cfg.timeframe]
-        self.template: dict = {}
-        self.instruments = []
-        for symbol in cfg.symbols:
-            spec = data.specs[symbol]
-            fees = {"maker_fee": Decimal(str(cfg.maker_fee)) if cfg.maker_fee is not None else spec.maker_fee,
-                    "taker_fee": Decimal(str(cfg.taker_fee)) if cfg.taker_fee is not None else spec.taker_fee}  # fmt: skip
-            instrument = crypto_perpetual(msgspec.structs.replace(spec, **fees))
-            self.instruments.append(instrument)
-            leverage = cfg.leverage_for(symbol)
-            if leverage > spec.margin_tiers[0].max_leverage:
-                raise ConfigError(
-                    f"leverage {leverage:g} for {symbol} exceeds its maximum {spec.margin_tiers[0].max_leverage}"
-                )
-            st = InstrumentState.from_bars(
-                data.bars[symbol], instrument_id=instrument.id, symbol=symbol, bar_ns=tf.step_ms * NS_PER_MS,
-                tick=float(spec.tick_size), price_precision=spec.price_precision, size_precision=spec.size_precision,
-                leverage=leverage, brackets=brackets_from_spec(spec), vol_window=cfg.vol_window,
-            )  # fmt: skip
-            # Binance stamps settlements a few ms after the hour: the snapshot is the whole second.
-            st.funding = [
-                (u.ts_event // 1_000_000_000 * 1_000_000_000, float(u.rate),
-                 ((u.next_funding_ns or u.ts_event) - u.ts_event) // NS_PER_HOUR)
-                for u in data.funding[symbol]
-            ]  # fmt: skip
-            self.template[instrument.id] = st
+        self.instruments, self.template = instrument_states(cfg, data)
         self.taker = {s: float(i.taker_fee) for s, i in zip(cfg.symbols, self.instruments, strict=True)}
 
         base, insert, update, cancel = cfg.latency_ns
