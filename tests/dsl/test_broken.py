@@ -29,6 +29,7 @@ CASES: dict[str, tuple[str, int, int, str]] = {
     "empty_entry_conditions": ("entry_conditions has no conditions", 7, 3, "long: []"),
     "sweep_unknown_key": ("sweep key 'rsi.length': RSI has no parameter 'length' (it takes period)", 11, 3, "rsi.length"),
     "sweep_bad_value": ("sweep rsi.period value -14 is invalid: sweep_bad_value: parameters", 10, 19, "-14"),
+    "sweep_outside_schema": ("sweep rsi_low value 60 is outside the range parameters_schema declares for rsi_low: [5, 50]", 10, 21, "60"),
     "negative_period": ("ema.period = -20 is out of range: it must be between 1 and 10000", 5, 29, "-20"),
     "lookahead_negative_offset": ("close[-1] reads 1 bar(s) into the future (look-ahead)", 9, 7, "close[-1]"),
     "lookahead_chikou": ("ichimoku.chikou is refused as look-ahead", 9, 7, "ichimoku.chikou"),

@@ -436,5 +436,5 @@ def test_check_grid_reports_bad_points() -> None:
     bad = sweep.check_grid(a)
     assert [params for params, _ in bad] == [{"ema_fast.period": -1, "ema_slow.period": p} for p in (50, 100, 200)]
     assert all("ema_fast.period = -1 is out of range" in problem for _, problem in bad)
-    with pytest.raises(DslError, match=r"sweep ema_fast.period value -1 is invalid"):
+    with pytest.raises(DslError, match=r"sweep ema_fast.period value -1 is outside the range parameters_schema"):
         load_text(yaml.safe_dump(data), "bad_sweep.yaml")

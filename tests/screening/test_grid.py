@@ -58,7 +58,11 @@ def test_constraints_in_the_strategy_file_are_checked_with_their_line() -> None:
 
 
 def test_points_the_strategy_rejects_are_skipped_and_counted() -> None:
-    analysis = load_text(ema_cross())
+    with pytest.raises(
+        ConfigError, match=r"0 is outside the range parameters_schema declares for ema_fast.period: \[2, 200\]"
+    ):
+        expand(load_text(ema_cross()), {"ema_fast.period": [0, 10]})
+    analysis = load_text(ema_cross(parameters_schema={}))  # no declared range: the strategy itself decides
     e = expand(analysis, {"ema_fast.period": [0, 10]})
     assert [p["ema_fast.period"] for p in e.points] == [10, 10, 10]  # x3 ema_slow values
     assert sum(e.skipped.values()) == 3

@@ -228,11 +228,15 @@ def load_text(text: str, source: str = "<strategy>", catalog=None) -> Analysis:
 
 def _sweep_value_issues(analysis: Analysis) -> list[Issue]:
     """Each ``sweep:`` value the document rejects (e.g. a negative period), found one value at a time."""
-    from vibe_quant.dsl.sweep import apply_params
+    from vibe_quant.dsl.sweep import apply_params, schema_range_problem
 
     issues = []
     for key, values in analysis.doc.sweep.items():
         for i, value in enumerate(values):
+            problem = schema_range_problem(analysis, key, value)
+            if problem:
+                issues.append(Issue(f"sweep {key} value {problem}", ("sweep", key, i)))
+                continue
             try:
                 apply_params(analysis, {key: value})
             except ConfigError as exc:

@@ -77,6 +77,18 @@ def check_grid(analysis: Analysis) -> list[tuple[dict, str]]:
     return bad
 
 
+def schema_range_problem(analysis: Analysis, key: str, value: object) -> str | None:
+    """Why `value` is outside the ``parameters_schema`` min/max declared for `key` (None if inside or undeclared)."""
+    schema = analysis.doc.parameters_schema.get(key)
+    if schema is None or not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if (schema.min is not None and value < schema.min) or (schema.max is not None and value > schema.max):
+        low = "-inf" if schema.min is None else f"{schema.min:g}"
+        high = "inf" if schema.max is None else f"{schema.max:g}"
+        return f"{value!r} is outside the range parameters_schema declares for {key}: [{low}, {high}]"
+    return None
+
+
 # -- constraints between parameters --------------------------------------------------------------
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
@@ -193,6 +205,10 @@ def expand(
             raise ConfigError(f"{analysis.name}: sweep key {key!r}: {target}")
         if not values:
             raise ConfigError(f"{analysis.name}: sweep key {key!r}: give at least one value")
+        for value in values:
+            problem = schema_range_problem(analysis, key, value)
+            if problem:
+                raise ConfigError(f"{analysis.name}: sweep key {key!r}: {problem}")
         axes[key] = list(values)
     extra = list(constraints or [])
     problems = constraint_issues(analysis, extra)
