@@ -252,3 +252,34 @@ def test_cli_errors_are_clear(cli, fil_home: Home, tmp_path: Path) -> None:
     assert "no 5m bars for NEARUSDT" in output
     with StateManager(home.db_path) as db:
         assert db.count("backtest_runs") == 0  # nothing half-created
+
+
+def test_a_worker_that_dies_does_not_fail_the_sweep(fil_home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed mid-sweep (a crash, the OOM killer): its points re-run on a fresh worker."""
+    import multiprocessing as mp
+
+    from vibe_quant.screening import executors
+    from vibe_quant.screening.executors import run_points
+    from vibe_quant.screening.worker import WorkerSpec
+
+    rounds = []
+    real_round = executors._pool_round
+
+    def counting_round(queue, spec, workers, lost):
+        rounds.append(workers)
+        yield from real_round(queue, spec, workers, lost)
+
+    monkeypatch.setattr(executors, "_pool_round", counting_round)
+
+    spec = WorkerSpec(str(fil_home.root), None, msgspec.to_builtins(base_config()))
+    points = [(i, {"rsi.period": p}) for i, p in enumerate((7, 10, 14, 21))]
+    results = []
+    for result in run_points(points, spec, workers=2):
+        if not results:
+            os.kill(mp.active_children()[0].pid, signal.SIGKILL)
+        results.append(result)
+    assert sorted(r["index"] for r in results) == [0, 1, 2, 3]
+    assert [r["error"] for r in results] == [None] * 4
+    assert all(r["metrics"]["total_trades"] > 0 for r in results)
+    assert rounds[0] == 2
+    assert 1 in rounds  # the pool broke and the lost points ran alone on fresh workers

@@ -9,8 +9,10 @@ cancellation) stops the workers without waiting for the points in flight.
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from vibe_quant.errors import UserError
 from vibe_quant.screening.worker import WorkerSpec, init_process, run_in_process
@@ -31,27 +33,57 @@ def run_points(
 
 
 def _process_pool(points, spec: WorkerSpec, workers: int) -> Iterator[dict]:
+    """Run `points` on `workers` processes; a worker that dies (a crash in the engine, the OOM
+    killer) breaks the pool: the points it had in flight are re-run one at a time on a fresh
+    worker, so a point that kills its worker again is recorded as an error instead of failing
+    the sweep, and the others complete."""
+    queue = deque(points)
+    while queue:
+        lost: list = []
+        yield from _pool_round(queue, spec, workers, lost)
+        for item in lost:  # isolate: one point, one fresh worker
+            solo: list = []
+            yield from _pool_round(deque([item]), spec, 1, solo)
+            if solo:
+                index, params = item
+                yield {"index": index, "params": params, "metrics": None, "warnings": [], "elapsed_s": 0.0,
+                       "rss_mb": 0.0, "error": "the worker process died running this point, twice (a crash or out of memory)"}  # fmt: skip
+
+
+def _pool_round(queue: deque, spec: WorkerSpec, workers: int, lost: list) -> Iterator[dict]:
+    """Run points from `queue` until it is empty or the pool breaks (then `lost` gets the points in flight)."""
     # spawn: workers start clean (no copy of the parent's threads, locks or open database).
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                initializer=init_process, initargs=(spec,))  # fmt: skip
-    todo = iter(points)
-    in_flight: set = set()
+    in_flight: dict = {}
     finished = False
     try:
-        for index, params in _take(todo, 2 * workers):
-            in_flight.add(pool.submit(run_in_process, index, params))
+        while queue and len(in_flight) < 2 * workers:
+            item = queue.popleft()
+            in_flight[pool.submit(run_in_process, *item)] = item
         while in_flight:
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                yield future.result()
-                for index, params in _take(todo, 1):
-                    in_flight.add(pool.submit(run_in_process, index, params))
-        finished = True
+                item = in_flight.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    lost.append(item)
+                    continue
+                yield result
+            if lost:
+                lost.extend(in_flight.values())
+                in_flight.clear()
+                break
+            while queue and len(in_flight) < 2 * workers:
+                item = queue.popleft()
+                in_flight[pool.submit(run_in_process, *item)] = item
+        finished = not lost
     finally:
         if finished:
             pool.shutdown(wait=True)
-        else:  # cancelled or failed: do not wait for the points in flight
-            for proc in list(getattr(pool, "_processes", {}).values()):
+        else:  # cancelled, failed or broken: do not wait for the points in flight
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
                 proc.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
 
