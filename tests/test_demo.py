@@ -24,7 +24,11 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     assert "ema_trend_atr FILUSDT 15m 2023-08-01..2023-10-31, validation, latency retail" in out
     assert "warning: funding not modelled for FILUSDT" in out
     runs = [b for b in (home / "runs").iterdir() if not b.name.startswith("screening-")]
-    bundles = {json.loads((b / "summary.json").read_text())["config"]["strategy"]: b for b in runs}
+    configs = {b: json.loads((b / "summary.json").read_text())["config"] for b in runs}
+    # step 7's run is the two-symbol one (step 9 validates single-symbol survivors of the same strategy)
+    bundles = {
+        c["strategy"]: b for b, c in configs.items() if c["strategy"] == "ema_trend_atr" or len(c["symbols"]) == 2
+    }
     assert set(bundles) == {"ema_trend_atr", "rsi_mean_reversion_mtf"}
     bundle = bundles["ema_trend_atr"]
     assert f"backtest:   {bundle.resolve()}" in out
@@ -49,3 +53,19 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
         assert db.get("backtest_runs", 3)["status"] == "completed"
     assert len(rows) == 16
     assert sum(bool(r["is_pareto_optimal"]) for r in rows) == screening["front_size"]
+    # step 9: overfitting filters; the statistics on the stored returns, then PBO + walk-forward + validation
+    assert "funnel: in 16 -> DSR" in out
+    assert "CPCV: 5 paths" in out
+    assert "funnel: in 4 -> PBO" in out
+    assert "walk-forward optimisation over 3 windows" in out
+    with StateManager(home / "state" / "vibe_quant.db") as db:
+        rows = db.find("sweep_results", run_id=3)
+        summary = db.get("backtest_runs", 3)["overfitting"]
+        survivors = [r for r in rows if r["overfitting_passed"]]
+        validations = [db.get("backtest_runs", r["validation_run_id"]) for r in survivors]
+    assert summary["filters"] == ["pbo", "wfa"]
+    assert summary["funnel"][0] == ["in", 4]
+    assert len(survivors) == summary["funnel"][-1][1]
+    assert all(v["run_mode"] == "validation" and v["status"] == "completed" for v in validations)
+    assert all(r["execution_sensitive"] is not None for r in survivors)
+    assert (home / "runs" / "screening-3" / "overfitting.md").exists()

@@ -131,6 +131,7 @@ def _register() -> None:
     from vibe_quant.data.cli import data_app
     from vibe_quant.demo import demo_command
     from vibe_quant.dsl.cli import dsl_app
+    from vibe_quant.overfitting.cli import overfit_app
     from vibe_quant.screening.cli import screen_app
     from vibe_quant.validation.cli import validation_app
 
@@ -138,6 +139,11 @@ def _register() -> None:
     app.add_typer(dsl_app, name="dsl", help="The strategy language: validate, show, schema, list, save.")
     app.add_typer(
         screen_app, name="screen", help="Parameter sweeps in parallel: hard filters, Pareto front, resumable."
+    )
+    app.add_typer(
+        overfit_app,
+        name="overfit",
+        help="Overfitting filters between screening and validation: DSR, WFA, PKFold, CPCV, PBO.",
     )
     app.add_typer(validation_app, name="backtest", help="Backtests with funding, liquidation and next-open fills.")
     app.command("demo", help="Run the pipeline on the bundled real sample and print where the outputs are.")(

@@ -4,8 +4,9 @@ Today: ingest the sample (real Binance zips) into a fresh home, show the catalog
 with DuckDB, rebuild it from the raw archive and prove the rebuild byte-identical, re-check
 every bar (OHLC, aggregation), run one validation backtest (next-open fills, slippage,
 latency, isolated-margin liquidation, funding where data exists, our own metrics), validate the
-shipped YAML strategies, run the multi-timeframe one on two symbols, and screen a small
-parameter sweep of it in parallel (hard filters, Pareto front, rows in SQLite).
+shipped YAML strategies, run the multi-timeframe one on two symbols, screen a small parameter
+sweep of it in parallel (hard filters, Pareto front, rows in SQLite), and filter its candidates
+for overfitting (DSR, purged K-fold, CPCV, PBO, walk-forward; survivors validated).
 """
 
 from __future__ import annotations
@@ -136,6 +137,26 @@ def demo_command() -> None:
     screening = run_screening(h, screen_row, workers=2, specs_path=str(state.specs) if state.specs else None)
     print_summary(screening, h.runs / f"screening-{screen_row}" / "summary.json", top=5)
 
+    out.rule("[bold]9. overfitting filters: DSR, purged K-fold, CPCV, PBO, walk-forward, validation of survivors")
+    from vibe_quant.overfitting.cli import print_report
+    from vibe_quant.overfitting.config import OverfittingConfig, PurgedKFold, WalkForward
+    from vibe_quant.overfitting.pipeline import run_overfitting
+
+    # Seed thresholds; windows and folds sized for three months (the seed's are for two years).
+    of_config = OverfittingConfig(
+        walk_forward=WalkForward(train_window_days=42, test_window_days=14, step_days=14, min_windows=3),
+        purged_kfold=PurgedKFold(n_splits=4),
+    )  # fmt: skip
+    specs_path = str(state.specs) if state.specs else None
+    out.print("[bold]a.[/] the statistics on every point's stored daily returns (no backtest needed):")
+    stats_report = run_overfitting(h, screen_row, of_config, ["dsr", "pkfold", "cpcv"], 2, specs_path, "all")
+    print_report(stats_report)
+    out.print(
+        "[bold]b.[/] PBO over the sweep, walk-forward backtests of the candidates, survivors validated with full costs:"
+    )
+    overfit = run_overfitting(h, screen_row, of_config, ["pbo", "wfa"], 2, specs_path, "passed", validate=True)
+    print_report(overfit)
+
     out.rule("[bold]outputs")
     out.print(
         f"home:       {h.root}\ncatalog:    {h.catalog}\nmanifest:   {h.catalog / 'manifest.json'}\n"
@@ -143,6 +164,7 @@ def demo_command() -> None:
         f"state db:   {h.db_path}\nlog:        {h.logs / 'vq.log'}\nbacktest:   {bundle}\n"
         f"dsl run:    {dsl_bundle}\nscreening:  {h.runs / f'screening-{screen_row}' / 'summary.json'} "
         f"(sweep_results rows of backtest_runs.id {screen_row})\n"
+        f"overfit:    {overfit.report_md} (and .json; verdicts in sweep_results)\n"
         f"try:        uv run vq --home {h.root} data sql \"SELECT * FROM bars WHERE timeframe='4h' LIMIT 5\""
     )
     out.print(f"try:        uv run vq --home {h.root} backtest run --strategy ema_cross --symbols NEARUSDT-PERP "
@@ -151,6 +173,9 @@ def demo_command() -> None:
               "--start 2023-08-01 --end 2023-10-31 --param bb.std=2.5   (and: uv run vq dsl show bollinger_squeeze)")  # fmt: skip
     out.print(f"try:        uv run vq --home {h.root} screen run --strategy rsi_mean_reversion_mtf --symbols FILUSDT-PERP "
               "--sweep rsi.period=7,14 --max-points 50   (then: vq screen top RUN_ID --create-runs)")  # fmt: skip
+    out.print(
+        f"try:        uv run vq --home {h.root} overfit run --run-id {screen_row} --filters dsr,pbo --candidates all"
+    )
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     if not rebuilt.byte_identical or warnings:
         raise UserError("demo checks failed (see above)")

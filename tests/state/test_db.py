@@ -25,7 +25,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "backtest_runs": [
         "id", "strategy_id", "sizing_config_id", "risk_config_id", "run_mode", "symbols", "timeframe",
         "start_date", "end_date", "parameters", "latency_preset", "status", "pid", "heartbeat_at", "started_at",
-        "completed_at", "error_message", "created_at", "run_hash", "bundle_path", "sweep_spec",
+        "completed_at", "error_message", "created_at", "run_hash", "bundle_path", "sweep_spec", "overfitting",
     ],
     "backtest_results": [
         "id", "run_id", "total_return", "cagr", "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown",
@@ -45,6 +45,8 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
         "profit_factor", "win_rate", "total_trades", "total_fees", "total_funding", "execution_time_seconds",
         "is_pareto_optimal", "passed_deflated_sharpe", "passed_walk_forward", "passed_purged_kfold",
         "point_key", "metrics", "passed_hard_filters", "rejected_by", "error_message", "created_at",
+        "daily_returns", "deflated_sharpe", "walk_forward_efficiency", "purged_kfold_mean_sharpe", "passed_cpcv",
+        "passed_pbo", "overfitting", "overfitting_passed", "execution_sensitive", "validation_run_id",
     ],
     "background_jobs": [
         "id", "run_id", "pid", "job_type", "status", "heartbeat_at", "started_at", "completed_at", "log_file",
@@ -158,7 +160,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 4  # 0001_initial, 0002_backtest_run_identity, 0003_strategy_versions, 0004_screening
+    assert SCHEMA_VERSION == 5  # ... 0004_screening, 0005_overfitting
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 

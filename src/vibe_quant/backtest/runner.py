@@ -139,6 +139,28 @@ def load_market_data(catalog_root: Path, config: BacktestConfig, specs: Instrume
     return out
 
 
+def slice_market_data(data: MarketData, config: BacktestConfig) -> MarketData:
+    """Return `data` cut to `config`'s dates (a sub-period of what was loaded), as
+    :func:`load_market_data` would have read it: bars closing in (start, end], funding from a
+    day before the start.
+
+    Raises
+    ------
+    UserError
+        A symbol has no bars in the sub-period.
+    """
+    tf = TIMEFRAME_BY_LABEL[config.timeframe]
+    start_ns = utc_ms(config.start) * NS_PER_MS
+    end_ns = utc_ms(config.end_exclusive) * NS_PER_MS
+    out = MarketData(dict(data.specs), dict(data.instruments), {}, {}, f"{data.digest}:{config.start}:{config.end}")
+    for symbol, bars in data.bars.items():
+        out.bars[symbol] = [b for b in bars if start_ns + tf.step_ms * NS_PER_MS <= b.ts_init <= end_ns]
+        if not out.bars[symbol]:
+            raise UserError(f"no {config.timeframe} bars for {symbol} between {config.start} and {config.end}")
+        out.funding[symbol] = [f for f in data.funding[symbol] if start_ns - 24 * NS_PER_HOUR <= f.ts_event <= end_ns]
+    return out
+
+
 def _overlaps(name: str, start_ns: int, end_ns: int) -> bool:
     from vibe_quant.data.catalog import parse_interval_filename
 

@@ -8,6 +8,7 @@ fee- and size-blind (see NAUTILUS_FACTS.md).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -203,3 +204,178 @@ def performance(
         "max_drawdown_duration_days": max_drawdown_duration_ns(ts_ns, equity) / NS_PER_DAY,
         "volatility_annual": annual_volatility(r, DAYS_PER_YEAR),
     }
+
+
+def daily_returns(ts_ns: np.ndarray, equity: np.ndarray, start_equity: float, start_ns: int) -> np.ndarray:
+    """Simple returns of the end-of-day equity (one per calendar day of the run)."""
+    return simple_returns(daily_closes(ts_ns, equity, start_equity, start_ns))
+
+
+# -- Overfitting statistics (Bailey & Lopez de Prado) -------------------------------------------
+#
+# Sharpe ratios here are PER PERIOD (not annualised): mean / std of the return series at its own
+# frequency, as in the papers. Kurtosis is RAW (a normal distribution has 3).
+
+EULER_GAMMA = 0.5772156649015329
+
+
+def return_moments(returns: np.ndarray) -> tuple[float, float, float, int]:
+    """Per-period Sharpe (ddof 1), skewness and raw kurtosis (population moments), and the count."""
+    from scipy import stats as sps
+
+    r = np.asarray(returns, dtype=float)
+    # A constant series leaves float noise (~1e-18) in its deviation: that is zero volatility.
+    if r.size < 3 or r.std() <= 1e-12 * max(abs(float(r.mean())), 1e-12):
+        return math.nan, math.nan, math.nan, int(r.size)
+    return float(r.mean() / r.std(ddof=1)), float(sps.skew(r)), float(sps.kurtosis(r, fisher=False)), int(r.size)
+
+
+def _sharpe_std_term(sr: float, skew: float, kurtosis: float) -> float:
+    return 1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr * sr
+
+
+def probabilistic_sharpe_ratio(sr: float, sr_benchmark: float, n_obs: int, skew: float, kurtosis: float) -> float:
+    """PSR: probability that the true Sharpe exceeds `sr_benchmark`, given `n_obs` returns with
+    this skewness and raw kurtosis (Bailey & Lopez de Prado 2012)::
+
+        PSR = Phi[(SR - SR*) sqrt(T - 1) / sqrt(1 - g3 SR + (g4 - 1)/4 SR^2)]
+
+    Returns nan when undefined (fewer than 2 observations, nan inputs, a non-positive variance term).
+    """
+    from scipy.stats import norm
+
+    if n_obs < 2 or any(math.isnan(x) for x in (sr, sr_benchmark, skew, kurtosis)):
+        return math.nan
+    term = _sharpe_std_term(sr, skew, kurtosis)
+    if term <= 0:
+        return math.nan
+    return float(norm.cdf((sr - sr_benchmark) * math.sqrt(n_obs - 1) / math.sqrt(term)))
+
+
+def expected_max_sharpe(n_trials: int, sr_variance: float, sr_mean: float = 0.0) -> float:
+    """SR0: the expected maximum of `n_trials` Sharpe estimates with this cross-trial variance
+    when no strategy has skill (False Strategy Theorem, Bailey & Lopez de Prado 2014)::
+
+        SR0 = mean + sqrt(V) ((1 - gamma) Phi^-1(1 - 1/N) + gamma Phi^-1(1 - 1/(N e)))
+
+    One trial has nothing to deflate: SR0 is the mean.
+    """
+    from scipy.stats import norm
+
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    if sr_variance < 0:
+        raise ValueError(f"sr_variance must be >= 0, got {sr_variance}")
+    if n_trials == 1:
+        return float(sr_mean)
+    z = (1 - EULER_GAMMA) * norm.ppf(1 - 1 / n_trials) + EULER_GAMMA * norm.ppf(1 - 1 / (n_trials * math.e))
+    return float(sr_mean + math.sqrt(sr_variance) * z)
+
+
+def deflated_sharpe_ratio(
+    sr: float, n_trials: int, sr_variance: float, n_obs: int, skew: float, kurtosis: float, sr_mean: float = 0.0
+) -> float:
+    """DSR: the PSR of `sr` against SR0, the best Sharpe expected from `n_trials` skill-less trials."""
+    return probabilistic_sharpe_ratio(sr, expected_max_sharpe(n_trials, sr_variance, sr_mean), n_obs, skew, kurtosis)
+
+
+def min_track_record_length(
+    sr: float, sr_benchmark: float, skew: float, kurtosis: float, confidence: float = 0.95
+) -> float:
+    """MinTRL: observations needed for PSR(`sr_benchmark`) to reach `confidence`::
+
+        MinTRL = 1 + (1 - g3 SR + (g4 - 1)/4 SR^2) (Phi^-1(confidence) / (SR - SR*))^2
+
+    Infinite when `sr` does not beat the benchmark.
+    """
+    from scipy.stats import norm
+
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if sr <= sr_benchmark:
+        return math.inf
+    return float(1 + _sharpe_std_term(sr, skew, kurtosis) * (norm.ppf(confidence) / (sr - sr_benchmark)) ** 2)
+
+
+@dataclass(frozen=True)
+class CSCVResult:
+    """Combinatorially symmetric cross-validation of a trial matrix (Bailey, Borwein, Lopez de
+    Prado & Zhu 2017). One entry per split (C(S, S/2) of them)."""
+
+    pbo: float  # share of splits whose in-sample best ranks at or below the out-of-sample median
+    logits: np.ndarray  # lambda = ln(w / (1 - w)), w = OOS rank of the IS best / (N + 1)
+    is_sharpe: np.ndarray  # per-period Sharpe of the IS best, in sample
+    oos_sharpe: np.ndarray  # ... and out of sample
+    n_splits: int
+    n_trials: int
+    rows_used: int  # T rounded down to a multiple of the split count (the oldest rows dropped)
+
+    @property
+    def degradation_slope(self) -> float:
+        """OLS slope of OOS on IS Sharpe over the splits (negative: the better IS, the worse OOS)."""
+        if np.ptp(self.is_sharpe) == 0:
+            return math.nan
+        return float(np.polyfit(self.is_sharpe, self.oos_sharpe, 1)[0])
+
+    @property
+    def prob_oos_loss(self) -> float:
+        """Share of splits whose IS best loses money out of sample (OOS Sharpe < 0)."""
+        return float(np.mean(self.oos_sharpe < 0))
+
+
+def cscv(returns_matrix: np.ndarray, n_splits: int = 16) -> CSCVResult:
+    """Run CSCV on a (T observations x N trials) return matrix with `n_splits` blocks (even).
+
+    Each split puts half of the blocks in sample and the other half out of sample; the trial
+    with the best in-sample Sharpe is ranked among all trials out of sample (average ranks for
+    ties, a flat trial ranks lowest). PBO is the share of splits with logit <= 0.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 trials, an odd or too small `n_splits`, or fewer rows than 2 per block.
+    """
+    from itertools import combinations
+
+    from scipy.stats import rankdata
+
+    m = np.asarray(returns_matrix, dtype=float)
+    if m.ndim != 2 or m.shape[1] < 2:
+        raise ValueError(f"returns_matrix must be (observations, trials) with >= 2 trials, got shape {m.shape}")
+    if n_splits < 2 or n_splits % 2:
+        raise ValueError(f"n_splits must be an even number >= 2, got {n_splits}")
+    size = m.shape[0] // n_splits
+    if size < 2:
+        raise ValueError(f"{m.shape[0]} observations cannot fill {n_splits} blocks of >= 2 rows; lower n_splits")
+    if not np.isfinite(m).all():
+        raise ValueError("returns_matrix has nan or inf values")
+    used = m[m.shape[0] - size * n_splits :]  # drop the oldest rows so blocks are equal
+    blocks = used.reshape(n_splits, size, -1)
+    sums, squares = blocks.sum(axis=1), (blocks**2).sum(axis=1)  # (S, N) each
+    combos = np.array(list(combinations(range(n_splits), n_splits // 2)))
+    in_sample = np.zeros((len(combos), n_splits))
+    in_sample[np.arange(len(combos))[:, None], combos] = 1.0
+    n = size * n_splits // 2
+
+    def sharpe(mask: np.ndarray) -> np.ndarray:  # (K, N) per-period Sharpe over the chosen blocks
+        s, q = mask @ sums, mask @ squares
+        mean = s / n
+        var = np.maximum((q - n * mean**2) / (n - 1), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = mean / np.sqrt(var)
+        return np.where(var > 1e-24, out, -np.inf)  # a flat trial is the worst, never the pick
+
+    is_sr, oos_sr = sharpe(in_sample), sharpe(1.0 - in_sample)
+    best = np.argmax(is_sr, axis=1)
+    rows = np.arange(len(combos))
+    omega = rankdata(oos_sr, axis=1)[rows, best] / (m.shape[1] + 1)
+    logits = np.log(omega / (1 - omega))
+    return CSCVResult(
+        pbo=float(np.mean(logits <= 0)), logits=logits, is_sharpe=is_sr[rows, best], oos_sharpe=oos_sr[rows, best],
+        n_splits=n_splits, n_trials=m.shape[1], rows_used=size * n_splits,
+    )  # fmt: skip
+
+
+def probability_of_backtest_overfitting(returns_matrix: np.ndarray, n_splits: int = 16) -> float:
+    """PBO of selecting the best-Sharpe trial of `returns_matrix` (T x N); see :func:`cscv`."""
+    return cscv(returns_matrix, n_splits).pbo

@@ -24,7 +24,8 @@ def run_points(
     points: Sequence[tuple[int, dict]], spec: WorkerSpec, workers: int, executor: str = "process",
     address: str | None = None,
 ) -> Iterator[dict]:  # fmt: skip
-    """Yield one result dict per ``(index, params)`` in `points`, in completion order."""
+    """Yield one result dict per ``(index, params)`` or ``(index, params, (start, end))`` in
+    `points`, in completion order."""
     if executor == "process":
         return _process_pool(points, spec, workers)
     if executor == "ray":
@@ -45,8 +46,9 @@ def _process_pool(points, spec: WorkerSpec, workers: int) -> Iterator[dict]:
             solo: list = []
             yield from _pool_round(deque([item]), spec, 1, solo)
             if solo:
-                index, params = item
-                yield {"index": index, "params": params, "metrics": None, "warnings": [], "elapsed_s": 0.0,
+                index, params, period = (*item, None)[:3]
+                yield {"index": index, "params": params, "period": period, "metrics": None, "returns": None,
+                       "warnings": [], "elapsed_s": 0.0,
                        "rss_mb": 0.0, "error": "the worker process died running this point, twice (a crash or out of memory)"}  # fmt: skip
 
 
@@ -104,16 +106,16 @@ def _ray(points, spec: WorkerSpec, workers: int, address: str | None) -> Iterato
     todo = iter(points)
     in_flight: dict = {}
     try:
-        for k, (index, params) in enumerate(_take(todo, 2 * workers)):
+        for k, item in enumerate(_take(todo, 2 * workers)):
             actor = actors[k % workers]
-            in_flight[actor.run.remote(index, params)] = actor
+            in_flight[actor.run.remote(*item)] = actor
         while in_flight:
             done, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in done:
                 actor = in_flight.pop(ref)
                 yield ray.get(ref)
-                for index, params in _take(todo, 1):
-                    in_flight[actor.run.remote(index, params)] = actor
+                for item in _take(todo, 1):
+                    in_flight[actor.run.remote(*item)] = actor
     finally:
         for actor in actors:
             ray.kill(actor)
@@ -127,8 +129,8 @@ class _RayWorker:
     def __init__(self, spec: WorkerSpec):
         init_process(spec)
 
-    def run(self, index: int, params: dict) -> dict:
-        return run_in_process(index, params)
+    def run(self, index: int, params: dict, period: tuple[str, str] | None = None) -> dict:
+        return run_in_process(index, params, period)
 
 
 def _take(iterator, n: int) -> list:

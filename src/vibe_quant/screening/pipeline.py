@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+import numpy as np
 
 from vibe_quant.backtest.config import BacktestConfig, parse_config
 from vibe_quant.backtest.persist import Heartbeat, clean, create_run, now_iso
@@ -230,7 +231,17 @@ def _store_point(state: StateManager, run_row: int, result: dict) -> None:
         "run_id": run_row, "parameters": result["params"], "point_key": point_key(result["params"]), **values,
         "metrics": {k: clean(v) for k, v in m.items()} if result["metrics"] is not None else None,
         "execution_time_seconds": result["elapsed_s"], "error_message": result["error"], "created_at": now_iso(),
+        "daily_returns": returns_blob(result.get("returns")),
     })  # fmt: skip
+
+
+def returns_blob(returns) -> bytes | None:
+    """Daily returns as stored in ``sweep_results.daily_returns`` (float64 little-endian)."""
+    return None if returns is None else np.asarray(returns, dtype="<f8").tobytes()
+
+
+def returns_from_blob(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype="<f8").copy()
 
 
 def finalize(state: StateManager, run_row: int, filters: HardFilters) -> tuple[list[dict], int]:

@@ -2,11 +2,15 @@
 
 The same :class:`PointWorker` runs inside a process-pool worker and inside a Ray actor, so the
 two executors compute identical metrics. A point's result is a plain dict (picklable, small):
-its index, parameters, metrics, run time, error and the worker's peak RSS.
+its index, parameters, metrics, daily returns, run time, error and the worker's peak RSS.
+
+A point may name a sub-period of the run (walk-forward windows): the worker slices the data it
+already holds and keeps one engine for the latest period, so submit points period by period.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import resource
 import signal
@@ -58,21 +62,37 @@ class PointWorker:
         self.base = parse_config(spec.base)
         self.data = load_market_data(Path(spec.home) / "catalog", self.base, InstrumentSpecs(spec.specs))
         self.session = None
+        self.period: tuple[str, str] | None = None  # the session's sub-period (None: the whole run)
+        self.period_data = self.data
 
-    def run(self, index: int, params: dict) -> dict:
-        from vibe_quant.backtest.runner import EngineSession, run_backtest
+    def run(self, index: int, params: dict, period: tuple[str, str] | None = None) -> dict:
+        """Run one point (on `period` = (start, end) ISO dates inside the run's, when given)."""
+        from vibe_quant.backtest.runner import EngineSession, run_backtest, slice_market_data
+        from vibe_quant.backtest.stats import daily_returns
+        from vibe_quant.data.files import NS_PER_MS, utc_ms
 
         config = msgspec.structs.replace(self.base, params=params)
+        if period is not None:
+            config = msgspec.structs.replace(
+                config, start=dt.date.fromisoformat(period[0]), end=dt.date.fromisoformat(period[1])
+            )
         t0 = time.perf_counter()
-        out = {"index": index, "params": params, "metrics": None, "warnings": [], "error": None}
+        out = {"index": index, "params": params, "period": period, "metrics": None, "returns": None,
+               "warnings": [], "error": None}  # fmt: skip
         try:
+            if period != self.period:
+                self.close()
+                self.period = period
+                self.period_data = self.data if period is None else slice_market_data(self.data, config)
             if self.spec.reuse_engine:
                 if self.session is None:
-                    self.session = EngineSession(config, self.data)
+                    self.session = EngineSession(config, self.period_data)
                 result = self.session.run(config)
             else:
-                result = run_backtest(config, self.data)
+                result = run_backtest(config, self.period_data)
             out["metrics"] = {k: result.metrics.get(k) for k in POINT_METRICS}
+            start_ns = utc_ms(config.start) * NS_PER_MS
+            out["returns"] = daily_returns(result.equity_ts, result.equity, config.starting_balance, start_ns)
             out["warnings"] = list(result.warnings)
         except VibeQuantError as exc:  # the point's parameters are invalid: recorded, the sweep goes on
             out["error"] = str(exc)
@@ -103,6 +123,6 @@ def init_process(spec: WorkerSpec) -> None:
     _worker = PointWorker(spec)
 
 
-def run_in_process(index: int, params: dict) -> dict:
+def run_in_process(index: int, params: dict, period: tuple[str, str] | None = None) -> dict:
     assert _worker is not None, "init_process was not called in this worker"
-    return _worker.run(index, params)
+    return _worker.run(index, params, period)

@@ -1,0 +1,8 @@
+"""``python -m vibe_quant.overfitting run|show ...`` is ``vq overfit ...``."""
+
+import sys
+
+from vibe_quant.cli import run
+from vibe_quant.overfitting.cli import overfit_app
+
+sys.exit(run(overfit_app))

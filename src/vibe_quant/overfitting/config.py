@@ -1,0 +1,156 @@
+"""The overfitting pipeline's configuration: seed 001's ``overfitting:`` YAML block, extended
+with CPCV, PBO and the screening-to-validation consistency check (all defaults from the seeds).
+
+Filters run in the order given (``--filters dsr,wfa,pkfold``); a candidate eliminated by one is
+not tested by the next. Without ``--filters`` the enabled ones run in :data:`ORDER`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+import yaml
+
+from vibe_quant.errors import ConfigError, did_you_mean
+
+Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    enabled: bool = True
+
+
+class DeflatedSharpe(_Section):
+    confidence_threshold: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.95  # DSR must exceed it
+
+
+class WalkForward(_Section):
+    train_window_days: Positive = 270
+    test_window_days: Positive = 90
+    step_days: Positive = 30
+    min_windows: Positive = 8
+    min_efficiency: float = 0.5  # mean OOS / mean IS annualised return, strictly above
+    min_profitable_windows_pct: Fraction = 0.5  # share of profitable OOS windows, strictly above
+
+
+class PurgedKFold(_Section):
+    n_splits: Annotated[int, msgspec.Meta(ge=2)] = 5
+    purge_bars: int | Literal["auto"] = "auto"  # auto: the strategy's longest indicator lookback
+    embargo_bars: Annotated[int, msgspec.Meta(ge=0)] = 0
+    min_mean_sharpe: float = 0.5  # annualised OOS Sharpe, mean over folds strictly above
+    max_sharpe_std: Annotated[float, msgspec.Meta(gt=0)] = 1.0  # across folds, strictly below
+
+
+class CPCV(_Section):
+    enabled: bool = False
+    n_groups: Annotated[int, msgspec.Meta(ge=3)] = 6
+    n_test_groups: Positive = 2
+    min_mean_sharpe: float = 0.5  # annualised Sharpe of the selected trials' paths
+    max_sharpe_std: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+
+
+class PBO(_Section):
+    enabled: bool = False
+    n_splits: Annotated[int, msgspec.Meta(ge=2)] = 16
+    # The sweep passes when PBO is strictly below. Not 0.5: a family of pure-noise trials has an
+    # expected PBO of 0.5 and a sample spread of ~0.2, so half of them would pass a 0.5 bar.
+    max_pbo: Fraction = 0.2
+
+
+class Consistency(_Section):
+    enabled: bool = False
+    max_degradation: Fraction = 0.5  # validation Sharpe below (1 - this) x screening Sharpe: flagged
+
+
+class OverfittingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    deflated_sharpe: DeflatedSharpe = DeflatedSharpe()
+    walk_forward: WalkForward = WalkForward()
+    purged_kfold: PurgedKFold = PurgedKFold()
+    cpcv: CPCV = CPCV()
+    pbo: PBO = PBO()
+    consistency: Consistency = Consistency()
+
+    def __post_init__(self) -> None:
+        if self.cpcv.n_test_groups >= self.cpcv.n_groups:
+            raise ConfigError(
+                f"overfitting.cpcv.n_test_groups ({self.cpcv.n_test_groups}) must be below n_groups ({self.cpcv.n_groups})"
+            )
+        if self.pbo.n_splits % 2:
+            raise ConfigError(
+                f"overfitting.pbo.n_splits must be even (half the blocks in sample), got {self.pbo.n_splits}"
+            )
+        if self.purged_kfold.purge_bars != "auto" and self.purged_kfold.purge_bars < 0:
+            raise ConfigError(
+                f"overfitting.purged_kfold.purge_bars must be >= 0 or 'auto', got {self.purged_kfold.purge_bars}"
+            )
+
+    def enabled(self) -> list[str]:
+        return [name for name in ORDER if getattr(self, SECTIONS[name]).enabled]
+
+
+# Filter name (CLI) -> config section, in the default order (seed 001: DSR, WFA, purged K-fold).
+SECTIONS = {"dsr": "deflated_sharpe", "wfa": "walk_forward", "pkfold": "purged_kfold", "cpcv": "cpcv", "pbo": "pbo"}
+ORDER = tuple(SECTIONS)
+
+
+def load_config(path: str | Path | None) -> OverfittingConfig:
+    """Read an ``overfitting:`` block (or a file holding only its contents); None gives the defaults.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable YAML, an unknown key or a value out of range (naming the file and the field).
+    """
+    if path is None:
+        return OverfittingConfig()
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such overfitting config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping with an `overfitting:` block")
+    if "overfitting" in doc:
+        doc = doc["overfitting"] or {}
+    unknown = set(doc) - set(SECTIONS.values())
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(
+            f"{path}: unknown section overfitting.{key}; sections: {', '.join(SECTIONS.values())}."
+            + did_you_mean(key, SECTIONS.values())
+        )
+    try:
+        return msgspec.convert(doc, OverfittingConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {str(exc).replace('`$.', '`overfitting.')}") from None
+
+
+def select_filters(config: OverfittingConfig, filters: str | None) -> list[str]:
+    """The filters to run, in order: `filters` (comma-separated names) or the config's enabled ones.
+
+    Raises
+    ------
+    ConfigError
+        An unknown or repeated filter name, or none at all.
+    """
+    if filters is None:
+        chosen = config.enabled()
+    else:
+        chosen = [f.strip().lower() for f in filters.split(",") if f.strip()]
+        for name in chosen:
+            if name not in SECTIONS:
+                raise ConfigError(
+                    f"--filters: unknown filter {name!r}; choose from {', '.join(ORDER)}." + did_you_mean(name, ORDER)
+                )
+        if len(set(chosen)) != len(chosen):
+            raise ConfigError(f"--filters names a filter twice: {filters}")
+    if not chosen:
+        raise ConfigError(f"no filter enabled: pass --filters (from {', '.join(ORDER)}) or enable one in the config")
+    return chosen
