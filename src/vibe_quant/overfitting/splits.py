@@ -120,8 +120,9 @@ def cpcv_groups(n: int, n_groups: int) -> list[tuple[int, int]]:
 
 def cpcv_paths(n_groups: int, n_test_groups: int) -> np.ndarray:
     """Array (paths, groups): for path p and group g, the index of the split (in
-    :func:`cpcv_splits` order) whose test result that path uses for g. There are
-    ``k / N * C(N, k) = C(N - 1, k - 1)`` paths; each split's test groups feed distinct paths."""
+    :func:`cpcv_splits` order) whose test result that path uses for g: path p takes, for every
+    group, the p-th split that tests it (AFML fig. 12.2). There are
+    ``k / N * C(N, k) = C(N - 1, k - 1)`` paths, and every split is used k times."""
     n_paths = comb(n_groups - 1, n_test_groups - 1)
     paths = np.full((n_paths, n_groups), -1, dtype=int)
     used = [0] * n_groups
