@@ -27,8 +27,10 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     configs = {b: json.loads((b / "summary.json").read_text())["config"] for b in runs}
     # step 7's run is the two-symbol one (step 9 validates single-symbol survivors of the same strategy)
     bundles = {
-        c["strategy"]: b for b, c in configs.items() if c["strategy"] == "ema_trend_atr" or len(c["symbols"]) == 2
-    }
+        c["strategy"]: b
+        for b, c in configs.items()
+        if (c["strategy"] == "ema_trend_atr" and c.get("sizing") is None) or len(c["symbols"]) == 2
+    }  # (step 10 runs Strategy A again with each sizer)
     assert set(bundles) == {"ema_trend_atr", "rsi_mean_reversion_mtf"}
     bundle = bundles["ema_trend_atr"]
     assert f"backtest:   {bundle.resolve()}" in out
@@ -69,3 +71,14 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     assert all(v["run_mode"] == "validation" and v["status"] == "completed" for v in validations)
     assert all(r["execution_sensitive"] is not None for r in survivors)
     assert (home / "runs" / "screening-3" / "overfitting.md").exists()
+    # step 10: sizing presets and circuit breakers (runs recorded with their preset ids)
+    assert "--sizing fixed_fractional" in out
+    assert "--sizing kelly" in out
+    assert "--sizing atr" in out
+    assert "EmaCross-001 drawdown_halt at 2023-08-14T15:00:00.000Z (15.09% >= 15.00%)" in out
+    assert "consecutive_losses" in out
+    with StateManager(home / "state" / "vibe_quant.db") as db:
+        runs = db.find("backtest_runs", run_mode="validation")
+    assert {db_run["sizing_config_id"] for db_run in runs if db_run["sizing_config_id"]} == {1, 2, 3}
+    assert any(db_run["risk_config_id"] == 2 for db_run in runs)  # live_safety
+    assert "risk run:" in out

@@ -132,6 +132,7 @@ def _register() -> None:
     from vibe_quant.demo import demo_command
     from vibe_quant.dsl.cli import dsl_app
     from vibe_quant.overfitting.cli import overfit_app
+    from vibe_quant.risk.cli import risk_app, sizing_app
     from vibe_quant.screening.cli import screen_app
     from vibe_quant.validation.cli import validation_app
 
@@ -146,6 +147,10 @@ def _register() -> None:
         help="Overfitting filters between screening and validation: DSR, WFA, PKFold, CPCV, PBO.",
     )
     app.add_typer(validation_app, name="backtest", help="Backtests with funding, liquidation and next-open fills.")
+    app.add_typer(
+        sizing_app, name="sizing", help="Position-sizing presets (fixed_fractional, kelly, atr): list, show, save."
+    )
+    app.add_typer(risk_app, name="risk", help="Circuit-breaker presets (seed_default, live_safety): list, show, save.")
     app.command("demo", help="Run the pipeline on the bundled real sample and print where the outputs are.")(
         demo_command
     )

@@ -5,8 +5,9 @@ with DuckDB, rebuild it from the raw archive and prove the rebuild byte-identica
 every bar (OHLC, aggregation), run one validation backtest (next-open fills, slippage,
 latency, isolated-margin liquidation, funding where data exists, our own metrics), validate the
 shipped YAML strategies, run the multi-timeframe one on two symbols, screen a small parameter
-sweep of it in parallel (hard filters, Pareto front, rows in SQLite), and filter its candidates
-for overfitting (DSR, purged K-fold, CPCV, PBO, walk-forward; survivors validated).
+sweep of it in parallel (hard filters, Pareto front, rows in SQLite), filter its candidates
+for overfitting (DSR, purged K-fold, CPCV, PBO, walk-forward; survivors validated), and size
+and guard a strategy with the sizing presets and circuit breakers.
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ def demo_command() -> None:
     overfit = run_overfitting(h, screen_row, of_config, ["pbo", "wfa"], 2, specs_path, "passed", validate=True)
     print_report(overfit)
 
+    out.rule("[bold]10. position sizing and circuit breakers (presets in SQLite: vq sizing list, vq risk list)")
+    risk_bundle = demo_risk(h, specs)
+
     out.rule("[bold]outputs")
     out.print(
         f"home:       {h.root}\ncatalog:    {h.catalog}\nmanifest:   {h.catalog / 'manifest.json'}\n"
@@ -165,6 +169,7 @@ def demo_command() -> None:
         f"dsl run:    {dsl_bundle}\nscreening:  {h.runs / f'screening-{screen_row}' / 'summary.json'} "
         f"(sweep_results rows of backtest_runs.id {screen_row})\n"
         f"overfit:    {overfit.report_md} (and .json; verdicts in sweep_results)\n"
+        f"risk run:   {risk_bundle / 'summary.json'} (its CIRCUIT_BREAKER events: {risk_bundle / 'events.jsonl'})\n"
         f"try:        uv run vq --home {h.root} data sql \"SELECT * FROM bars WHERE timeframe='4h' LIMIT 5\""
     )
     out.print(f"try:        uv run vq --home {h.root} backtest run --strategy ema_cross --symbols NEARUSDT-PERP "
@@ -176,6 +181,75 @@ def demo_command() -> None:
     out.print(
         f"try:        uv run vq --home {h.root} overfit run --run-id {screen_row} --filters dsr,pbo --candidates all"
     )
+    out.print(f"try:        uv run vq --home {h.root} backtest run --strategy ema_trend_atr --symbols FILUSDT-PERP "
+              "--timeframe 15m --start 2023-08-01 --end 2023-10-31 --sizing kelly --risk live_safety")  # fmt: skip
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     if not rebuilt.byte_identical or warnings:
         raise UserError("demo checks failed (see above)")
+
+
+def demo_risk(h, specs) -> Path:
+    """Step 10: the three sizers on Strategy A, then the breakers on an over-levered EMA cross."""
+    import datetime as dt
+
+    from rich.table import Table
+
+    from vibe_quant.backtest.config import BacktestConfig
+    from vibe_quant.backtest.service import execute
+    from vibe_quant.risk.config import (
+        RISK_PRESETS,
+        SIZING_PRESETS,
+        PortfolioRiskConfig,
+        RiskConfig,
+        StrategyRiskConfig,
+    )
+    from vibe_quant.validation.cli import risk_lines
+
+    def row(label: str, result) -> list[str]:
+        m, decisions = result.metrics, (result.extra.get("risk") or {}).get("decisions", {})
+        refused = sum(v for k, v in decisions.items() if k.startswith("refused_"))
+        capped = sum(v for k, v in decisions.items() if k.startswith("limited_by_"))
+        return [label, f"{m['total_trades']}", f"{refused}", f"{capped}", f"{m['total_return']:+.2%}",
+                f"{m['max_drawdown']:.2%}", f"{m['total_fees']:,.0f}"]  # fmt: skip
+
+    a = BacktestConfig(strategy="ema_trend_atr", symbols=("FILUSDT",), timeframe="15m", start=dt.date(2023, 8, 1),
+                       end=dt.date(2023, 10, 31), mode="validation", latency="retail", leverage=5)  # fmt: skip
+    table = Table("Strategy A, FILUSDT 15m", "trades", "refused", "capped", "return", "max DD", "fees", box=None)
+    table.add_row(*row("its own sizing (1x equity)", execute(h, a, specs)[1]))
+    for name, sizing in SIZING_PRESETS.items():
+        table.add_row(*row(f"--sizing {name}", execute(h, msgspec.structs.replace(a, sizing=sizing), specs)[1]))
+    out.print(table)
+    out.print("fixed_fractional: 2% of equity to the ATR stop; kelly: half Kelly from its own closed trades "
+              "(priors for the first 20, then no edge: no trade); atr: 2% over 2 x ATR(14); capped: entries cut "
+              "to the 10%-of-equity position limit.")  # fmt: skip
+
+    cross = BacktestConfig(strategy="ema_cross", symbols=("FILUSDT",), timeframe="5m", start=dt.date(2023, 8, 1),
+                           end=dt.date(2023, 8, 31), params={"fast": 20, "slow": 100, "exposure": 2.0},
+                           mode="validation", latency="retail")  # fmt: skip
+    halt_only = RiskConfig(
+        strategy_level=StrategyRiskConfig(max_drawdown_scale_pct=None, max_daily_loss_pct=None,
+                                          max_consecutive_losses=None),
+        portfolio_level=PortfolioRiskConfig(max_portfolio_drawdown_pct=None, max_portfolio_daily_loss_pct=None,
+                                            max_total_exposure_pct=None, max_correlated_exposure_pct=None),
+    )  # fmt: skip
+    smaller = msgspec.structs.replace(cross, params={**cross.params, "exposure": 0.45})
+    runs = [
+        ("2x equity, no risk module", cross),
+        ("2x, --risk seed_default", msgspec.structs.replace(cross, risk=RISK_PRESETS["seed_default"])),
+        ("0.45x, --risk seed_default", msgspec.structs.replace(smaller, risk=RISK_PRESETS["seed_default"])),
+        ("2x, only the 15% drawdown halt", msgspec.structs.replace(cross, risk=halt_only)),
+        ("2x, --risk live_safety", msgspec.structs.replace(cross, risk=RISK_PRESETS["live_safety"])),
+    ]
+    table = Table("EMA cross 20/100, FILUSDT 5m, Aug 2023", "trades", "refused", "capped", "return", "max DD", "fees",
+                  box=None)  # fmt: skip
+    results = []
+    for label, config in runs:
+        _, result, bundle = execute(h, config, specs)
+        results.append((label, result, bundle))
+        table.add_row(*row(label, result))
+    out.print(table)
+    for label, result, _ in results[1:]:
+        out.print(f"[bold]{label}[/] (leverage {result.config.leverage:g}x):")
+        for line in risk_lines(result.extra.get("risk")):
+            out.print(f"  {line}")
+    return results[3][2]

@@ -23,6 +23,7 @@ import msgspec
 
 from vibe_quant.data.bars import TIMEFRAME_BY_LABEL
 from vibe_quant.errors import ConfigError, did_you_mean
+from vibe_quant.risk.config import RiskConfig, SizingConfig
 
 # (base, insert, update, cancel) latency in ns, seed 001 section 7.
 LATENCY_PRESETS: dict[str, tuple[int, int, int, int]] = {
@@ -70,6 +71,8 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     prob_fill_on_limit: Fraction | None = None
     prob_slippage: Fraction | None = None
     seed: int = 42
+    sizing: SizingConfig | None = None  # replaces the strategy's own sizing (vibe_quant.risk)
+    risk: RiskConfig | None = None  # strategy- and portfolio-level circuit breakers
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -99,8 +102,15 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         defaults = MODE_DEFAULTS[self.mode]
         latency = self.latency or defaults["latency"]
         latency_ns = self.latency_ns if latency == "custom" else LATENCY_PRESETS[latency]
+        leverage, leverages = self.leverage, self.leverages
+        cap = self.risk.portfolio_level.max_leverage if self.risk is not None else None
+        if cap is not None:  # the risk config's ceiling on the venue leverage (live safety: 3x)
+            leverage = min(leverage, cap)
+            leverages = {symbol: min(value, cap) for symbol, value in leverages.items()}
         return msgspec.structs.replace(
             self,
+            leverage=leverage,
+            leverages=leverages,
             latency=latency,
             latency_ns=latency_ns,
             prob_fill_on_limit=defaults["prob_fill_on_limit"]

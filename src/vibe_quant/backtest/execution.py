@@ -116,6 +116,12 @@ class InstrumentState:
     next_funding: int = 0
     vols: list = field(default_factory=list)  # per bar: volatility from the bars before it
     avg_volumes: list = field(default_factory=list)
+    # cash flows of this instrument's trading (fills, fees, funding, clearance fees): its net
+    # PnL so far is cash + signed_qty * close; closed round trips as (net PnL, return on notional)
+    cash: float = 0.0
+    flat_cash: float = 0.0  # cash when the position was last flat
+    entry_notional: float = 0.0
+    closed: list = field(default_factory=list)
 
     @classmethod
     def from_bars(cls, bars: list, **fields) -> InstrumentState:
@@ -132,7 +138,8 @@ class InstrumentState:
     def fresh(self) -> InstrumentState:
         """A copy at the start of a run: bar and funding lists shared (never written), position empty."""
         return dataclasses.replace(self, i=-1, signed_qty=0.0, avg_px=0.0, wallet=0.0, liq_price=0.0,
-                                   position_id="", trade_seq=0, next_funding=0)  # fmt: skip
+                                   position_id="", trade_seq=0, next_funding=0, cash=0.0, flat_cash=0.0,
+                                   entry_notional=0.0, closed=[])  # fmt: skip
 
     @property
     def open(self) -> float:

@@ -112,11 +112,14 @@ def save_dsl_version(state: StateManager, dsl: dict, source_text: str | None = N
 
 def create_run(state: StateManager, config: BacktestConfig) -> int:
     """Insert a pending ``backtest_runs`` row for `config`; return its id."""
+    from vibe_quant.risk.config import preset_ids
+
     cfg = config.resolved()
     return state.insert("backtest_runs", {
         "strategy_id": strategy_row(state, cfg.strategy, cfg.dsl), "run_mode": cfg.mode, "symbols": list(cfg.symbols),
         "timeframe": cfg.timeframe, "start_date": cfg.start.isoformat(), "end_date": cfg.end.isoformat(),
         "parameters": msgspec.to_builtins(cfg), "latency_preset": cfg.latency, "status": "pending",
+        **preset_ids(state, cfg.sizing, cfg.risk),
     })  # fmt: skip
 
 
@@ -243,6 +246,7 @@ def write_bundle(home: Home, result: BacktestResult, data_digest: str) -> Path:
             "metrics": {k: clean(v) for k, v in result.metrics.items()},
             "costs": {k: clean(v) for k, v in result.costs.items()}, "warnings": result.warnings,
             "bars_processed": result.bars_processed, "elapsed_s": result.elapsed_s,
+            "risk": result.extra.get("risk"),
         }  # fmt: skip
         put("summary.json", json.dumps(summary, indent=2) + "\n")
         # Empty tables keep their header so every file reads back as a table.

@@ -181,7 +181,12 @@ def strategy_params(config: BacktestConfig):
     if config.dsl is not None:
         from vibe_quant.dsl import strategy as dsl_module
 
-        dsl_module.bind(config.dsl, config.params, config.timeframe)
+        analysis, _ = dsl_module.bind(config.dsl, config.params, config.timeframe)
+        if config.sizing is not None and config.sizing.method == "fixed_fractional" and analysis.doc.stop_loss is None:
+            raise ConfigError(
+                f"fixed_fractional sizing needs a stop-loss: strategy {analysis.name} has none "
+                "(add stop_loss: to it, or use --sizing atr or kelly)"
+            )
         return dsl_module.DslStrategy, dsl_module.DslStrategyConfig, dsl_module
     strategy_cls, config_cls, module = resolve(config.strategy)
     own = set(config_cls.__annotations__) - {"instrument_id", "bar_type"}
@@ -388,19 +393,29 @@ class EngineSession:
         else:  # a reused engine: reset it, then give every component this run's state
             self.engine.reset()
             self.engine.clear_strategies()
+            self.engine.clear_actors()
             states, recorder, sequence = self._fresh()
             self.module.bind(states, recorder, sequence)
             self.engine.change_fill_model(self.venue, self._fill_model(states, recorder))
         for message in funding_warnings(cfg, self.data):
             recorder.warn(message)
             log.warning(message)
+        gate = self._gate(cfg, recorder)
+        strategies = []
         for i, symbol in enumerate(cfg.symbols):
             instrument = self.instruments[i]
             strategy_cfg = strategy_config(
                 cfg, config_cls, str(instrument.id), str(self.data.bars[symbol][0].bar_type), i
             )
             strategy = strategy_cls(strategy_cfg)
-            strategy.ctx = RunContext(self.module, recorder, states[instrument.id].leverage, self.taker[symbol])
+            strategy.ctx = RunContext(self.module, recorder, states[instrument.id].leverage, self.taker[symbol], gate)
+            strategies.append(strategy)
+            if gate is not None:
+                gate.attach(strategy)
+        if gate is not None:  # actors first: at a bar close the breakers act before the strategies
+            for actor in gate.actors():
+                self.engine.add_actor(actor)
+        for strategy in strategies:
             self.engine.add_strategy(strategy)
         t0 = time.perf_counter()
         self.engine.run()
@@ -412,7 +427,25 @@ class EngineSession:
         positions_report = self.engine.trader.generate_positions_report()
         result = _assemble(cfg, recorder, states, run_id or "", len(self.all_bars), elapsed)
         result.fills_report, result.positions_report = fills_report, positions_report
+        if gate is not None:
+            result.extra["risk"] = gate.summary()
         return result
+
+    def _gate(self, cfg: BacktestConfig, recorder: RunRecorder):
+        """The run's sizing/risk gate (None without --sizing/--risk), trading state set to ACTIVE."""
+        from nautilus_trader.model.enums import TradingState
+
+        risk_engine = self.engine.kernel.risk_engine
+        if risk_engine.trading_state != TradingState.ACTIVE:  # a halt of the previous run on this engine
+            risk_engine.set_trading_state(TradingState.ACTIVE)
+        if cfg.sizing is None and cfg.risk is None:
+            return None
+        from vibe_quant.risk.gate import RiskGate
+
+        min_notional = {s: float(self.data.specs[s].min_notional) for s in cfg.symbols}
+        gate = RiskGate(cfg.sizing, cfg.risk, self.module, recorder, min_notional, cfg.starting_balance)
+        gate.risk_engine = risk_engine
+        return gate
 
     def dispose(self) -> None:
         self.engine.dispose()

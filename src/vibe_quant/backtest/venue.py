@@ -226,6 +226,7 @@ class PerpVenueModule(SimulationModule):
             self.exchange.adjust_account(Money(-amount, USDT))
             self._balance, self._dirty = None, True
             st.wallet -= amount
+            st.cash -= amount
             self._update_liq_price(st)
             self.recorder.funding.append(
                 FundingRecord(snapshot_ns, st.symbol, st.trade_seq, st.signed_qty, mark, rate, amount)
@@ -298,6 +299,11 @@ class PerpVenueModule(SimulationModule):
         if clearance:
             self.exchange.adjust_account(Money(-clearance, USDT))
             self._balance, self._dirty = None, True
+            st.cash -= clearance
+            if not st.signed_qty and st.closed:  # the close was booked before the clearance fee
+                net = st.cash - st.flat_cash + st.closed[-1][0]
+                st.closed[-1] = (net, net / st.entry_notional if st.entry_notional else 0.0)
+                st.flat_cash = st.cash
         self.recorder.liquidations.append(
             LiquidationRecord(ts, st.symbol, position.id.value, side, qty, entry, price, wallet, clearance)
         )
@@ -385,6 +391,7 @@ class PerpVenueModule(SimulationModule):
         )  # fmt: skip
         self.recorder.fills.append(record)  # FILL events are written from these (recorder.all_events)
         self._balance, self._dirty = None, True
+        st.cash -= side * record.qty * price + record.fee
 
     def _on_position_event(self, event) -> None:
         st = self.by_instrument.get(event.instrument_id.value)
@@ -395,12 +402,16 @@ class PerpVenueModule(SimulationModule):
         self._dirty = True
         if isinstance(event, PositionClosed) or new_qty == 0:
             st.signed_qty, st.avg_px, st.wallet, st.liq_price = 0.0, 0.0, 0.0, 0.0
+            net = st.cash - st.flat_cash  # the closing fill was booked before this event
+            st.closed.append((net, net / st.entry_notional if st.entry_notional else 0.0))
+            st.flat_cash = st.cash
             self.recorder.event(event.ts_event, "POSITION_CLOSE", instrument=st.symbol,
                                 position_id=event.position_id.value, realized_pnl=event.realized_pnl.as_double())  # fmt: skip
             return
         if isinstance(event, PositionOpened) or old_qty == 0 or old_qty * new_qty < 0:
             st.trade_seq += 1
             st.wallet = abs(new_qty) * event.avg_px_open / st.leverage
+            st.entry_notional = abs(new_qty) * event.avg_px_open
             self.recorder.event(event.ts_event, "POSITION_OPEN", instrument=st.symbol,
                                 position_id=event.position_id.value, signed_qty=new_qty, avg_px=event.avg_px_open,
                                 margin=st.wallet)  # fmt: skip

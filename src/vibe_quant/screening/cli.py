@@ -14,6 +14,7 @@ from rich.table import Table
 
 from vibe_quant.cli import common_options, get_home, state
 from vibe_quant.errors import UserError
+from vibe_quant.risk.cli import RiskOption, SizingOption
 
 screen_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                          help="Screen a DSL strategy's parameter grid in parallel; Pareto front in SQLite.")  # fmt: skip
@@ -81,12 +82,15 @@ def run_command(
     executor: Annotated[str, typer.Option(help="process (local pool) or ray.")] = "process",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray), e.g. ray://host:10001.")] = None,
     resume: Annotated[int | None, typer.Option("--resume", help="Resume screening run ID (finished points are kept).")] = None,
+    sizing: SizingOption = None,
+    risk: RiskOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary JSON on stdout.")] = False,
 ) -> None:  # fmt: skip
     """Screen a parameter grid; print the Pareto front; store every point in sweep_results."""
     from vibe_quant.backtest.config import parse_config
     from vibe_quant.instruments.specs import normalize_symbol
     from vibe_quant.progress import RichProgress
+    from vibe_quant.risk.config import config_fields
     from vibe_quant.screening.pareto import HardFilters
     from vibe_quant.screening.pipeline import SweepSpec, create_screening_run, run_screening
     from vibe_quant.state import StateManager
@@ -94,8 +98,9 @@ def run_command(
 
     home = get_home(writable=True)
     if resume is not None:
-        if strategy or symbols:
-            raise UserError("--resume continues a stored screening run; do not combine it with --strategy/--symbols")
+        if strategy or symbols or sizing or risk:
+            raise UserError("--resume continues a stored screening run; do not combine it with --strategy/--symbols/"
+                            "--sizing/--risk")  # fmt: skip
         run_row = resume
     else:
         missing = [n for n, v in (("--strategy", strategy), ("--symbols", symbols)) if not v]
@@ -110,7 +115,7 @@ def run_command(
             "strategy": name, "dsl": dsl, "symbols": syms, "timeframe": timeframe or dsl["timeframe"],
             "start": _date("--start", start).isoformat() if start else first,
             "end": _date("--end", end).isoformat() if end else last, "mode": "screening",
-            "leverage": leverage, "starting_balance": balance,
+            "leverage": leverage, "starting_balance": balance, **config_fields(sizing, risk, home.db_path),
         })  # fmt: skip
         spec = SweepSpec(overrides=axes, constraints=list(constraint or []), max_points=max_points,
                          sample_seed=sample_seed,

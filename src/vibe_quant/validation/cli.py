@@ -15,6 +15,7 @@ from rich.table import Table
 from vibe_quant.cli import common_options, get_home, get_specs
 from vibe_quant.dsl.loader import dsl_document
 from vibe_quant.errors import UserError
+from vibe_quant.risk.cli import RiskOption, SizingOption
 
 validation_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                              help="Backtests with funding, liquidation, next-open fills and our metrics.")  # fmt: skip
@@ -75,6 +76,8 @@ def run(
     balance: Annotated[float, typer.Option(help="Starting balance, USDT.")] = 100_000.0,
     maker_fee: Annotated[float | None, typer.Option(help="Override the spec's maker fee (rate, e.g. 0.0002).")] = None,
     taker_fee: Annotated[float | None, typer.Option(help="Override the spec's taker fee (rate, e.g. 0.0005).")] = None,
+    sizing: SizingOption = None,
+    risk: RiskOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary JSON on stdout.")] = False,
 ) -> None:
     """Run one backtest; print its run id and metrics; store rows and the result bundle."""
@@ -82,12 +85,14 @@ def run(
     from vibe_quant.backtest.persist import load_run_config
     from vibe_quant.backtest.service import execute
     from vibe_quant.instruments.specs import normalize_symbol
+    from vibe_quant.risk.config import config_fields
     from vibe_quant.state import StateManager
 
     home = get_home(writable=True)
     if run_id is not None:
-        if strategy or symbols:
-            raise UserError("--run-id runs a stored configuration; do not combine it with --strategy/--symbols")
+        if strategy or symbols or sizing or risk:
+            raise UserError("--run-id runs a stored configuration; do not combine it with --strategy/--symbols/"
+                            "--sizing/--risk")  # fmt: skip
         with StateManager(home.db_path) as state:
             config = load_run_config(state, run_id)
     else:
@@ -103,6 +108,7 @@ def run(
             "timeframe": timeframe or "5m", "start": _date("--start", start).isoformat(), "end": _date("--end", end).isoformat(),
             "params": parse_params(param or []), "mode": mode, "latency": latency, "leverage": leverage,
             "starting_balance": balance, "maker_fee": maker_fee, "taker_fee": taker_fee,
+            **config_fields(sizing, risk, home.db_path),
         })  # fmt: skip
     run_row, result, bundle = execute(home, config, get_specs(), run_row=run_id)
     if as_json:
@@ -133,7 +139,40 @@ def print_result(run_row: int, result, bundle, console: Console) -> None:
                 "net_pnl", "final_equity", "liquidations", "fills"):  # fmt: skip
         table.add_row(key, _fmt(m.get(key)))
     console.print(table)
+    for line in risk_lines(result.extra.get("risk")):
+        console.print(line)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"{result.bars_processed:,} bars in {result.elapsed_s:.2f}s "
                   f"({result.bars_processed / max(result.elapsed_s, 1e-9):,.0f} bars/s); bundle: {bundle}")  # fmt: skip
+
+
+def risk_lines(summary: dict | None) -> list[str]:
+    """The run's sizing and circuit-breaker story in a few lines (empty without --sizing/--risk)."""
+    if not summary:
+        return []
+    from vibe_quant.backtest.persist import iso
+
+    out = []
+    if summary.get("sizing"):
+        out.append(f"sizing: {summary['sizing']['method']} (replaces the strategy's own sizing)")
+    decisions = summary.get("decisions", {})
+    passed = decisions.get("entries_passed", 0)
+    refused = {k.removeprefix("refused_"): v for k, v in decisions.items() if k.startswith("refused_")}
+    text = f"entries: {passed} passed"
+    limited = {k.removeprefix("limited_by_"): v for k, v in decisions.items() if k.startswith("limited_by_")}
+    if limited:
+        text += " (sized down by " + ", ".join(f"{k} {n}x" for k, n in sorted(limited.items())) + ")"
+    if refused:
+        text += ", refused: " + ", ".join(f"{n} {k}" for k, n in sorted(refused.items()))
+    out.append(text)
+    for trip in summary.get("trips", []):
+        until = "for the rest of the run" if trip["until"] is None else f"until {iso(trip['until'])}"
+        out.append(f"[bold red]circuit breaker:[/] {trip['scope']} {trip['breaker']} at {iso(trip['ts'])} "
+                   f"({trip['value']:.2%} >= {trip['limit']:.2%})" if trip["breaker"] != "consecutive_losses" else
+                   f"[bold red]circuit breaker:[/] {trip['scope']} {trip['breaker']} at {iso(trip['ts'])} "
+                   f"({trip['value']:.0f} losses in a row)")  # fmt: skip
+        out[-1] += f": orders cancelled, positions closed, trading halted {until}"
+    if summary.get("halted_at_end"):
+        out.append(f"halted at the end of the run: {', '.join(summary['halted_at_end'])}")
+    return out

@@ -42,11 +42,12 @@ class PerpStrategyConfig(StrategyConfig, frozen=True, kw_only=True):
 class RunContext:
     """What a strategy can see of the run beyond NautilusTrader: the venue module and recorder."""
 
-    def __init__(self, module, recorder, leverage: float, taker_fee: float):
+    def __init__(self, module, recorder, leverage: float, taker_fee: float, gate=None):
         self.module = module
         self.recorder = recorder
         self.leverage = leverage
         self.taker_fee = taker_fee
+        self.gate = gate  # vibe_quant.risk.gate.RiskGate when the run has --sizing/--risk
 
 
 class PerpStrategy(Strategy):
@@ -128,6 +129,10 @@ class PerpStrategy(Strategy):
             released = self.ctx.module.by_instrument[self.instrument_id.value].wallet
         if direction == 0:
             return True
+        if self.ctx.gate is not None:  # sizing and risk checks (seed 001's circuit-breaker flow)
+            qty = self.ctx.gate.entry(self, bar, direction, qty, price, stop)
+            if qty <= 0:
+                return side_now != 0
         qty = self.floor_qty(qty)
         if qty <= 0:
             self._risk(bar, "size_below_step", f"quantity rounds to zero at step {self.instrument.size_increment}")
@@ -146,10 +151,25 @@ class PerpStrategy(Strategy):
                        required=required, free=free)  # fmt: skip
             return side_now != 0
         if stop is None and target is None:
-            self._submit_market(bar.ts_event, direction, qty, "entry", reduce_only=False)
+            if self._post_only() is not None:
+                self._send(self._entry_order(bar, direction, Quantity(qty, self.instrument.size_precision),
+                                             self.order_factory.generate_client_order_id(), None, None), bar.ts_event,
+                           "entry", track=True)  # fmt: skip
+            else:
+                self._submit_market(bar.ts_event, direction, qty, "entry", reduce_only=False)
         else:
             self._submit_bracket(bar, direction, qty, stop, target)
         return True
+
+    def flatten(self, ts: int, reason: str) -> None:
+        """Kill switch for this strategy: cancel its open orders, close its position at market."""
+        for order in self.cache.orders_open(instrument_id=self.instrument_id, strategy_id=self.id):
+            if not order.is_pending_cancel:
+                self.cancel_order(order)
+        current = self.position_qty()
+        if current and not any(self.ctx.recorder.reasons.get(c, "").startswith(("halt", "portfolio"))
+                               for c in self._in_flight):  # fmt: skip
+            self._submit_market(ts, -1 if current > 0 else 1, abs(current), reason, reduce_only=True)
 
     def _cancel_resting(self) -> None:
         # The venue module tracks this symbol's resting orders; NautilusTrader's
@@ -183,11 +203,7 @@ class PerpStrategy(Strategy):
                     legs.append((reason, factory.generate_client_order_id(), px))
         ids = [coid for _, coid, _ in legs]
         self.stop_order_id = next((coid.value for reason, coid, _ in legs if reason == "stop_loss"), None)
-        orders = [MarketOrder(
-            self.trader_id, self.id, iid, entry_id, OrderSide.BUY if direction > 0 else OrderSide.SELL, quantity,
-            UUID4(), ts, contingency_type=ContingencyType.OTO if legs else ContingencyType.NO_CONTINGENCY,
-            order_list_id=list_id, linked_order_ids=ids or None, tags=["entry"],
-        )]  # fmt: skip
+        orders = [self._entry_order(bar, direction, quantity, entry_id, list_id, ids)]
         for reason, coid, px in legs:
             common = {
                 "trader_id": self.trader_id, "strategy_id": self.id, "instrument_id": iid, "client_order_id": coid,
@@ -206,6 +222,30 @@ class PerpStrategy(Strategy):
         for (reason, _, _), order in zip(legs, orders[1:], strict=True):
             self._log_order(order, bar.ts_event, reason, track=False)
         self.submit_order_list(OrderList(list_id, orders))
+
+    def _post_only(self) -> int | None:
+        """Bars a post-only entry rests (the risk config's prefer_post_only), else None."""
+        gate = self.ctx.gate
+        return gate.pcfg.post_only_bars if gate is not None and gate.post_only else None
+
+    def _entry_order(self, bar: Bar, direction: int, quantity: Quantity, entry_id, list_id, ids):
+        """The entry: a market order, or (prefer_post_only) a post-only limit one tick on the passive
+        side of the signal close, cancelled if not filled within `post_only_bars` bars (maker only:
+        it fills when the market trades through it, never at a worse price; a missed entry is missed)."""
+        side = OrderSide.BUY if direction > 0 else OrderSide.SELL
+        contingency = {"contingency_type": ContingencyType.OTO if ids else ContingencyType.NO_CONTINGENCY,
+                       "order_list_id": list_id, "linked_order_ids": ids or None, "tags": ["entry"]}  # fmt: skip
+        ts = self.clock.timestamp_ns()
+        bars = self._post_only()
+        if bars is None:
+            return MarketOrder(self.trader_id, self.id, self.instrument_id, entry_id, side, quantity, UUID4(), ts,
+                               **contingency)  # fmt: skip
+        tick = self.instrument.price_increment.as_double()
+        px = round_adverse(bar.close.as_double() - direction * tick, tick, -direction)  # passive: down for buys
+        st = self.ctx.module.by_instrument[self.instrument_id.value]
+        return LimitOrder(self.trader_id, self.id, self.instrument_id, entry_id, side, quantity,
+                          Price(px, self.instrument.price_precision), UUID4(), ts, time_in_force=TimeInForce.GTD,
+                          expire_time_ns=bar.ts_event + bars * st.bar_ns + 1, post_only=True, **contingency)  # fmt: skip
 
     def _send(self, order, ts: int, reason: str, track: bool) -> str:
         coid = self._log_order(order, ts, reason, track)
