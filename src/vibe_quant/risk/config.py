@@ -54,6 +54,13 @@ class SizingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     atr_period: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 14
     atr_multiplier: Annotated[float, msgspec.Meta(gt=0.0)] = 2.0
 
+    def __post_init__(self) -> None:
+        if self.kelly_lookback < self.kelly_min_trades:
+            raise ValueError(
+                f"kelly_lookback ({self.kelly_lookback}) < kelly_min_trades ({self.kelly_min_trades}): the estimate "
+                "would never replace the priors; raise kelly_lookback"
+            )
+
 
 class StrategyRiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Per-strategy breakers on the strategy's own equity (its share of the starting balance plus

@@ -35,9 +35,10 @@ def kelly_inputs(returns: Sequence[float], cfg: SizingConfig) -> tuple[float, fl
     wins = [r for r in recent if r > 0]
     losses = [-r for r in recent if r <= 0]
     win_rate = len(wins) / len(recent)
-    if not wins or not losses or sum(losses) == 0:
+    mean_loss = sum(losses) / len(losses) if losses else 0.0
+    if not wins or not mean_loss > 0:  # (a mean of tiny losses can underflow to 0)
         return win_rate, cfg.payoff_ratio, True
-    return win_rate, (sum(wins) / len(wins)) / (sum(losses) / len(losses)), True
+    return win_rate, (sum(wins) / len(wins)) / mean_loss, True
 
 
 def atr(highs: Sequence[float], lows: Sequence[float], closes: Sequence[float], i: int, period: int) -> float | None:
