@@ -13,6 +13,7 @@ from rich.table import Table
 
 from vibe_quant.cli import common_options, get_home
 from vibe_quant.errors import UserError
+from vibe_quant.risk.config import TABLES
 
 SizingOption = Annotated[
     str | None,
@@ -31,8 +32,6 @@ sizing_app.callback()(common_options)
 risk_app.callback()(common_options)
 out = Console()
 
-_TABLES = {"sizing": "sizing_configs", "risk": "risk_configs"}
-
 
 def _rows(kind: str) -> list[dict]:
     from vibe_quant.risk.config import ensure_presets
@@ -40,13 +39,7 @@ def _rows(kind: str) -> list[dict]:
 
     with StateManager(get_home(writable=True).db_path) as state:
         ensure_presets(state)
-        return state.find(_TABLES[kind])
-
-
-def _document(kind: str, row: dict) -> dict:
-    if kind == "sizing":
-        return {"method": row["method"], "config": row["config"]}
-    return {"strategy_level": row["strategy_level"], "portfolio_level": row["portfolio_level"]}
+        return state.find(TABLES[kind])
 
 
 def _list(kind: str) -> None:
@@ -72,7 +65,9 @@ def _show(kind: str, name: str) -> None:
     if not match:
         names = [r["name"] for r in rows]
         raise UserError(f"no {kind} preset {name!r}; presets: {', '.join(names)}." + did_you_mean(name, names))
-    typer.echo(yaml.safe_dump(_document(kind, match[0]), sort_keys=False), nl=False)
+    from vibe_quant.risk.config import preset_document
+
+    typer.echo(yaml.safe_dump(preset_document(kind, match[0]), sort_keys=False), nl=False)
 
 
 def _save(kind: str, name: str, file: Path) -> None:
@@ -88,13 +83,13 @@ def _delete(kind: str, name: str) -> None:
     from vibe_quant.state import StateManager
 
     with StateManager(get_home(writable=True).db_path) as state:
-        rows = state.find(_TABLES[kind], name=name)
+        rows = state.find(TABLES[kind], name=name)
         if not rows:
             raise UserError(f"no {kind} preset {name!r}")
-        used = state.count("backtest_runs", **{f"{_TABLES[kind][:-1]}_id": rows[0]["id"]})
+        used = state.count("backtest_runs", **{f"{TABLES[kind][:-1]}_id": rows[0]["id"]})
         if used:
             raise UserError(f"{kind} preset {name!r} is referenced by {used} backtest run(s); save over it instead")
-        state.delete(_TABLES[kind], rows[0]["id"])
+        state.delete(TABLES[kind], rows[0]["id"])
     out.print(f"deleted {kind} preset {name!r} (a built-in one comes back with its defaults on next use)")
 
 

@@ -230,6 +230,32 @@ def ensure_presets(state) -> None:
                                           "portfolio_level": msgspec.to_builtins(cfg.portfolio_level)})  # fmt: skip
 
 
+TABLES = {"sizing": "sizing_configs", "risk": "risk_configs"}
+
+
+def preset_document(kind: str, row: dict) -> dict:
+    """A stored preset row as the document a file holds (seed 001's shape)."""
+    if kind == "sizing":
+        return {"method": row["method"], "config": row["config"]}
+    return {"strategy_level": row["strategy_level"], "portfolio_level": row["portfolio_level"]}
+
+
+def _resolve(kind: str, spec: str, state):
+    parse = sizing_from_data if kind == "sizing" else risk_from_data
+    if _looks_like_file(spec):
+        path = Path(spec)
+        if not path.is_file():
+            raise UserError(f"--{kind} {spec}: no such file")
+        return parse(_read_yaml(path), str(path)), None
+    ensure_presets(state)
+    rows = state.find(TABLES[kind], name=spec)
+    if not rows:
+        names = [r["name"] for r in state.find(TABLES[kind])]
+        raise UserError(f"--{kind} {spec}: no such preset; presets: {', '.join(names)} (or give a YAML file)."
+                        + did_you_mean(spec, names))  # fmt: skip
+    return parse(preset_document(kind, rows[0]), f"{kind} preset {spec}"), rows[0]["id"]
+
+
 def resolve_sizing(spec: str, state) -> tuple[SizingConfig, int | None]:
     """``--sizing PRESET|FILE`` -> (config, sizing_configs id or None for a file).
 
@@ -238,43 +264,12 @@ def resolve_sizing(spec: str, state) -> tuple[SizingConfig, int | None]:
     ConfigError / UserError
         Unknown preset (with the list and a did-you-mean), unreadable or invalid file.
     """
-    if _looks_like_file(spec):
-        path = Path(spec)
-        if not path.is_file():
-            raise UserError(f"--sizing {spec}: no such file")
-        return sizing_from_data(_read_yaml(path), str(path)), None
-    ensure_presets(state)
-    rows = state.find("sizing_configs", name=spec)
-    if not rows:
-        names = [r["name"] for r in state.find("sizing_configs")]
-        raise UserError(f"--sizing {spec}: no such preset; presets: {', '.join(names)} (or give a YAML file)."
-                        + did_you_mean(spec, names))  # fmt: skip
-    row = rows[0]
-    return sizing_from_data({"method": row["method"], "config": row["config"]}, f"sizing preset {spec}"), row["id"]
+    return _resolve("sizing", spec, state)
 
 
 def resolve_risk(spec: str, state) -> tuple[RiskConfig, int | None]:
-    """``--risk PRESET|FILE`` -> (config, risk_configs id or None for a file).
-
-    Raises
-    ------
-    ConfigError / UserError
-        Unknown preset, unreadable or invalid file.
-    """
-    if _looks_like_file(spec):
-        path = Path(spec)
-        if not path.is_file():
-            raise UserError(f"--risk {spec}: no such file")
-        return risk_from_data(_read_yaml(path), str(path)), None
-    ensure_presets(state)
-    rows = state.find("risk_configs", name=spec)
-    if not rows:
-        names = [r["name"] for r in state.find("risk_configs")]
-        raise UserError(f"--risk {spec}: no such preset; presets: {', '.join(names)} (or give a YAML file)."
-                        + did_you_mean(spec, names))  # fmt: skip
-    row = rows[0]
-    data = {"strategy_level": row["strategy_level"], "portfolio_level": row["portfolio_level"]}
-    return risk_from_data(data, f"risk preset {spec}"), row["id"]
+    """``--risk PRESET|FILE`` -> (config, risk_configs id or None for a file); raises as :func:`resolve_sizing`."""
+    return _resolve("risk", spec, state)
 
 
 def config_fields(sizing: str | None, risk: str | None, db_path: Path) -> dict:
