@@ -149,7 +149,8 @@ def user_error_cases(home: Path) -> list[tuple[str, list[str], str]]:
         (
             "unknown-dataset",
             [*h, "ingest", "--symbols", "FILUSDT", "--datasets", "kline", "--source", str(MIRROR)],
-            "error: unknown dataset 'kline'; choose from klines, fundingRate. Did you mean 'klines'?",
+            "error: unknown dataset 'kline'; choose from klines, markPriceKlines, indexPriceKlines, premiumIndexKlines, "
+            "fundingRate, aggTrades, trades, bookTicker, metrics, bookDepth. Did you mean 'klines'?",
         ),
         (
             "rebuild-without-from-archive",

@@ -20,6 +20,13 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     assert manifest["symbols"]["FILUSDT"]["timeframes"]["1m"]["bars"] == 92 * 1440
     assert manifest["symbols"]["NEARUSDT"]["timeframes"]["4h"]["bars"] == 92 * 6
     assert manifest["symbols"]["BTCUSDT"]["funding"]["rows"] == 90
+    # step 11: tick and derivatives datasets (real COIN-M day, bookTicker sample, spot 1h, generic CSV)
+    assert manifest["datasets"]["aggTrades/cm:BTCUSD_PERP"]["rows_written"] == 105_280
+    assert manifest["symbols"]["BTCUSDT"]["streams"]["quotes"]["rows"] == 9_999
+    assert manifest["symbols"]["spot:BTCUSDT"]["timeframes"]["1h"]["bars"] == 48
+    assert manifest["symbols"]["ETHUSDT"]["timeframes"]["1d"]["bars"] == 2_190
+    assert "rebuild from the raw archive, ticks included: 12 unit(s), byte-identical" in out
+    assert "2026-05-08 14:00-15:00 UTC: 11,441 trades" in out
     # step 6: one validation backtest with its bundle and database rows
     assert "ema_trend_atr FILUSDT 15m 2023-08-01..2023-10-31, validation, latency retail" in out
     assert "warning: funding not modelled for FILUSDT" in out

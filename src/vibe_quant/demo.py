@@ -7,7 +7,9 @@ latency, isolated-margin liquidation, funding where data exists, our own metrics
 shipped YAML strategies, run the multi-timeframe one on two symbols, screen a small parameter
 sweep of it in parallel (hard filters, Pareto front, rows in SQLite), filter its candidates
 for overfitting (DSR, purged K-fold, CPCV, PBO, walk-forward; survivors validated), and size
-and guard a strategy with the sizing presets and circuit breakers.
+and guard a strategy with the sizing presets and circuit breakers, and ingest tick and derivatives
+datasets (COIN-M aggTrades, USD-M bookTicker, spot 1h klines, a generic OHLCV CSV) and stream a
+slice of them into a NautilusTrader engine.
 """
 
 from __future__ import annotations
@@ -161,6 +163,9 @@ def demo_command() -> None:
     out.rule("[bold]10. position sizing and circuit breakers (presets in SQLite: vq sizing list, vq risk list)")
     risk_bundle = demo_risk(h, specs)
 
+    out.rule("[bold]11. tick and derivatives datasets: COIN-M trades, bookTicker quotes, spot 1h klines, generic CSV")
+    ticks_verdict = demo_ticks(h, specs)
+
     out.rule("[bold]outputs")
     out.print(
         f"home:       {h.root}\ncatalog:    {h.catalog}\nmanifest:   {h.catalog / 'manifest.json'}\n"
@@ -183,8 +188,10 @@ def demo_command() -> None:
     )
     out.print(f"try:        uv run vq --home {h.root} backtest run --strategy ema_trend_atr --symbols FILUSDT-PERP "
               "--timeframe 15m --start 2023-08-01 --end 2023-10-31 --sizing kelly --risk live_safety")  # fmt: skip
+    out.print(f"try:        uv run vq --home {h.root} data sql \"SELECT count(*), min(ts_event) FROM trades\"   "
+              "(views: trades, quotes, metrics, book_depth, mark_price, index_price, premium_index)")  # fmt: skip
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
-    if not rebuilt.byte_identical or warnings:
+    if not rebuilt.byte_identical or warnings or not ticks_verdict:
         raise UserError("demo checks failed (see above)")
 
 
@@ -253,3 +260,85 @@ def demo_risk(h, specs) -> Path:
         for line in risk_lines(result.extra.get("risk")):
             out.print(f"  {line}")
     return results[3][2]
+
+
+def demo_ticks(h, specs) -> bool:
+    """Step 11: ingest the sample's tick/spot files and a generic CSV, show the streams, replay one
+    hour of trades through a ``BacktestEngine``, rebuild from the archive. True if byte-identical."""
+    import datetime as dt
+
+    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+    from nautilus_trader.common.actor import Actor
+    from nautilus_trader.config import LoggingConfig
+    from nautilus_trader.model.currencies import BTC
+    from nautilus_trader.model.enums import AccountType, AggressorSide, OmsType
+    from nautilus_trader.model.identifiers import InstrumentId, Venue
+    from nautilus_trader.model.objects import Money
+
+    from vibe_quant.cli import state
+    from vibe_quant.data.csv_import import run_import
+    from vibe_quant.data.ingest import IngestRequest, run_ingest
+    from vibe_quant.data.rebuild import rebuild_from_archive
+    from vibe_quant.data.slices import Stream, add_streams
+    from vibe_quant.data.validate import summarize
+    from vibe_quant.instruments.factory import instrument
+    from vibe_quant.progress import rich_progress
+    from vibe_quant.state import StateManager
+
+    root = sample_root()
+    jobs = (
+        ("cm", "aggTrades", "1m", "COIN-M BTCUSD_PERP aggTrades (real day) -> TradeTick"),
+        ("um", "bookTicker", "1m", "USD-M BTCUSDT bookTicker (27 s real sample) -> QuoteTick, ts_event = event_time"),
+        ("spot", "klines", "1h", "spot BTCUSDT 1h klines (microsecond timestamps) -> BTCUSDT.BINANCE bars"),
+    )
+    with rich_progress(not state.quiet) as progress:
+        for market, dataset, interval, label in jobs:
+            r = run_ingest(
+                h, IngestRequest(str(root), None, (dataset,), market=market, interval=interval), specs, progress
+            )
+            written = ", ".join(f"{k} {v:,}" for k, v in r.bars_written().items())
+            out.print(f"{label}: {written} in {r.elapsed_s:.2f}s")
+        imported = run_import(h, [root.parent / "perps" / "ETH_USDT_1d.csv"], specs, progress=progress)
+    for u in imported.units:
+        out.print(
+            f"generic CSV ETH_USDT_1d.csv -> {u.rows_written:,} native 1d bars of ETHUSDT-PERP (via the raw lake)"
+        )
+    with StateManager(h.db_path) as db:
+        summary = summarize(h, db)
+    for key, d in summary["datasets"].items():
+        if key.split("/")[0] in ("aggTrades", "bookTicker", "klines@1h"):
+            flags = f", ts_event from {d['ts_source']}" if d.get("ts_source") else ""
+            flags += f", {d.get('crossed', 0)} crossed quote(s)" if "bookTicker" in key else ""
+            out.print(f"manifest {key}: {d['rows_written']:,} written, {d['duplicates']} duplicate(s), "
+                      f"{d.get('out_of_order', 0)} out of order{flags}")  # fmt: skip
+
+    out.print("[bold]a.[/] one hour of BTCUSD-PERP trades streamed from the catalog into a BacktestEngine:")
+    iid = InstrumentId.from_str(specs.get("BTCUSD_PERP", "cm").nautilus_id)
+    tape = {"trades": 0, "buy": 0.0, "sell": 0.0, "notional": 0.0}
+
+    class Tape(Actor):
+        def on_start(self) -> None:
+            self.subscribe_trade_ticks(iid)
+
+        def on_trade_tick(self, tick) -> None:
+            size = float(tick.size)
+            tape["trades"] += 1
+            tape["buy" if tick.aggressor_side == AggressorSide.BUYER else "sell"] += size
+            tape["notional"] += size * float(tick.price)
+
+    engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR")))
+    engine.add_venue(Venue("BINANCE"), OmsType.NETTING, AccountType.MARGIN, [Money(1, BTC)], base_currency=None)
+    engine.add_instrument(instrument(specs.get("BTCUSD_PERP", "cm")))
+    engine.add_actor(Tape())
+    start = int(dt.datetime(2026, 5, 8, 14, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+    add_streams(engine, h.catalog, [Stream("trades", str(iid))], start, start + 3_600_000_000_000 - 1, 600_000_000_000)
+    engine.run()
+    engine.dispose()
+    vwap = tape["notional"] / max(tape["buy"] + tape["sell"], 1)
+    out.print(f"2026-05-08 14:00-15:00 UTC: {tape['trades']:,} trades, taker buy {tape['buy']:,.0f} vs sell "
+              f"{tape['sell']:,.0f} contracts, VWAP {vwap:,.1f} (read in 10-minute windows, never the whole day)")  # fmt: skip
+    with rich_progress(not state.quiet) as progress:
+        rebuilt = rebuild_from_archive(h, specs, progress)
+    verdict = "byte-identical" if rebuilt.byte_identical else f"DIFFERENT ({len(rebuilt.changed)} files)"
+    out.print(f"[bold]b.[/] rebuild from the raw archive, ticks included: {rebuilt.units} unit(s), {verdict}")
+    return rebuilt.byte_identical

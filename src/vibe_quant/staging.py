@@ -48,11 +48,19 @@ class StagingArea:
         if not (self.dir / rel).exists():
             raise RuntimeError(f"staged file {rel} was not written")
         with self._lock:
+            if Path(rel) in self._files:
+                raise RuntimeError(f"{rel} was staged twice in one commit (two sources wrote the same catalog file)")
             self._files[Path(rel)] = on_exists
 
     def write_bytes(self, rel: Path | str, data: bytes, on_exists: OnExists = OnExists.FAIL) -> None:
         self.path(rel).write_bytes(data)
         self.add(rel, on_exists)
+
+    def discard(self, rel: Path | str) -> None:
+        """Forget and delete one staged file (nothing of it reaches `root`)."""
+        with self._lock:
+            self._files.pop(Path(rel), None)
+        (self.dir / rel).unlink(missing_ok=True)
 
     @property
     def files(self) -> list[Path]:

@@ -100,8 +100,8 @@ def expected_bars(months: tuple[str, ...]) -> dict[str, int]:
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Open http(s) sources with a 3-attempt, 10 ms retry policy (the library and the CLI)."""
 
-    def open_source(source: str) -> LocalSource | HttpSource:
-        return HttpSource(source, FAST_RETRY) if is_url(source) else LocalSource(source)
+    def open_source(source: str, market: str = "um") -> LocalSource | HttpSource:
+        return HttpSource(source, FAST_RETRY, market=market) if is_url(source) else LocalSource(source, market)
 
     monkeypatch.setattr(ingest_module, "open_source", open_source)
 
@@ -329,3 +329,51 @@ def test_http_ingest_needs_known_symbols(
 
     assert archive.hits == Counter()  # rejected before any download
     assert not home.db_path.exists()
+
+
+def test_http_coin_m_ticks_and_spot_klines_use_the_official_urls(
+    home: Home, specs: InstrumentSpecs, archive: ArchiveApp, archive_url: str
+) -> None:
+    """Tick and spot datasets are downloaded from their own archive folders and checksummed."""
+    day = dt.date(2026, 5, 8)
+    cm = run_ingest(
+        home,
+        IngestRequest(archive_url, ("BTCUSD_PERP",), ("aggTrades",), day, day + dt.timedelta(days=1), market="cm"),
+        specs,
+    )
+    spot = run_ingest(
+        home,
+        IngestRequest(archive_url, ("BTCUSDT",), ("klines",), day, day + dt.timedelta(days=2), "spot", "1h"),
+        specs,
+    )
+
+    assert cm.bars_written() == {"trades": 105_280}
+    assert spot.bars_written() == {"1h": 48}
+    cm_path = "/data/futures/cm/daily/aggTrades/BTCUSD_PERP/BTCUSD_PERP-aggTrades-2026-05-08.zip"
+    spot_paths = [f"/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2026-05-{d}.zip" for d in ("08", "09")]
+    assert archive.hits == Counter({p + suffix: 1 for p in (cm_path, *spot_paths) for suffix in ("", ".CHECKSUM")})
+    with StateManager(home.db_path) as db:
+        raws = {r["original_name"]: r for r in db.find("raw_files")}
+    assert raws["BTCUSD_PERP-aggTrades-2026-05-08.zip"]["market"] == "futures-cm"
+    assert raws["BTCUSDT-1h-2026-05-08.zip"]["market"] == "spot"
+    assert raws["BTCUSDT-1h-2026-05-08.zip"]["interval"] == "1h"
+    published = (MIRROR / cm_path.lstrip("/")).read_bytes()
+    assert raws["BTCUSD_PERP-aggTrades-2026-05-08.zip"]["sha256"] == hashlib.sha256(published).hexdigest()
+
+
+def test_http_tick_months_are_planned_day_by_day() -> None:
+    """A month of ticks is gigabytes: the planner asks for daily files even for whole months."""
+    source = HttpSource("http://127.0.0.1:9", FAST_RETRY, market="um")
+    planned, missing = source.plan("aggTrades", "BTCUSDT", dt.date(2024, 3, 1), dt.date(2024, 4, 1))
+    assert missing == []
+    assert len(planned) == 31
+    assert {p.file.kind for p in planned} == {"daily"}
+    assert planned[0].location == (
+        "http://127.0.0.1:9/data/futures/um/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-03-01.zip"
+    )
+    klines, _ = source.plan("markPriceKlines", "BTCUSDT", dt.date(2024, 3, 1), dt.date(2024, 4, 1), "1m")
+    assert [p.location for p in klines] == [
+        "http://127.0.0.1:9/data/futures/um/monthly/markPriceKlines/BTCUSDT/1m/BTCUSDT-1m-2024-03.zip"
+    ]
+    metrics, _ = source.plan("metrics", "BTCUSDT", dt.date(2024, 3, 1), dt.date(2024, 4, 1))
+    assert len(metrics) == 31  # Binance publishes metrics per day only

@@ -249,8 +249,8 @@ LOAD_TIME_CORPUS = [
     ),
     (
         "fee-as-percent-in-defaults",
-        'maker_fee: "0.0002"',
-        'maker_fee: "0.02"',
+        '  maker_fee: "0.0002"   # VIP0 USD-M maker',
+        '  maker_fee: "0.02"',
         "maker_fee must be a rate in [-0.01, 0.01] (0.0005 = 0.05%), got 0.02 - at `$.defaults`. "
         "Fix that field (see the file's header).",
     ),

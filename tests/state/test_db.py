@@ -69,6 +69,9 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "ingest_units": [
         "id", "run_id", "dataset", "symbol", "period_start_ns", "period_end_ns", "rows_in", "rows_written",
         "duplicates", "created_at",
+        "market",
+        "interval",
+        "stats",
     ],
     "unit_sources": ["unit_id", "raw_file_id", "ordinal"],
     "ingest_errors": ["id", "run_id", "dataset", "symbol", "source", "message", "created_at"],
@@ -160,7 +163,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 5  # ... 0004_screening, 0005_overfitting
+    assert SCHEMA_VERSION == 6  # ... 0004_screening, 0005_overfitting, 0006_tick_datasets
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 

@@ -39,6 +39,8 @@ class Timeframe:
 
     @property
     def nautilus_spec(self) -> str:
+        if self.minutes % 1440 == 0:
+            return f"{self.minutes // 1440}-DAY"
         if self.minutes % 60 == 0:
             return f"{self.minutes // 60}-HOUR"
         return f"{self.minutes}-MINUTE"
@@ -50,6 +52,17 @@ class Timeframe:
 TIMEFRAMES = (Timeframe("1m", 1), Timeframe("5m", 5), Timeframe("15m", 15), Timeframe("1h", 60), Timeframe("4h", 240))
 BASE_TIMEFRAME = TIMEFRAMES[0]
 TIMEFRAME_BY_LABEL = {tf.label: tf for tf in TIMEFRAMES}
+
+
+def timeframe(label: str) -> Timeframe:
+    """Return the timeframe of a Binance interval label (``1m``, ``1h``, ``1d``; see ``files.INTERVAL_MINUTES``)."""
+    from vibe_quant.data.files import INTERVAL_MINUTES
+
+    if label in TIMEFRAME_BY_LABEL:
+        return TIMEFRAME_BY_LABEL[label]
+    if label not in INTERVAL_MINUTES:
+        raise ValueError(f"unsupported interval {label!r}; choose from {', '.join(INTERVAL_MINUTES)}")
+    return Timeframe(label, INTERVAL_MINUTES[label])
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.funcs import urisafe_identifier
 from nautilus_trader.serialization.arrow.serializer import register_arrow
 
+from vibe_quant.errors import DataFileError
 from vibe_quant.staging import OnExists, StagingArea
 
 ROW_GROUP_SIZE = 5_000  # ParquetDataCatalog's default max_rows_per_group
@@ -186,6 +187,60 @@ def read_span(root: Path, kind: str, identifier: str, start_ns: int, end_ns: int
         pc.greater_equal(ts, pa.scalar(start_ns, pa.uint64())), pc.less_equal(ts, pa.scalar(end_ns, pa.uint64()))
     )
     return table.filter(mask).sort_by("ts_init")
+
+
+def _rows_in(table: pa.Table, lo: int, hi: int) -> pa.Table:
+    ts = table.column("ts_init")
+    mask = pc.and_(pc.greater_equal(ts, pa.scalar(lo, pa.uint64())), pc.less_equal(ts, pa.scalar(hi, pa.uint64())))
+    return table.filter(mask)
+
+
+def check_same(root: Path, kind: str, identifier: str, new: pa.Table, piece: tuple[int, int], source: str) -> None:
+    old = read_span(root, kind, identifier, piece[0], piece[1])
+    new_rows = _rows_in(new, *piece)
+    old_rows = old if old is not None else new_rows.slice(0, 0)
+    columns = [c for c in new_rows.column_names if c != "instrument_id"]
+    for name in columns:
+        a, b = old_rows.column(name), new_rows.column(name)
+        if len(a) != len(b) or not a.equals(b):
+            where = _first_difference(old_rows, new_rows)
+            raise DataFileError(
+                source,
+                f"conflicts with {identifier} data already in the catalog ({where})",
+                fix="the archive already holds different data for this span; inspect both sources, "
+                "or start a fresh $VQ_HOME if the stored data is wrong",
+            )
+
+
+def _first_difference(old: pa.Table, new: pa.Table) -> str:
+    old_ts = set(old.column("ts_init").to_pylist())
+    new_ts = set(new.column("ts_init").to_pylist())
+    if old_ts != new_ts:
+        ts = min(old_ts ^ new_ts)
+        side = "only in the new file" if ts in new_ts else "only in the catalog"
+        return f"row at ts {ts} is {side}"
+    for i in range(new.num_rows):
+        if old.slice(i, 1).to_pylist() != new.slice(i, 1).to_pylist():
+            return f"values differ at ts {new.column('ts_init')[i].as_py()}"
+    return "tables differ"
+
+
+def write_pieces(
+    staged: StagedCatalog, root: Path, kind: str, identifier: str, table: pa.Table, span: tuple[int, int], source: str
+) -> int:
+    """Write `table` rows into the uncovered parts of `span`; verify the covered parts."""
+    if span[0] > span[1]:
+        return 0
+    new_pieces = subtract(span, intervals(root, kind, identifier))
+    for piece in subtract(span, new_pieces):
+        check_same(root, kind, identifier, table, piece, source)
+    written = 0
+    for piece in new_pieces:
+        rows = _rows_in(table, *piece) if len(new_pieces) > 1 or piece != span else table
+        if rows.num_rows:
+            staged.write_table(rows, kind, identifier, piece[0], piece[1])
+            written += rows.num_rows
+    return written
 
 
 class StagedCatalog(StagingArea):

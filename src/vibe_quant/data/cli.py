@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,12 +49,20 @@ def ingest(
     years: Annotated[float | None, typer.Option(help="Ingest the last N years up to today.")] = None,
     start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="Last day, inclusive, YYYY-MM-DD (UTC).")] = None,
-    datasets: Annotated[str, typer.Option(help="Comma-separated: klines, fundingRate.")] = "klines,fundingRate",
+    datasets: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: klines, fundingRate, aggTrades, trades, bookTicker, metrics, bookDepth, "
+            "markPriceKlines, indexPriceKlines, premiumIndexKlines (spot: klines, aggTrades, trades)."
+        ),
+    ] = "klines,fundingRate",
+    market: Annotated[str, typer.Option(help="um (USD-M futures), cm (COIN-M futures) or spot.")] = "um",
+    interval: Annotated[str, typer.Option(help="Kline interval for the kline datasets: 1m, 5m, 1h, 1d, ...")] = "1m",
     source: Annotated[
         str, typer.Option(help="Archive root URL or a local directory of Binance files.")
     ] = "https://data.binance.vision",
 ) -> None:
-    """Download (or read) Binance USD-M 1m klines and funding rates into the catalog."""
+    """Download (or read) Binance datasets (klines, funding, ticks, open interest, depth, ...) into the catalog."""
     from vibe_quant.data.ingest import IngestRequest, resolve_range, run_ingest
     from vibe_quant.progress import rich_progress
 
@@ -64,6 +73,8 @@ def ingest(
         datasets=tuple(d.strip() for d in datasets.split(",") if d.strip()),
         start=first,
         end=stop,
+        market=market,
+        interval=interval,
     )
     home, specs = get_home(writable=True), get_specs()
     with rich_progress(not state.quiet) as progress:
@@ -75,12 +86,53 @@ def ingest(
     table.add_column("written")
     table.add_column("rows", justify="right")
     for label, n in bars.items():
-        table.add_row(label if label == "funding" else f"{label} bars", f"{n:,}")
+        table.add_row(label if not label[0].isdigit() else f"{label} bars", f"{n:,}")
     out.print(table)
     if report.skipped:
         out.print(f"already ingested (no-op): {len(report.skipped)} file(s)")
     if report.warnings:
         out.print(f"[yellow]{len(report.warnings)} warning(s)[/] (see above and {home.logs / 'vq.log'})")
+    out.print(f"catalog: {home.catalog}\nreport:  {home.catalog / 'validation_report.md'}")
+
+
+@data_app.command("import-csv")
+def import_csv(
+    paths: Annotated[
+        list[Path], typer.Argument(help="OHLCV CSV files: timestamp,open,high,low,close,volume[,datetime].")
+    ],
+    symbol: Annotated[
+        str | None, typer.Option(help="Venue symbol (default: from a name like BTC_USDT_1h.csv).")
+    ] = None,
+    interval: Annotated[str | None, typer.Option(help="Bar interval, e.g. 1h, 1d (default: from the name).")] = None,
+    market: Annotated[str, typer.Option(help="um (USD-M futures), cm (COIN-M) or spot.")] = "um",
+    keep_flat_tail: Annotated[
+        bool, typer.Option(help="Keep a trailing run of flat zero-volume bars (cut by default: delisted).")
+    ] = False,
+) -> None:
+    """Import generic OHLCV CSV files as catalog bars at their native timeframe (via the raw lake)."""
+    from vibe_quant.data.csv_import import run_import
+    from vibe_quant.progress import rich_progress
+
+    home, specs = get_home(writable=True), get_specs()
+    with rich_progress(not state.quiet) as progress:
+        report = run_import(home, paths, specs, symbol, interval, market, keep_flat_tail, progress)
+    table = Table(
+        title=f"import run {report.run_id}: {len(report.units)} file(s) in {report.elapsed_s:.1f}s",
+        title_justify="left",
+    )
+    for col in ("symbol", "interval", "bars", "first close", "last close"):
+        table.add_column(col)
+    from vibe_quant.data.validate import iso
+
+    for u in report.units:
+        table.add_row(
+            u.symbol, u.interval or "", f"{u.rows_written:,}", iso(u.first_ts_ns) or "-", iso(u.last_ts_ns) or "-"
+        )
+    out.print(table)
+    if report.skipped:
+        out.print(f"already imported (no-op): {', '.join(report.skipped)}")
+    for w in report.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
     out.print(f"catalog: {home.catalog}\nreport:  {home.catalog / 'validation_report.md'}")
 
 
@@ -139,6 +191,24 @@ def print_status(summary: dict, console: Console | None = None) -> None:
                 funding if i == 0 else "",
             )
     console.print(table)
+    streams = Table(title="tick and custom-data streams (event times, UTC)", title_justify="left", box=box.SIMPLE)
+    for col in ("instrument", "stream", "rows", "files", "first", "last"):
+        streams.add_column(col, justify="right" if col in ("rows", "files") else "left", no_wrap=True)
+    for symbol, s in summary["symbols"].items():
+        for label, st in s.get("streams", {}).items():
+            streams.add_row(symbol, label, f"{st['rows']:,}", str(st["files"]), short(st["first"]), short(st["last"]))
+    if streams.row_count:
+        console.print(streams)
+    flagged = [
+        (key, d)
+        for key, d in summary["datasets"].items()
+        if d.get("out_of_order") or d.get("crossed") or d["duplicates"]
+    ]
+    for key, d in flagged:
+        console.print(
+            f"{key}: {d['duplicates']:,} duplicate(s) dropped, {d.get('out_of_order', 0):,} out of order (sorted), "
+            f"{d.get('crossed', 0):,} crossed quote(s)"
+        )
     a = summary["archive"]
     console.print(
         f"raw archive: {a['files']} file(s), {a['bytes'] / 1e6:.1f} MB; failed ingests recorded: {summary['ingest_errors']}"

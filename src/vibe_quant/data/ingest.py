@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from vibe_quant.data.archive import RawLake
 from vibe_quant.data.bars import NS_PER_MS
 from vibe_quant.data.catalog import StagedCatalog
-from vibe_quant.data.files import DATASETS, FUNDING, MARKET, VENUE, utc_ms
+from vibe_quant.data.files import (
+    AGG_TRADES,
+    DATASETS,
+    FUNDING,
+    INTERVAL_MINUTES,
+    KLINE_DATASETS,
+    MARKETS,
+    TRADES,
+    VENUE,
+    utc_ms,
+)
 from vibe_quant.data.records import (
     ProcessedUnit,
     check_instrument_precision,
@@ -53,9 +63,11 @@ class IngestRequest:
 
     source: str
     symbols: tuple[str, ...] | None
-    datasets: tuple[str, ...] = DATASETS
+    datasets: tuple[str, ...] = ("klines", "fundingRate")
     start: dt.date | None = None
     end: dt.date | None = None
+    market: str = "um"  # um (USD-M futures), cm (COIN-M futures), spot
+    interval: str = "1m"  # for the kline-shaped datasets
 
 
 @dataclass
@@ -120,18 +132,17 @@ def run_ingest(
         The archive kept failing (timeouts, 5xx) after bounded retries. Nothing is committed.
     """
     progress = progress or Progress()
-    for ds in request.datasets:
-        if ds not in DATASETS:
-            raise UserError(f"unknown dataset {ds!r}; choose from {', '.join(DATASETS)}.{did_you_mean(ds, DATASETS)}")
-    source = open_source(request.source)
+    check_request(request)
+    source = open_source(request.source, request.market)
     symbols = _symbols(request, source, specs)
-    spec_of = {s: specs.get(s) for s in symbols}
+    spec_of = {s: specs.get(s, request.market) for s in symbols}
     home.ensure()
     with home_lock(home.state_dir, "ingest"), StateManager(home.db_path) as state:
         clean_stale_staging(home.catalog)
         clean_stale_staging(home.archive)
         for spec in spec_of.values():
             check_instrument_precision(state, spec)
+            check_trade_source(state, spec, request.datasets)
         run_id = start_run(
             state,
             "ingest",
@@ -139,6 +150,8 @@ def run_ingest(
                 "source": source.describe(),
                 "symbols": list(symbols),
                 "datasets": list(request.datasets),
+                "market": request.market,
+                "interval": request.interval,
                 "start": str(request.start) if request.start else None,
                 "end": str(request.end) if request.end else None,
             },
@@ -157,19 +170,57 @@ def run_ingest(
     return report
 
 
+def check_request(request: IngestRequest) -> None:
+    """Refuse unknown markets, datasets a market does not publish and unsupported intervals."""
+    if request.market not in MARKETS:
+        raise UserError(f"--market {request.market!r}: choose um (USD-M futures), cm (COIN-M futures) or spot")
+    offered = MARKETS[request.market].datasets
+    for ds in request.datasets:
+        if ds not in DATASETS:
+            raise UserError(f"unknown dataset {ds!r}; choose from {', '.join(DATASETS)}.{did_you_mean(ds, DATASETS)}")
+        if ds not in offered:
+            raise UserError(
+                f"dataset {ds!r} does not exist for --market {request.market}; it offers {', '.join(offered)}"
+            )
+    if AGG_TRADES in request.datasets and TRADES in request.datasets:
+        raise UserError(
+            "aggTrades and trades both become the instrument's TradeTick stream; ingest one of them "
+            "(aggTrades is the usual choice: one print per taker order at one price)"
+        )
+    if request.interval not in INTERVAL_MINUTES:
+        raise UserError(
+            f"--interval {request.interval!r}: choose one of {', '.join(INTERVAL_MINUTES)}"
+            f"{did_you_mean(request.interval, INTERVAL_MINUTES)}"
+        )
+
+
+def check_trade_source(state: StateManager, spec: InstrumentSpec, datasets: tuple[str, ...]) -> None:
+    """One TradeTick stream per instrument: refuse trades when aggTrades were ingested, and back."""
+    for new, other in ((AGG_TRADES, TRADES), (TRADES, AGG_TRADES)):
+        if new in datasets and state.find(
+            "ingest_units", market=MARKETS[spec.market].name, dataset=other, symbol=spec.symbol
+        ):
+            raise UserError(
+                f"{spec.nautilus_id} already has TradeTick data from {other}; {new} would make a second, "
+                f"different trade stream. Keep {other}, or start a fresh $VQ_HOME for {new}"
+            )
+
+
 def _symbols(request: IngestRequest, source: LocalSource | HttpSource, specs: InstrumentSpecs) -> tuple[str, ...]:
+    market = request.market
     if request.symbols:
-        out = tuple(dict.fromkeys(normalize_symbol(s) for s in request.symbols))
+        out = tuple(dict.fromkeys(normalize_symbol(s, market) for s in request.symbols))
         for s in out:
-            specs.get(s)  # UnknownSymbolError with a did-you-mean
+            specs.get(s, market)  # UnknownSymbolError with a did-you-mean
         return out
     if isinstance(source, HttpSource):
         raise UserError("--symbols is required when downloading (e.g. --symbols BTCUSDT,ETHUSDT)")
-    found = set().union(*(source.symbols(ds) for ds in request.datasets))
-    unknown = sorted(s for s in found if s not in specs)
+    found = set().union(*(source.symbols(ds, request.interval) for ds in request.datasets))
+    known = specs.market(market)
+    unknown = sorted(s for s in found if s not in known)
     if unknown:
         log.warning("skipping %d symbol(s) with no instrument spec: %s", len(unknown), ", ".join(unknown))
-    out = tuple(sorted(s for s in found if s in specs))
+    out = tuple(sorted(s for s in found if s in known))
     if not out:
         raise UserError(f"no files with official Binance names for a known symbol under {source.describe()}")
     return out
@@ -188,7 +239,8 @@ def _ingest(
     plan: list[Planned] = []
     for symbol in spec_of:
         for ds in request.datasets:
-            items, missing = source.plan(ds, symbol, request.start, request.end)
+            interval = request.interval if ds in KLINE_DATASETS else None
+            items, missing = source.plan(ds, symbol, request.start, request.end, interval)
             plan.extend(items)
             for message in missing:
                 message += "; backtests cannot charge funding there" if ds == FUNDING else ""
@@ -244,7 +296,7 @@ def _ingest(
         finally:
             if client is not None:
                 client.close()
-        processed.sort(key=lambda u: (u.result.dataset, u.result.symbol, u.result.start_ms))
+        processed.sort(key=lambda u: (u.result.dataset, u.result.interval or "", u.result.symbol, u.result.start_ms))
         touched = sorted({u.result.symbol for u in processed})
         stage_instruments(staged, [spec_of[s] for s in touched])
         with state.transaction():
@@ -275,7 +327,7 @@ def _warn(report: IngestReport, message: str) -> None:
 
 def _done_units(state: StateManager) -> set[tuple]:
     rows = state.conn.execute(
-        "SELECT r.sha256, u.dataset, u.symbol, u.period_start_ns, u.period_end_ns FROM ingest_units u "
+        "SELECT r.sha256, u.market, u.dataset, u.symbol, u.period_start_ns, u.period_end_ns FROM ingest_units u "
         "JOIN unit_sources s ON s.unit_id = u.id JOIN raw_files r ON r.id = s.raw_file_id"
     ).fetchall()
     return {tuple(row) for row in rows}
@@ -303,13 +355,15 @@ def _process(
     if fetched is None:
         return "missing"
     start_ms, end_ms = utc_ms(planned.clip_start), utc_ms(planned.clip_end)
-    if (fetched.sha256, af.dataset, af.symbol, start_ms * NS_PER_MS, end_ms * NS_PER_MS) in done:
+    if (fetched.sha256, af.market_name, af.dataset, af.symbol, start_ms * NS_PER_MS, end_ms * NS_PER_MS) in done:
         return "done"
     spec = spec_of[af.symbol]
     name = planned.location
-    parsed = parse_source(af.dataset, fetched.data, name, spec)
+    parsed = parse_source(af.dataset, fetched.data, name, spec, af.interval)
     check_rows(parsed, name, spec, af.start_ms, af.end_ms)
-    rel = lake.relative_path(VENUE, MARKET, af.dataset, af.symbol, af.start, fetched.sha256, af.name)
+    rel = lake.relative_path(VENUE, af.market_name, af.dataset, af.symbol, af.start, fetched.sha256, af.name)
     lake.stage(lake_staging, rel, fetched.data)
-    result = write_unit(staged.root, staged, spec, parsed, start_ms, end_ms, name)
-    return ProcessedUnit([raw_record(fetched, rel, parsed, planned.location)], result)
+    result = write_unit(
+        staged.root, staged, spec, parsed, start_ms, end_ms, name, (af.start_ms, af.end_ms), af.interval
+    )
+    return ProcessedUnit([raw_record(fetched, rel, parsed, planned.location, result)], result)

@@ -389,9 +389,9 @@ def _to_ms(
     return ms.astype(np.int64, copy=False), unit
 
 
-def _mantissas(column: pa.ChunkedArray, name: str, key: str, line0: int) -> np.ndarray:
+def _mantissas(column: pa.ChunkedArray | pa.Array, name: str, key: str, line0: int) -> np.ndarray:
     """Return the unscaled integers of a decimal128 column as int64 (zero-copy view)."""
-    arr = column.combine_chunks()
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if arr.null_count:
         i = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
         raise DataFileError(name, f"empty {key!r} field", line=line0 + i)

@@ -6,6 +6,11 @@ Views:
   UTC), ts_event (ns), open/high/low/close/volume as exact ``DECIMAL(38,16)``;
 * ``funding``: instrument_id, funding_time (TIMESTAMP), ts_event (ns), rate (DECIMAL),
   funding_interval_hours;
+* ``trades``: instrument_id, time (TIMESTAMP), ts_event, price, size (DECIMAL), aggressor_side
+  (BUYER/SELLER), trade_id; ``quotes``: instrument_id, time, ts_event, bid_price, ask_price,
+  bid_size, ask_size;
+* ``metrics``, ``book_depth``, ``mark_price``, ``index_price``, ``premium_index``: the custom
+  data (open interest, percent depth, mark/index/premium klines at close time), exact DECIMAL;
 * ``instruments``, ``raw_files``, ``ingest_units``: the state database's tables.
 
 Prices are stored by NautilusTrader as little-endian i128 blobs (value * 10**16). The
@@ -34,12 +39,19 @@ CREATE OR REPLACE MACRO nt_i128(b) AS
 CREATE OR REPLACE MACRO nt_decimal(b) AS nt_i128(b)::DECIMAL(38, 0) * 0.0000000000000001::DECIMAL(38, 16);
 """
 
-_TIMEFRAME = """CASE regexp_extract(filename, '-([0-9]+-(MINUTE|HOUR))-LAST', 1)
-    WHEN '1-MINUTE' THEN '1m' WHEN '5-MINUTE' THEN '5m' WHEN '15-MINUTE' THEN '15m'
-    WHEN '1-HOUR' THEN '1h' WHEN '4-HOUR' THEN '4h'
-    ELSE regexp_extract(filename, '-([0-9]+-(MINUTE|HOUR))-LAST', 1) END"""
-_STEP_MS = """CASE regexp_extract(filename, '-([0-9]+)-(MINUTE|HOUR)-LAST', 2)
-    WHEN 'HOUR' THEN 3600000 ELSE 60000 END * regexp_extract(filename, '-([0-9]+)-(MINUTE|HOUR)-LAST', 1)::BIGINT"""
+_SPEC = "-([0-9]+)-(MINUTE|HOUR|DAY)-LAST"
+_TIMEFRAME = f"""regexp_extract(filename, '{_SPEC}', 1) || CASE regexp_extract(filename, '{_SPEC}', 2)
+    WHEN 'MINUTE' THEN 'm' WHEN 'HOUR' THEN 'h' ELSE 'd' END"""
+_STEP_MS = f"""CASE regexp_extract(filename, '{_SPEC}', 2)
+    WHEN 'DAY' THEN 86400000 WHEN 'HOUR' THEN 3600000 ELSE 60000 END
+    * regexp_extract(filename, '{_SPEC}', 1)::BIGINT"""
+CUSTOM_VIEWS = {
+    "metrics": "custom_binance_oi_metrics",
+    "book_depth": "custom_binance_book_depth",
+    "mark_price": "custom_binance_mark_price_bar",
+    "index_price": "custom_binance_index_price_bar",
+    "premium_index": "custom_binance_premium_index_bar",
+}
 
 
 class CatalogQuery:
@@ -80,7 +92,7 @@ def connect_catalog(home: Home) -> Iterator[CatalogQuery]:
             con.execute(f"""
                 CREATE VIEW bars AS SELECT
                     regexp_extract(filename, '/bar/([^/]+)/', 1) AS bar_type,
-                    regexp_extract(filename, '/bar/(.+)-[0-9]+-(MINUTE|HOUR)-LAST-[A-Z]+/', 1) AS instrument_id,
+                    regexp_extract(filename, '/bar/(.+)-[0-9]+-(MINUTE|HOUR|DAY)-LAST-[A-Z]+/', 1) AS instrument_id,
                     {_TIMEFRAME} AS timeframe,
                     make_timestamp((ts_event // 1000)::BIGINT - ({_STEP_MS}) * 1000) AS open_time,
                     make_timestamp((ts_event // 1000)::BIGINT) AS close_time,
@@ -97,6 +109,26 @@ def connect_catalog(home: Home) -> Iterator[CatalogQuery]:
                     funding_interval_hours
                 FROM read_parquet({literal(funding_dir / "*" / "*.parquet")})
             """)
+        for view, kind, cols in (
+            ("trades", "trade_tick", "nt_decimal(price) AS price, nt_decimal(size) AS size, "
+             "CASE aggressor_side WHEN 1 THEN 'BUYER' WHEN 2 THEN 'SELLER' ELSE 'NONE' END AS aggressor_side, trade_id"),
+            ("quotes", "quote_tick", "nt_decimal(bid_price) AS bid_price, nt_decimal(ask_price) AS ask_price, "
+             "nt_decimal(bid_size) AS bid_size, nt_decimal(ask_size) AS ask_size"),
+        ):  # fmt: skip
+            if any((home.catalog / "data" / kind).glob("*/*.parquet")):
+                con.execute(f"""
+                    CREATE VIEW {view} AS SELECT
+                        regexp_extract(filename, '/{kind}/([^/]+)/', 1) AS instrument_id,
+                        make_timestamp((ts_event // 1000)::BIGINT) AS time, ts_event, {cols}
+                    FROM read_parquet({literal(home.catalog / "data" / kind / "*" / "*.parquet")}, filename = true)
+                """)
+        for view, kind in CUSTOM_VIEWS.items():
+            if any((home.catalog / "data" / kind).glob("*/*.parquet")):
+                con.execute(f"""
+                    CREATE VIEW {view} AS SELECT instrument_id::VARCHAR AS instrument_id,
+                        make_timestamp((ts_event // 1000)::BIGINT) AS time, * EXCLUDE (instrument_id)
+                    FROM read_parquet({literal(home.catalog / "data" / kind / "*" / "*.parquet")})
+                """)
         if home.db_path.exists():
             import pandas as pd
 

@@ -15,6 +15,7 @@ import logging
 import shutil
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,10 +24,11 @@ from pathlib import Path
 from vibe_quant.data.archive import RawLake
 from vibe_quant.data.bars import NS_PER_MS
 from vibe_quant.data.catalog import StagedCatalog
-from vibe_quant.data.files import KLINES
-from vibe_quant.data.parse import FundingRates, Klines, combine_klines, parse_klines_json
+from vibe_quant.data.csv_import import CSV_IMPORT, parse_ohlcv_csv
+from vibe_quant.data.files import KLINES, MARKETS
+from vibe_quant.data.parse import combine_klines, parse_klines_json
 from vibe_quant.data.records import stage_instruments, upsert_instrument
-from vibe_quant.data.units import check_rows, parse_source, write_unit
+from vibe_quant.data.units import Parsed, check_rows, parse_source, write_unit
 from vibe_quant.data.validate import MANIFEST, REPORT, write_artifacts
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
@@ -66,7 +68,10 @@ def _units(state: StateManager) -> list[dict]:
     return units
 
 
-def parse_unit(lake: RawLake, unit: dict, spec) -> Klines | FundingRates:
+MARKET_KEY = {m.name: key for key, m in MARKETS.items()}
+
+
+def parse_unit(lake: RawLake, unit: dict, spec) -> Parsed:
     """Read a unit's raw files back from the lake (verifying sha256) and parse them."""
     parts = []
     for raw in unit["raws"]:
@@ -75,13 +80,31 @@ def parse_unit(lake: RawLake, unit: dict, spec) -> Klines | FundingRates:
         if raw["period_kind"] == "rest":  # pages may hold klines beyond their window (see update.py)
             parsed = parse_klines_json(data, name, spec.price_precision, spec.size_precision)
             check_rows(parsed, name, spec, None, None)
+        elif raw["period_kind"] == CSV_IMPORT:
+            parsed = parse_ohlcv_csv(data, name, spec, unit["interval"])
         else:
-            parsed = parse_source(raw["dataset"], data, name, spec)
+            parsed = parse_source(raw["dataset"], data, name, spec, raw["interval"])
             check_rows(parsed, name, spec, raw["period_start_ns"] // NS_PER_MS, raw["period_end_ns"] // NS_PER_MS)
         parts.append(parsed)
     if unit["dataset"] == KLINES:
         return combine_klines(parts)
     return parts[0]
+
+
+def _bounded_map(pool: ThreadPoolExecutor, fn, items: list, ahead: int) -> Iterator:
+    """``pool.map`` that parses at most `ahead` units before they are written (tick files are
+    streamed from their raw bytes, so unbounded look-ahead would hold every file in memory)."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _key(unit: dict) -> tuple[str, str]:
+    return MARKET_KEY.get(unit["market"], "um"), unit["symbol"]
 
 
 def _digest(path: Path) -> str:
@@ -110,8 +133,8 @@ def rebuild_from_archive(home: Home, specs: InstrumentSpecs, progress: Progress 
         clean_stale_staging(home.catalog)
         units = _units(state)
         lake = RawLake(home.archive)
-        symbols = sorted({u["symbol"] for u in units})
-        spec_of = {s: specs.get(s) for s in symbols}
+        keys = sorted({(MARKET_KEY.get(u["market"], "um"), u["symbol"]) for u in units})
+        spec_of = {k: specs.get(k[1], k[0]) for k in keys}
         new_root = home.root / f"catalog.rebuild-{uuid.uuid4().hex[:8]}"
         new_root.mkdir()
         try:
@@ -119,18 +142,21 @@ def rebuild_from_archive(home: Home, specs: InstrumentSpecs, progress: Progress 
             # Parsing is independent per unit; writing must follow the recorded order because a
             # unit's coverage depends on the units before it.
             with ThreadPoolExecutor(max_workers=2) as pool:
-                parsed_iter: Iterator = pool.map(lambda u: parse_unit(lake, u, spec_of[u["symbol"]]), units)
+                parsed_iter = _bounded_map(pool, lambda u: parse_unit(lake, u, spec_of[_key(u)]), units, ahead=2)
                 for unit, parsed in zip(units, parsed_iter, strict=True):
                     staged = StagedCatalog(new_root)
+                    raw = unit["raws"][0]
                     try:
                         write_unit(
                             new_root,
                             staged,
-                            spec_of[unit["symbol"]],
+                            spec_of[_key(unit)],
                             parsed,
                             unit["period_start_ns"] // NS_PER_MS,
                             unit["period_end_ns"] // NS_PER_MS,
                             f"unit {unit['id']}",
+                            (raw["period_start_ns"] // NS_PER_MS, raw["period_end_ns"] // NS_PER_MS),
+                            unit["interval"],
                         )
                         staged.commit()
                     finally:

@@ -11,17 +11,17 @@ from dataclasses import dataclass
 from vibe_quant import code_version
 from vibe_quant.data.bars import NS_PER_MS
 from vibe_quant.data.catalog import StagedCatalog
-from vibe_quant.data.files import KLINES, MARKET, VENUE
+from vibe_quant.data.files import MARKET, MARKETS, VENUE
 from vibe_quant.data.parse import FundingRates, Klines
 from vibe_quant.data.sources import Fetched
 from vibe_quant.data.units import UnitResult
 from vibe_quant.errors import ConfigError, VibeQuantError
-from vibe_quant.instruments.factory import crypto_perpetual
+from vibe_quant.instruments.factory import instrument
 from vibe_quant.instruments.specs import InstrumentSpec
 from vibe_quant.staging import StagingArea
 from vibe_quant.state import StateManager
 
-INSTRUMENT_KIND = "crypto_perpetual"
+INSTRUMENT_KINDS = {"um": "crypto_perpetual", "cm": "crypto_perpetual", "spot": "currency_pair"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class RawFileRecord:
     rows: int
     first_ts_ns: int | None
     last_ts_ns: int | None
+    market: str = MARKET
 
 
 @dataclass
@@ -50,14 +51,22 @@ class ProcessedUnit:
     result: UnitResult
 
 
-def raw_record(fetched: Fetched, archive_path: str, parsed: Klines | FundingRates, source: str) -> RawFileRecord:
+def raw_record(fetched: Fetched, archive_path: str, parsed, source: str, result: UnitResult) -> RawFileRecord:
+    """The ``raw_files`` row of one fetched file; rows and times from the parse, or for files
+    parsed while streaming (ticks, custom data) from the unit's result."""
     af = fetched.planned.file
-    times = parsed.open_time_ms if isinstance(parsed, Klines) else parsed.calc_time_ms
+    if isinstance(parsed, (Klines, FundingRates)):
+        times = parsed.open_time_ms if isinstance(parsed, Klines) else parsed.calc_time_ms
+        rows = parsed.rows_in
+        first = int(times[0]) * NS_PER_MS if len(times) else None
+        last = int(times[-1]) * NS_PER_MS if len(times) else None
+    else:
+        rows, first, last = result.rows_in, result.first_ts_ns, result.last_ts_ns
     return RawFileRecord(
         sha256=fetched.sha256,
         dataset=af.dataset,
         symbol=af.symbol,
-        interval="1m" if af.dataset == KLINES else None,
+        interval=af.interval,
         period_kind=af.kind,
         period_start_ns=af.start_ms * NS_PER_MS,
         period_end_ns=af.end_ms * NS_PER_MS,
@@ -65,16 +74,17 @@ def raw_record(fetched: Fetched, archive_path: str, parsed: Klines | FundingRate
         source=source,
         archive_path=archive_path,
         size_bytes=len(fetched.data),
-        rows=parsed.rows_in,
-        first_ts_ns=int(times[0]) * NS_PER_MS if len(times) else None,
-        last_ts_ns=int(times[-1]) * NS_PER_MS if len(times) else None,
+        rows=rows,
+        first_ts_ns=first,
+        last_ts_ns=last,
+        market=MARKETS[af.market].name,
     )
 
 
 def stage_instruments(staged: StagedCatalog, specs: Sequence[InstrumentSpec]) -> None:
-    """Stage the ``CryptoPerpetual`` of each spec (rewritten in place: same id, ts 0)."""
+    """Stage the instrument of each spec (rewritten in place: same id, ts 0)."""
     for spec in specs:
-        staged.write_objects([crypto_perpetual(spec)], INSTRUMENT_KIND, spec.nautilus_id, replace=True)
+        staged.write_objects([instrument(spec)], INSTRUMENT_KINDS[spec.market], spec.nautilus_id, replace=True)
 
 
 def check_instrument_precision(state: StateManager, spec: InstrumentSpec) -> None:
@@ -98,15 +108,15 @@ def upsert_instrument(state: StateManager, spec: InstrumentSpec) -> None:
         "nautilus_id": spec.nautilus_id,
         "venue": spec.venue,
         "venue_symbol": spec.symbol,
-        "contract": "PERP",
+        "contract": spec.contract,
         "base_currency": spec.base,
         "quote_currency": spec.quote,
-        "margin_currency": spec.quote,
+        "margin_currency": spec.base if spec.market == "cm" else spec.quote,
         "tick_size": str(spec.tick_size),
         "step_size": str(spec.step_size),
         "price_precision": spec.price_precision,
         "size_precision": spec.size_precision,
-        "contract_multiplier": "1",
+        "contract_multiplier": str(spec.multiplier),
         "min_notional": str(spec.min_notional),
         "maker_fee": str(spec.maker_fee),
         "taker_fee": str(spec.taker_fee),
@@ -141,7 +151,7 @@ def record_units(state: StateManager, run_id: int, processed: Sequence[Processed
                 raw_ids.append(existing[0]["id"])
             else:
                 values = dict(raw.__dict__)
-                values["venue"], values["market"] = VENUE, MARKET
+                values["venue"] = VENUE
                 values["downloaded_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
                 raw_ids.append(state.insert("raw_files", values))
         r = unit.result
@@ -156,6 +166,9 @@ def record_units(state: StateManager, run_id: int, processed: Sequence[Processed
                 "rows_in": r.rows_in,
                 "rows_written": r.rows_written,
                 "duplicates": r.duplicates,
+                "market": MARKETS[r.market].name if r.market in MARKETS else r.market,
+                "interval": r.interval,
+                "stats": r.stats or None,
             },
         )
         for ordinal, raw_id in enumerate(raw_ids):

@@ -3,9 +3,11 @@
 Both sources turn a request (dataset, symbol, date range) into a plan of official archive
 files and fetch their bytes. A directory is searched recursively by official file names, so
 the mirror layout (``data/futures/um/monthly/klines/...``) and flat folders both work; files
-under ``spot``/``cm``/``option`` folders are other markets and are ignored. Over HTTP the
-official URLs are built (monthly files for whole months, daily files for partial months),
-downloaded with bounded retries and verified against their published ``.CHECKSUM``.
+under another market's folders (``spot``, ``futures/cm``, ``futures/um``, ``option``) are
+ignored, files outside any market folder count for the requested market. Over HTTP the
+official URLs are built (monthly files for whole months, daily files for partial months and
+always for tick datasets, which keeps one file's bytes to a day), downloaded with bounded
+retries and verified against their published ``.CHECKSUM``.
 """
 
 from __future__ import annotations
@@ -21,13 +23,21 @@ from pathlib import Path
 import httpx
 
 from vibe_quant.data.archive import sha256_hex
-from vibe_quant.data.files import FUNDING, ArchiveFile, next_month, parse_name, plan_files
+from vibe_quant.data.files import (
+    FUNDING,
+    KLINE_INTERVAL,
+    TICK_DATASETS,
+    ArchiveFile,
+    market_of_path,
+    next_month,
+    parse_path,
+    plan_files,
+)
 from vibe_quant.errors import ChecksumMismatchError, UserError, VenueError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
-OTHER_MARKETS = {"spot", "cm", "option"}
 
 
 @dataclass(frozen=True)
@@ -82,22 +92,23 @@ class LocalSource:
         If `root` is not a directory.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, market: str = "um"):
         self.root = Path(root).expanduser().resolve()
+        self.market = market
         if not self.root.is_dir():
             raise UserError(f"--source {root}: not a directory and not an http(s) URL")
-        self.files: dict[tuple[str, str, str, dt.date], Path] = {}
+        self.files: dict[tuple[str, str | None, str, str, dt.date], Path] = {}
         for dirpath, dirnames, filenames in os.walk(self.root):
             rel = Path(dirpath).relative_to(self.root).parts
-            if OTHER_MARKETS.intersection(rel):
+            if market_of_path(rel) not in (None, market):
                 dirnames.clear()
                 continue
             dirnames.sort()
             for fname in sorted(filenames):
-                af = parse_name(fname)
+                af = parse_path(rel, fname, market)
                 if af is None:
                     continue
-                key = (af.dataset, af.symbol, af.kind, af.start)
+                key = (af.dataset, af.interval, af.symbol, af.kind, af.start)
                 # Prefer the zip as served over an unzipped copy of the same file.
                 if key not in self.files or af.ext == "zip":
                     self.files[key] = Path(dirpath) / fname
@@ -105,11 +116,16 @@ class LocalSource:
     def describe(self) -> str:
         return str(self.root)
 
-    def symbols(self, dataset: str) -> set[str]:
-        return {symbol for (ds, symbol, _, _) in self.files if ds == dataset}
+    def symbols(self, dataset: str, interval: str | None = KLINE_INTERVAL) -> set[str]:
+        return {symbol for (ds, iv, symbol, _, _) in self.files if ds == dataset and iv in (None, interval)}
 
     def plan(
-        self, dataset: str, symbol: str, start: dt.date | None, end: dt.date | None
+        self,
+        dataset: str,
+        symbol: str,
+        start: dt.date | None,
+        end: dt.date | None,
+        interval: str | None = KLINE_INTERVAL,
     ) -> tuple[list[Planned], list[str]]:
         """Pick the files covering ``[start, end)`` (all files when both are None).
 
@@ -117,7 +133,9 @@ class LocalSource:
         on disk for a month it is used (a monthly file clipped to a partial range).
         """
         mine = {
-            (kind, day): path for (ds, sym, kind, day), path in self.files.items() if ds == dataset and sym == symbol
+            (kind, day): path
+            for (ds, iv, sym, kind, day), path in self.files.items()
+            if ds == dataset and sym == symbol and iv in (None, interval)
         }
         if start is None or end is None:
             days = sorted(day for _, day in mine)
@@ -134,12 +152,15 @@ class LocalSource:
             monthly = mine.get(("monthly", month))
             lo, hi = max(start, month), min(end, nxt)
             dailies = [(day, mine[("daily", day)]) for day in _days(lo, hi) if ("daily", day) in mine]
-            if monthly is not None and (whole or not dailies or dataset == FUNDING):
-                af = parse_name(monthly.name)
+            use_monthly = monthly is not None and (whole or not dailies or dataset == FUNDING)
+            if use_monthly and dailies and dataset in TICK_DATASETS:  # ticks: one day's bytes at a time
+                use_monthly = False
+            if monthly is not None and use_monthly:
+                af = self._file(monthly)
                 planned.append(Planned(af, *_clip(af, lo, hi), str(monthly)))
             elif dailies:
                 for _day, path in dailies:
-                    af = parse_name(path.name)
+                    af = self._file(path)
                     planned.append(Planned(af, af.start, af.end, str(path)))
                 absent = [d for d in _days(lo, hi) if ("daily", d) not in mine]
                 if absent:
@@ -151,6 +172,11 @@ class LocalSource:
             month = nxt
         return planned, missing
 
+    def _file(self, path: Path) -> ArchiveFile:
+        af = parse_path(path.parent.relative_to(self.root).parts, path.name, self.market)
+        assert af is not None  # it was indexed from this name
+        return af
+
     def fetch(self, planned: Planned, client: httpx.Client | None = None, stored: object = None) -> Fetched:
         path = Path(planned.location)
         try:
@@ -160,6 +186,13 @@ class LocalSource:
         checksum = path.with_name(path.name + ".CHECKSUM")
         text = checksum.read_text(encoding="utf-8", errors="replace") if checksum.exists() else None
         return Fetched(planned, data, _verify(str(path), data, text))
+
+
+def _daily(af: ArchiveFile) -> list[ArchiveFile]:
+    return [
+        ArchiveFile(af.dataset, af.symbol, d, d + dt.timedelta(days=1), "daily", af.ext, af.market, af.interval)
+        for d in _days(af.start, af.end)
+    ]
 
 
 def _days(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -186,8 +219,15 @@ class HttpSource:
         Retries for timeouts, 429 and 5xx answers; 404 means "no such file" (skipped).
     """
 
-    def __init__(self, root_url: str = DEFAULT_ARCHIVE_URL, retry: RetryPolicy | None = None, timeout_s: float = 60.0):
+    def __init__(
+        self,
+        root_url: str = DEFAULT_ARCHIVE_URL,
+        retry: RetryPolicy | None = None,
+        timeout_s: float = 60.0,
+        market: str = "um",
+    ):
         self.root_url = root_url.rstrip("/")
+        self.market = market
         self.retry = retry or RetryPolicy()
         self.timeout_s = timeout_s
 
@@ -202,13 +242,19 @@ class HttpSource:
         )
 
     def plan(
-        self, dataset: str, symbol: str, start: dt.date | None, end: dt.date | None
+        self,
+        dataset: str,
+        symbol: str,
+        start: dt.date | None,
+        end: dt.date | None,
+        interval: str | None = KLINE_INTERVAL,
     ) -> tuple[list[Planned], list[str]]:
         if start is None or end is None:
             raise UserError("downloading needs a date range: pass --years N or --start/--end")
-        return [
-            Planned(af, *_clip(af, start, end), af.url(self.root_url)) for af in plan_files(dataset, symbol, start, end)
-        ], []
+        files = plan_files(dataset, symbol, start, end, self.market, interval)
+        if dataset in TICK_DATASETS:  # a month of ticks is gigabytes: fetch it day by day
+            files = [d for f in files for d in (_daily(f) if f.kind == "monthly" else [f])]
+        return [Planned(af, *_clip(af, start, end), af.url(self.root_url)) for af in files], []
 
     def get(self, client: httpx.Client, url: str) -> bytes | None:
         """GET `url` with retries; return the body, or None on 404.
@@ -272,6 +318,6 @@ class HttpSource:
         raise AssertionError("unreachable")
 
 
-def open_source(source: str) -> LocalSource | HttpSource:
-    """Return the source for `source`: an http(s) archive root or a local directory."""
-    return HttpSource(source) if is_url(source) else LocalSource(source)
+def open_source(source: str, market: str = "um") -> LocalSource | HttpSource:
+    """Return the source for `source` (an http(s) archive root or a local directory) and `market`."""
+    return HttpSource(source, market=market) if is_url(source) else LocalSource(source, market)

@@ -22,14 +22,32 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from nautilus_trader.model.data import FundingRateUpdate
 from nautilus_trader.model.identifiers import InstrumentId
 
-from vibe_quant.data.bars import BASE_TIMEFRAME, NS_PER_MS, TIMEFRAMES, BarArrays, Timeframe, aggregate, bar_table
-from vibe_quant.data.catalog import StagedCatalog, encode_funding, intervals, read_span, subtract
-from vibe_quant.data.files import KLINES, iso_ms, utc_ms
+from vibe_quant.data.bars import (
+    BASE_TIMEFRAME,
+    NS_PER_MS,
+    TIMEFRAMES,
+    BarArrays,
+    Timeframe,
+    aggregate,
+    bar_table,
+    timeframe,
+)
+from vibe_quant.data.catalog import (
+    StagedCatalog,
+    check_same,
+    encode_funding,
+    intervals,
+    read_span,
+    subtract,
+    write_pieces,
+)
+from vibe_quant.data.derivs import CUSTOM_DATASETS, PRICE_KLINE_CLASSES, CustomRows, check_custom_rows, parse_custom
+from vibe_quant.data.files import FUNDING, INTERVAL_MINUTES, KLINES, MARKET, TICK_DATASETS, iso_ms, utc_ms
 from vibe_quant.data.parse import FundingRates, Klines, parse_funding_csv, parse_klines_csv, read_member
+from vibe_quant.data.ticks import TickSource, open_ticks, write_ticks_unit
 from vibe_quant.errors import DataFileError
 from vibe_quant.instruments.specs import InstrumentSpec
 
@@ -40,7 +58,11 @@ NS_PER_HOUR = 3_600_000_000_000
 
 @dataclass
 class UnitResult:
-    """What a unit wrote (counts per timeframe label, and for ``funding``)."""
+    """What a unit wrote (counts per timeframe label, and for ``funding``, ``trades``, ...).
+
+    ``stats`` holds what the manifest reports beyond counts (out-of-order rows sorted, crossed
+    quotes, the bookTicker timestamp source, the source time unit).
+    """
 
     dataset: str
     symbol: str
@@ -51,6 +73,9 @@ class UnitResult:
     first_ts_ns: int | None
     last_ts_ns: int | None
     written: dict[str, int] = field(default_factory=dict)
+    market: str = MARKET
+    interval: str | None = None
+    stats: dict = field(default_factory=dict)
 
     @property
     def rows_written(self) -> int:
@@ -82,60 +107,6 @@ def _covered(root: Path, kind: str, identifier: str, span: tuple[int, int]) -> b
     return span[0] > span[1] or not subtract(span, intervals(root, kind, identifier))
 
 
-def _rows_in(table: pa.Table, lo: int, hi: int) -> pa.Table:
-    ts = table.column("ts_init")
-    mask = pc.and_(pc.greater_equal(ts, pa.scalar(lo, pa.uint64())), pc.less_equal(ts, pa.scalar(hi, pa.uint64())))
-    return table.filter(mask)
-
-
-def _check_same(root: Path, kind: str, identifier: str, new: pa.Table, piece: tuple[int, int], source: str) -> None:
-    old = read_span(root, kind, identifier, piece[0], piece[1])
-    new_rows = _rows_in(new, *piece)
-    old_rows = old if old is not None else new_rows.slice(0, 0)
-    columns = [c for c in new_rows.column_names if c != "instrument_id"]
-    for name in columns:
-        a, b = old_rows.column(name), new_rows.column(name)
-        if len(a) != len(b) or not a.equals(b):
-            where = _first_difference(old_rows, new_rows)
-            raise DataFileError(
-                source,
-                f"conflicts with {identifier} data already in the catalog ({where})",
-                fix="the archive already holds different data for this span; inspect both sources, "
-                "or start a fresh $VQ_HOME if the stored data is wrong",
-            )
-
-
-def _first_difference(old: pa.Table, new: pa.Table) -> str:
-    old_ts = set(old.column("ts_init").to_pylist())
-    new_ts = set(new.column("ts_init").to_pylist())
-    if old_ts != new_ts:
-        ts = min(old_ts ^ new_ts)
-        side = "only in the new file" if ts in new_ts else "only in the catalog"
-        return f"row at ts {ts} is {side}"
-    for i in range(new.num_rows):
-        if old.slice(i, 1).to_pylist() != new.slice(i, 1).to_pylist():
-            return f"values differ at ts {new.column('ts_init')[i].as_py()}"
-    return "tables differ"
-
-
-def _write_pieces(
-    staged: StagedCatalog, root: Path, kind: str, identifier: str, table: pa.Table, span: tuple[int, int], source: str
-) -> int:
-    """Write `table` rows into the uncovered parts of `span`; verify the covered parts."""
-    if span[0] > span[1]:
-        return 0
-    new_pieces = subtract(span, intervals(root, kind, identifier))
-    for piece in subtract(span, new_pieces):
-        _check_same(root, kind, identifier, table, piece, source)
-    written = 0
-    for piece in new_pieces:
-        rows = _rows_in(table, *piece) if len(new_pieces) > 1 or piece != span else table
-        if rows.num_rows:
-            staged.write_table(rows, kind, identifier, piece[0], piece[1])
-            written += rows.num_rows
-    return written
-
-
 def _tf_span(root: Path, base_type: str, tf: Timeframe, start_ms: int, end_ms: int) -> tuple[int, int]:
     """Return the bucket span ``[from, until)`` (ms) that this unit completes for `tf`."""
     step = tf.step_ms
@@ -156,8 +127,12 @@ def write_klines_unit(
     start_ms: int,
     end_ms: int,
     source: str,
+    interval: str = "1m",
 ) -> UnitResult:
     """Stage the 1m bars of `klines` in ``[start_ms, end_ms)`` and every timeframe they complete.
+
+    Klines of another `interval` (spot 1h files, a generic 1d CSV) are stored at that native
+    timeframe only.
 
     Raises
     ------
@@ -167,6 +142,7 @@ def write_klines_unit(
     iid = spec.nautilus_id
     unit = klines.slice_time(start_ms, end_ms)
     bars = BarArrays.from_klines(unit)
+    native = timeframe(interval)
     result = UnitResult(
         "klines",
         spec.symbol,
@@ -174,9 +150,17 @@ def write_klines_unit(
         end_ms,
         len(klines),
         klines.duplicates,
-        int(unit.open_time_ms[0] + 60_000) * NS_PER_MS if len(unit) else None,
-        int(unit.open_time_ms[-1] + 60_000) * NS_PER_MS if len(unit) else None,
+        int(unit.open_time_ms[0] + native.step_ms) * NS_PER_MS if len(unit) else None,
+        int(unit.open_time_ms[-1] + native.step_ms) * NS_PER_MS if len(unit) else None,
+        market=spec.market,
+        interval=interval,
+        stats={"duplicates": klines.duplicates, "time_unit": klines.time_unit},
     )
+    if native is not BASE_TIMEFRAME:  # a native higher timeframe: stored as is, never aggregated
+        table = bar_table(bars, native, iid, spec.price_precision, spec.size_precision)
+        span = (start_ms * NS_PER_MS + 1, end_ms * NS_PER_MS)
+        result.written[native.label] = write_pieces(staged, root, BAR, native.bar_type(iid), table, span, source)
+        return result
     base_type = BASE_TIMEFRAME.bar_type(iid)
     for tf in TIMEFRAMES:
         lo, hi = (start_ms, end_ms) if tf is BASE_TIMEFRAME else _tf_span(root, base_type, tf, start_ms, end_ms)
@@ -195,7 +179,7 @@ def write_klines_unit(
         agg = aggregate(source_bars, tf, lo, hi)
         table = bar_table(agg, tf, iid, spec.price_precision, spec.size_precision)
         span = (lo * NS_PER_MS + 1, hi * NS_PER_MS)
-        result.written[tf.label] = _write_pieces(staged, root, BAR, tf.bar_type(iid), table, span, source)
+        result.written[tf.label] = write_pieces(staged, root, BAR, tf.bar_type(iid), table, span, source)
     return result
 
 
@@ -230,6 +214,8 @@ def write_funding_unit(
         rates.duplicates,
         updates[0].ts_event if updates else None,
         updates[-1].ts_event if updates else None,
+        market=spec.market,
+        stats={"duplicates": rates.duplicates},
     )
     span = (start_ms * NS_PER_MS, end_ms * NS_PER_MS - 1)
     iid = spec.nautilus_id
@@ -237,7 +223,7 @@ def write_funding_unit(
     new_pieces = subtract(span, intervals(root, FUNDING_KIND, iid))
     if table is not None:
         for piece in subtract(span, new_pieces):
-            _check_same(root, FUNDING_KIND, iid, table, piece, source)
+            check_same(root, FUNDING_KIND, iid, table, piece, source)
     written = 0
     for a, b in new_pieces:
         chosen = [u for u in updates if a <= u.ts_init <= b]
@@ -248,18 +234,41 @@ def write_funding_unit(
     return result
 
 
-def parse_source(dataset: str, raw: bytes, name: str, spec: InstrumentSpec) -> Klines | FundingRates:
-    """Parse one source file's bytes (zip or CSV) for `dataset` at `spec`'s precisions."""
+Parsed = Klines | FundingRates | TickSource | CustomRows
+
+
+def parse_source(dataset: str, raw: bytes, name: str, spec: InstrumentSpec, interval: str | None = "1m") -> Parsed:
+    """Parse one source file's bytes (zip or CSV) for `dataset` at `spec`'s precisions.
+
+    Tick files are only opened and checked here (header, columns); their rows are parsed while
+    they stream into the catalog (:func:`~vibe_quant.data.ticks.write_ticks_unit`).
+    """
+    if dataset in TICK_DATASETS:
+        return open_ticks(dataset, raw, name)
     data = read_member(raw, name)
     if dataset == KLINES:
-        return parse_klines_csv(data, name, spec.price_precision, spec.size_precision)
-    return parse_funding_csv(data, name)
+        step = INTERVAL_MINUTES.get(interval or "1m")
+        if step is None:
+            raise DataFileError(name, f"kline interval {interval!r} is not supported ({', '.join(INTERVAL_MINUTES)})")
+        return parse_klines_csv(data, name, spec.price_precision, spec.size_precision, step * 60_000)
+    if dataset in CUSTOM_DATASETS:
+        return parse_custom(dataset, data, name, spec, interval)
+    if dataset == FUNDING:
+        return parse_funding_csv(data, name)
+    raise DataFileError(name, f"unknown dataset {dataset!r}")
 
 
-def check_rows(
-    parsed: Klines | FundingRates, name: str, spec: InstrumentSpec, start_ms: int | None, end_ms: int | None
-) -> None:
-    """Reject rows outside the file's own period and rows before the symbol's listing date."""
+def check_rows(parsed: Parsed, name: str, spec: InstrumentSpec, start_ms: int | None, end_ms: int | None) -> None:
+    """Reject rows outside the file's own period and rows before the symbol's listing date.
+
+    Tick rows are checked while they stream (:mod:`~vibe_quant.data.ticks`).
+    """
+    if isinstance(parsed, TickSource):
+        return
+    if isinstance(parsed, CustomRows):
+        if start_ms is not None and end_ms is not None:
+            check_custom_rows(parsed, name, spec, start_ms, end_ms)
+        return
     times = parsed.open_time_ms if isinstance(parsed, Klines) else parsed.calc_time_ms
     if len(times) == 0:
         return
@@ -279,7 +288,7 @@ def check_rows(
             name,
             f"data starts {iso_ms(int(times[0]))}, before {spec.symbol}'s listing on {spec.listed} (survivorship check)",
             line=int(lines[0]) if lines is not None else None,
-            fix=f"check the file is really {spec.symbol} USD-M data, or correct `listed` in instrument_specs.yaml",
+            fix=f"check the file is really {spec.symbol} data of its market, or correct `listed` in instrument_specs.yaml",
         )
 
 
@@ -287,10 +296,72 @@ def write_unit(
     root: Path,
     staged: StagedCatalog,
     spec: InstrumentSpec,
-    parsed: Klines | FundingRates,
+    parsed: Parsed,
     start_ms: int,
     end_ms: int,
     name: str,
+    file_span_ms: tuple[int, int] | None = None,
+    interval: str | None = "1m",
 ) -> UnitResult:
-    writer = write_klines_unit if isinstance(parsed, Klines) else write_funding_unit
-    return writer(root, staged, spec, parsed, start_ms, end_ms, name)  # type: ignore[arg-type]
+    """Stage one unit ``[start_ms, end_ms)``; `file_span_ms` is the period the file speaks for."""
+    if isinstance(parsed, Klines):
+        return write_klines_unit(root, staged, spec, parsed, start_ms, end_ms, name, interval or "1m")
+    if isinstance(parsed, FundingRates):
+        return write_funding_unit(root, staged, spec, parsed, start_ms, end_ms, name)
+    if isinstance(parsed, TickSource):
+        stats = write_ticks_unit(root, staged, spec, parsed, start_ms, end_ms, file_span_ms or (start_ms, end_ms))
+        label = "quotes" if parsed.layout.is_quote else "trades"
+        return UnitResult(
+            parsed.dataset,
+            spec.symbol,
+            start_ms,
+            end_ms,
+            stats.rows_in,
+            stats.duplicates,
+            stats.first_ts_ns,
+            stats.last_ts_ns,
+            {label: stats.written},
+            spec.market,
+            None,
+            stats.as_dict(),
+        )
+    return write_custom_unit(root, staged, spec, parsed, start_ms, end_ms, name, interval)
+
+
+def write_custom_unit(
+    root: Path,
+    staged: StagedCatalog,
+    spec: InstrumentSpec,
+    rows: CustomRows,
+    start_ms: int,
+    end_ms: int,
+    name: str,
+    interval: str | None = None,
+) -> UnitResult:
+    """Stage custom data rows (metrics, bookDepth, price klines) where the catalog lacks them."""
+    is_bar = rows.cls in PRICE_KLINE_CLASSES.values()
+    # Klines are stamped at their close: a day's klines close in (start, end].
+    span = (start_ms * NS_PER_MS + 1, end_ms * NS_PER_MS) if is_bar else (start_ms * NS_PER_MS, end_ms * NS_PER_MS - 1)
+    table = rows.table
+    ts = rows.ts
+    keep = (ts >= span[0]) & (ts <= span[1])
+    if not keep.all():
+        table = table.filter(pa.array(keep))
+    ts = ts[keep]
+    written = write_pieces(staged, root, rows.cls.kind(), spec.nautilus_id, table, span, name)
+    dataset = next((ds for ds, cls in PRICE_KLINE_CLASSES.items() if cls is rows.cls), None)
+    dataset = dataset or ("metrics" if rows.cls.__name__ == "BinanceOiMetrics" else "bookDepth")
+    return UnitResult(
+        dataset,
+        spec.symbol,
+        start_ms,
+        end_ms,
+        rows.rows_in,
+        rows.duplicates,
+        int(ts[0]) if len(ts) else None,
+        int(ts[-1]) if len(ts) else None,
+        {dataset: written},
+        spec.market,
+        interval if is_bar else None,
+        rows.stats,
+    )

@@ -19,8 +19,18 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from vibe_quant import code_version
-from vibe_quant.data.bars import BASE_TIMEFRAME, NS_PER_MS, TIMEFRAMES, BarArrays, aggregate
+from vibe_quant.data.bars import (
+    BASE_TIMEFRAME,
+    NS_PER_MS,
+    TIMEFRAME_BY_LABEL,
+    TIMEFRAMES,
+    BarArrays,
+    aggregate,
+    timeframe,
+)
 from vibe_quant.data.catalog import data_dir, parse_interval_filename
+from vibe_quant.data.custom import CUSTOM_TYPES
+from vibe_quant.data.files import INTERVAL_MINUTES
 from vibe_quant.home import Home
 from vibe_quant.state import StateManager
 
@@ -94,9 +104,9 @@ def summarize(home: Home, state: StateManager, deep: bool = False) -> dict:
     With `deep`, also ``ohlc_violations`` and ``aggregation_mismatches`` per symbol (both must
     be zero for a healthy catalog).
     """
-    instruments = {row["venue_symbol"]: row for row in state.find("instruments", order_by="venue_symbol")}
+    instruments = {_symbol_key(row): row for row in state.find("instruments", order_by="venue_symbol")}
     symbols: dict[str, dict] = {}
-    for symbol, inst in instruments.items():
+    for symbol, inst in sorted(instruments.items()):
         iid = inst["nautilus_id"]
         entry: dict = {
             "instrument_id": iid,
@@ -104,7 +114,9 @@ def summarize(home: Home, state: StateManager, deep: bool = False) -> dict:
             "listed": inst["listed_date"],
             "timeframes": {},
         }
-        for tf in TIMEFRAMES:
+        extra = [timeframe(label) for label in INTERVAL_MINUTES if label not in TIMEFRAME_BY_LABEL]
+        present = [tf for tf in extra if _files(data_dir(home.catalog, "bar", tf.bar_type(iid)))]
+        for tf in sorted([*TIMEFRAMES, *present], key=lambda t: t.minutes):
             files = _files(data_dir(home.catalog, "bar", tf.bar_type(iid)))
             rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
             spans = [parse_interval_filename(f.name) for f in files]
@@ -119,6 +131,7 @@ def summarize(home: Home, state: StateManager, deep: bool = False) -> dict:
         gaps = _gaps(_read_column(base_files, "ts_init"), BASE_TIMEFRAME.step_ms * NS_PER_MS)
         entry["gaps_1m"] = {"count": len(gaps), "missing_bars": sum(g["missing_bars"] for g in gaps), "list": gaps}
         entry["funding"] = _funding_checks(_files(data_dir(home.catalog, FUNDING_KIND, iid)))
+        entry["streams"] = _streams(home, iid)
         if deep:
             entry.update(_deep_checks(home, iid, inst))
         symbols[symbol] = entry
@@ -133,12 +146,49 @@ def summarize(home: Home, state: StateManager, deep: bool = False) -> dict:
     }
 
 
+STREAM_KINDS = {
+    "trades": "trade_tick",
+    "quotes": "quote_tick",
+    **{c.__name__.removeprefix("Binance"): c.kind() for c in CUSTOM_TYPES},
+}
+MARKET_PREFIX = {"futures-um": "", "futures-cm": "cm:", "spot": "spot:"}
+
+
+def _symbol_key(inst: dict) -> str:
+    """Status key of an instrument: ``BTCUSDT`` (USD-M), ``spot:BTCUSDT``, ``cm:BTCUSD_PERP``."""
+    prefix = {"PERP": "", "SPOT": "spot:", "INVERSE_PERP": "cm:"}.get(inst["contract"], "")
+    return prefix + inst["venue_symbol"]
+
+
+def _streams(home: Home, iid: str) -> dict:
+    """Rows, files and first/last event time of the tick and custom-data streams of one instrument
+    (from Parquet metadata: nothing is decoded)."""
+    out = {}
+    for label, kind in STREAM_KINDS.items():
+        files = _files(data_dir(home.catalog, kind, iid))
+        if not files:
+            continue
+        rows, lo, hi = 0, None, None
+        for f in files:
+            meta = pq.ParquetFile(f).metadata
+            rows += meta.num_rows
+            col = meta.schema.to_arrow_schema().get_field_index("ts_event")
+            for g in range(meta.num_row_groups):
+                st = meta.row_group(g).column(col).statistics
+                if st is not None and st.has_min_max:
+                    lo = st.min if lo is None else min(lo, st.min)
+                    hi = st.max if hi is None else max(hi, st.max)
+        out[label] = {"rows": rows, "files": len(files), "first": iso(lo), "last": iso(hi)}
+    return out
+
+
 def _datasets(state: StateManager) -> dict:
     rows = state.conn.execute(
-        """SELECT u.dataset, u.symbol, r.original_name, r.sha256, r.source, r.rows, r.first_ts_ns, r.last_ts_ns,
-                  u.rows_in, u.rows_written, u.duplicates, u.period_start_ns, u.period_end_ns
+        """SELECT u.dataset, u.symbol, u.market, u.interval, u.stats, r.original_name, r.sha256, r.source, r.rows,
+                  r.first_ts_ns, r.last_ts_ns, u.rows_in, u.rows_written, u.duplicates, u.period_start_ns,
+                  u.period_end_ns
            FROM ingest_units u JOIN unit_sources s ON s.unit_id = u.id JOIN raw_files r ON r.id = s.raw_file_id
-           ORDER BY u.dataset, u.symbol, u.period_start_ns, s.ordinal"""
+           ORDER BY u.market, u.dataset, u.interval, u.symbol, u.period_start_ns, s.ordinal"""
     ).fetchall()
     errors = dict(
         state.conn.execute(
@@ -147,7 +197,8 @@ def _datasets(state: StateManager) -> dict:
     )
     out: dict[str, dict] = {}
     for row in rows:
-        key = f"{row['dataset']}/{row['symbol']}"
+        dataset = row["dataset"] if row["interval"] in (None, "1m") else f"{row['dataset']}@{row['interval']}"
+        key = f"{dataset}/{MARKET_PREFIX.get(row['market'], row['market'] + ':')}{row['symbol']}"
         d = out.setdefault(
             key,
             {
@@ -172,6 +223,13 @@ def _datasets(state: StateManager) -> dict:
         d["rows_in"] += row["rows_in"]
         d["rows_written"] += row["rows_written"]
         d["duplicates"] += row["duplicates"]
+        stats = json.loads(row["stats"]) if row["stats"] else {}
+        for k in ("out_of_order", "crossed", "clipped", "flat_tail_cut"):
+            if stats.get(k):
+                d[k] = d.get(k, 0) + stats[k]
+        for field, n in (stats.get("ts_source") or {}).items():
+            d.setdefault("ts_source", {})
+            d["ts_source"][field] = d["ts_source"].get(field, 0) + n
         for k, v, fn in (("min_ts", row["first_ts_ns"], min), ("max_ts", row["last_ts_ns"], max)):
             if v is not None:
                 d[k] = iso(v) if d[k] is None else fn(d[k], iso(v))
@@ -289,11 +347,29 @@ def render_report(summary: dict) -> str:
             )
     lines += ["", "## Sources", ""]
     for key, d in summary["datasets"].items():
+        extra = "".join(
+            f", {d[k]:,} {label}"
+            for k, label in (
+                ("out_of_order", "row(s) out of order (sorted)"),
+                ("crossed", "crossed quote(s) bid > ask (kept)"),
+                ("clipped", "row(s) outside the requested range"),
+                ("flat_tail_cut", "flat tail bar(s) cut"),
+            )
+            if d.get(k)
+        )
+        if d.get("ts_source"):
+            extra += ", ts_event from " + ", ".join(f"{f} {n:,}" for f, n in sorted(d["ts_source"].items()))
         lines.append(
             f"- {key}: {len(d['files'])} file(s), {d['rows_in']:,} rows read, {d['rows_written']:,} "
-            f"written, {d['duplicates']} duplicate(s) dropped, {d['errors']} error(s); "
+            f"written, {d['duplicates']} duplicate(s) dropped{extra}, {d['errors']} error(s); "
             f"{d['min_ts']} .. {d['max_ts']}"
         )
+    streams = [(sym, label, st) for sym, s in summary["symbols"].items() for label, st in s.get("streams", {}).items()]
+    if streams:
+        lines += ["", "## Tick and custom-data streams", "", "| instrument | stream | rows | files | first | last |"]
+        lines.append("|---|---|---:|---:|---|---|")
+        for sym, label, st in streams:
+            lines.append(f"| {sym} | {label} | {st['rows']:,} | {st['files']} | {st['first']} | {st['last']} |")
     lines += [
         "",
         f"Raw archive: {summary['archive']['files']} file(s), {summary['archive']['bytes']:,} bytes. "

@@ -52,6 +52,24 @@ class Defaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         _check_fee(maker_fee=self.maker_fee, taker_fee=self.taker_fee)
 
 
+class MarketDefaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Defaults of a spot or COIN-M section (no margin schedule of their own yet)."""
+
+    quote: str
+    maker_fee: Decimal
+    taker_fee: Decimal
+    min_notional: Decimal
+
+    def __post_init__(self) -> None:
+        _check_positive(min_notional=self.min_notional)
+        _check_fee(maker_fee=self.maker_fee, taker_fee=self.taker_fee)
+
+
+class MarketSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    defaults: MarketDefaults
+    symbols: dict[str, dict[str, Any]]
+
+
 class SymbolEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     base: str
     tick_size: Decimal
@@ -64,9 +82,16 @@ class SymbolEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     taker_fee: Decimal | None = None
     margin_schedule: str | None = None
     listed: dt.date | None = None
+    quote: str | None = None
+    multiplier: Decimal | None = None  # COIN-M: USD per contract
 
     def __post_init__(self) -> None:
-        _check_positive(tick_size=self.tick_size, step_size=self.step_size, min_notional=self.min_notional)
+        _check_positive(
+            tick_size=self.tick_size,
+            step_size=self.step_size,
+            min_notional=self.min_notional,
+            multiplier=self.multiplier,
+        )
         _check_fee(maker_fee=self.maker_fee, taker_fee=self.taker_fee)
 
 
@@ -91,6 +116,8 @@ class SpecsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     defaults: Defaults
     margin_schedules: dict[str, list[MarginTier]]
     symbols: dict[str, dict[str, Any]]  # converted one by one so errors can name the symbol
+    spot: MarketSection | None = None
+    coin_m: MarketSection | None = None
 
 
 class InstrumentSpec(msgspec.Struct, frozen=True):
@@ -120,14 +147,30 @@ class InstrumentSpec(msgspec.Struct, frozen=True):
     source: str
     spec_version: str
     spec_sha256: str
+    market: str = "um"  # um (USD-M perpetual), cm (COIN-M inverse perpetual), spot
+    multiplier: Decimal = Decimal(1)
 
     @property
     def nautilus_id(self) -> str:
+        """NautilusTrader's Binance adapter ids: ``BTCUSDT-PERP``, ``BTCUSD-PERP`` (COIN-M ``BTCUSD_PERP``), ``BTCUSDT``."""
+        if self.market == "spot":
+            return f"{self.symbol}.{self.venue}"
+        if self.market == "cm":
+            return f"{self.symbol.replace('_PERP', '')}-PERP.{self.venue}"
         return f"{self.symbol}-PERP.{self.venue}"
 
     @property
+    def contract(self) -> str:
+        return {"um": "PERP", "cm": "INVERSE_PERP", "spot": "SPOT"}[self.market]
+
+    @property
     def canonical_id(self) -> str:
-        return f"{self.venue}:{self.symbol}:PERP"
+        return f"{self.venue}:{self.symbol}:{self.contract}"
+
+    @property
+    def key(self) -> str:
+        """Unique across markets: ``BTCUSDT`` (USD-M), ``spot:BTCUSDT``, ``cm:BTCUSD_PERP``."""
+        return self.symbol if self.market == "um" else f"{self.market}:{self.symbol}"
 
     def tier_for(self, notional: Decimal) -> tuple[MarginTier, Decimal]:
         """Return the margin tier covering `notional` (USDT) and its maintenance amount."""
@@ -183,15 +226,23 @@ class InstrumentSpecs:
         except msgspec.DecodeError as exc:
             raise ConfigError(f"{self.path}: not valid YAML: {exc}") from exc
         self._check_schedules()
-        self._entries: dict[str, SymbolEntry] = {}
-        for symbol, raw_entry in self.file.symbols.items():
-            try:
-                self._entries[symbol] = msgspec.convert(raw_entry, SymbolEntry)
-            except msgspec.ValidationError as exc:
-                where = str(exc).replace(" - at `$`", "").replace("`$.", f"`symbols.{symbol}.")
-                raise ConfigError(f"{self.path}: symbols.{symbol}: {where}. Fix that field.") from exc
+        d = self.file.defaults
+        sections = {"um": ("symbols", d, self.file.symbols)}
+        for key, name, section in (("spot", "spot", self.file.spot), ("cm", "coin_m", self.file.coin_m)):
+            if section is not None:
+                sections[key] = (f"{name}.symbols", section.defaults, section.symbols)
         # Resolve every symbol now: a broken entry fails the load, not a later lookup.
-        self._specs = {symbol: self._resolve(symbol, entry) for symbol, entry in self._entries.items()}
+        self._markets: dict[str, dict[str, InstrumentSpec]] = {}
+        for market, (where, defaults, symbols) in sections.items():
+            specs = self._markets[market] = {}
+            for symbol, raw_entry in symbols.items():
+                try:
+                    entry = msgspec.convert(raw_entry, SymbolEntry)
+                except msgspec.ValidationError as exc:
+                    found = str(exc).replace(" - at `$`", "").replace("`$.", f"`{where}.{symbol}.")
+                    raise ConfigError(f"{self.path}: {where}.{symbol}: {found}. Fix that field.") from exc
+                specs[symbol] = self._resolve(symbol, entry, market, defaults, f"{where}.{symbol}")
+        self._specs = self._markets["um"]
 
     def _check_schedules(self) -> None:
         for name, tiers in self.file.margin_schedules.items():
@@ -226,23 +277,31 @@ class InstrumentSpecs:
     def __contains__(self, symbol: str) -> bool:
         return symbol in self._specs
 
-    def get(self, symbol: str) -> InstrumentSpec:
-        """Return the resolved spec of venue symbol `symbol` (e.g. ``FILUSDT``).
+    def market(self, market: str) -> dict[str, InstrumentSpec]:
+        """Return the specs of one market (``um``, ``cm``, ``spot``), empty if the file has none."""
+        return self._markets.get(market, {})
+
+    def get(self, symbol: str, market: str = "um") -> InstrumentSpec:
+        """Return the resolved spec of venue symbol `symbol` (e.g. ``FILUSDT``) in `market`.
 
         Raises
         ------
         UnknownSymbolError
-            If the file has no entry for `symbol` (with a did-you-mean).
+            If the file has no entry for `symbol` in that market (with a did-you-mean).
         """
-        spec = self._specs.get(symbol)
+        specs = self._markets.get(market, {})
+        spec = specs.get(symbol)
         if spec is None:
-            raise UnknownSymbolError(symbol, self._specs, self.path)
+            where = self.path if market == "um" else f"{self.path} ({'coin_m' if market == 'cm' else market} section)"
+            raise UnknownSymbolError(symbol, specs, where)
         return spec
 
-    def _resolve(self, symbol: str, entry: SymbolEntry) -> InstrumentSpec:
-        d = self.file.defaults
-        where = f"{self.path}: symbols.{symbol}"
-        schedule = entry.margin_schedule or d.margin_schedule
+    def _resolve(
+        self, symbol: str, entry: SymbolEntry, market: str = "um", d=None, where_key: str | None = None
+    ) -> InstrumentSpec:
+        d = d or self.file.defaults
+        where = f"{self.path}: {where_key or 'symbols.' + symbol}"
+        schedule = entry.margin_schedule or getattr(d, "margin_schedule", None) or self.file.defaults.margin_schedule
         if schedule not in self.file.margin_schedules:
             known = ", ".join(sorted(self.file.margin_schedules))
             raise ConfigError(f"{where}.margin_schedule {schedule!r} is not in margin_schedules ({known})")
@@ -253,7 +312,7 @@ class InstrumentSpecs:
             symbol=symbol,
             venue=self.file.venue,
             base=entry.base,
-            quote=d.quote,
+            quote=entry.quote or d.quote,
             tick_size=entry.tick_size,
             step_size=entry.step_size,
             price_precision=price_precision,
@@ -268,6 +327,8 @@ class InstrumentSpecs:
             source=entry.source,
             spec_version=self.file.version,
             spec_sha256=self.sha256,
+            market=market,
+            multiplier=entry.multiplier or Decimal(1),
         )
 
 
@@ -280,12 +341,16 @@ def _precision(explicit: int | None, increment: Decimal, where: str) -> int:
     return explicit
 
 
-def normalize_symbol(text: str) -> str:
+def normalize_symbol(text: str, market: str = "um") -> str:
     """Return the venue symbol in any accepted spelling.
 
     ``btcusdt``, ``BTCUSDT-PERP``, ``BTCUSDT-PERP.BINANCE`` and ``BINANCE:BTCUSDT:PERP`` all
-    give ``BTCUSDT``.
+    give ``BTCUSDT``; in COIN-M (`market` ``cm``) ``BTCUSD-PERP.BINANCE`` and ``btcusd`` give
+    ``BTCUSD_PERP``.
     """
+    if market == "cm":
+        s = normalize_symbol(text)
+        return s if s.endswith("_PERP") else f"{s}_PERP"
     s = text.strip()
     if s.count(":") == 2:
         s = s.split(":")[1]
