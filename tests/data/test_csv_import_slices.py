@@ -31,6 +31,8 @@ from nautilus_trader.model.objects import Money
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from tests.conftest import MIRROR, PROJECT, SHARED_DATA
+from tests.data.test_derivs import db_counts
+from tests.data.test_ingest import snapshot
 from vibe_quant.data.custom import BinanceOiMetrics
 from vibe_quant.data.ingest import IngestRequest, run_ingest
 from vibe_quant.data.rebuild import rebuild_from_archive
@@ -88,20 +90,6 @@ def expected_ohlcv(row: list[str]) -> tuple[Decimal, ...]:
 
 def bars(home: Home, bar_type: str) -> list:
     return ParquetDataCatalog(str(home.catalog)).bars([bar_type])
-
-
-def snapshot(home: Home) -> dict[str, str]:
-    out = {}
-    for root in (home.catalog, home.archive):
-        for path in sorted(root.rglob("*")):
-            if path.is_file():
-                out[str(path.relative_to(home.root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
-
-
-def db_counts(home: Home) -> dict[str, int]:
-    with StateManager(home.db_path) as db:
-        return {t: db.count(t) for t in ("raw_files", "ingest_units", "unit_sources")}
 
 
 # -- 1. spot klines: ms 1m days, then µs native 1h days ---------------------------------------------

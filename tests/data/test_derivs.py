@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import hashlib
 import json
 import random
 from decimal import Decimal
@@ -24,6 +23,7 @@ from nautilus_trader.model.data import CustomData
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from tests.conftest import PROJECT
+from tests.data.test_ingest import snapshot
 from vibe_quant.data.custom import (
     BinanceBookDepth,
     BinanceData,
@@ -103,16 +103,6 @@ def query(home: Home, cls: type[BinanceData]) -> list[BinanceData]:
     objs = [r.data for r in result]
     assert all(type(o) is cls for o in objs)
     return objs
-
-
-def snapshot(home: Home) -> dict[str, str]:
-    """sha256 of every file under the catalog and the raw archive."""
-    out = {}
-    for root in (home.catalog, home.archive):
-        for path in sorted(root.rglob("*")):
-            if path.is_file():
-                out[str(path.relative_to(home.root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
 
 
 def db_counts(home: Home) -> dict[str, int]:

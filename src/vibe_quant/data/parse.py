@@ -357,10 +357,9 @@ def _reject_nulls(table: pa.Table, name: str, line0: int) -> None:
     raise DataFileError(name, problem, line=line0 + first)
 
 
-def _to_ms(
-    raw: np.ndarray, name: str, line0: int, column: str, expect_unit: str | None = None
-) -> tuple[np.ndarray, str]:
-    """Return Binance timestamps `raw` (ms or µs, one unit per file) in milliseconds (floored)."""
+def time_unit(raw: np.ndarray, name: str, line0: int, column: str, expect_unit: str | None = None) -> str:
+    """Return the unit of Binance timestamps `raw`: ``ms`` or ``us`` (one unit per file; the first
+    row decides unless `expect_unit` is given). Rejects implausible values and mixed units."""
     bad = np.flatnonzero(raw >= _MAX_US)
     if len(bad):
         i = int(bad[0])
@@ -383,6 +382,15 @@ def _to_ms(
     if len(bad):
         i = int(bad[0])
         raise DataFileError(name, f"{column} {raw[i]} is before 2009: not a Binance timestamp", line=line0 + i)
+    return unit
+
+
+def _to_ms(
+    raw: np.ndarray, name: str, line0: int, column: str, expect_unit: str | None = None
+) -> tuple[np.ndarray, str]:
+    """Return Binance timestamps `raw` (ms or µs, one unit per file) in milliseconds (floored)."""
+    unit = time_unit(raw, name, line0, column, expect_unit)
+    ms = raw // 1000 if unit == "us" else raw
     if unit == "us" and column != "close_time" and (raw % 1000).any():  # close times end in 999
         i = int(np.flatnonzero(raw % 1000)[0])
         raise DataFileError(name, f"{column} {raw[i]} is not a whole-millisecond timestamp", line=line0 + i)

@@ -42,13 +42,11 @@ from vibe_quant.data.bars import FIXED_PRECISION, NS_PER_MS, fixed128
 from vibe_quant.data.catalog import StagedCatalog, data_dir, interval_filename, intervals, subtract, write_pieces
 from vibe_quant.data.files import AGG_TRADES, BOOK_TICKER, TRADES, iso_ms, utc_ms
 from vibe_quant.data.parse import (
-    _MAX_US,
-    _MIN_MS,
-    _US_THRESHOLD,
     _decimal_check,
     _int_check,
     _locate_csv_problem,
     _mantissas,
+    time_unit,
 )
 from vibe_quant.errors import DataFileError
 from vibe_quant.instruments.specs import InstrumentSpec
@@ -288,23 +286,8 @@ def _ints(column: pa.Array, name: str, key: str, line0: int) -> np.ndarray:
 
 
 def _to_ns(raw: np.ndarray, unit: str | None, name: str, line0: int, column: str) -> tuple[np.ndarray, str]:
-    """Return ms or µs Binance timestamps in ns; one unit per file (the first row decides)."""
-    bad = np.flatnonzero((raw >= _MAX_US) | (raw < _MIN_MS))
-    if len(bad):
-        i = int(bad[0])
-        raise DataFileError(name, f"{column} {raw[i]} is not a ms or µs timestamp after 2009", line=line0 + i)
-    is_us = raw >= _US_THRESHOLD
-    unit = unit or ("us" if is_us[0] else "ms")
-    wrong = np.flatnonzero(is_us != (unit == "us"))
-    if len(wrong):
-        i = int(wrong[0])
-        raise DataFileError(
-            name,
-            f"{column} {raw[i]} is in {'microseconds' if is_us[i] else 'milliseconds'} but the file's first "
-            f"timestamp is in {'microseconds' if unit == 'us' else 'milliseconds'}; one file must use one unit",
-            line=line0 + i,
-            fix="the file mixes sources: re-download it",
-        )
+    """Return ms or µs Binance timestamps in ns, exactly; one unit per file (the first row decides)."""
+    unit = time_unit(raw, name, line0, column, unit)
     return raw * (1_000 if unit == "us" else NS_PER_MS), unit
 
 
