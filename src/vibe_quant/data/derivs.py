@@ -43,7 +43,7 @@ from vibe_quant.data.files import (
     iso_ms,
     utc_ms,
 )
-from vibe_quant.data.parse import KLINE_COLUMNS, _decimal_check, _int_check, _locate_csv_problem, _to_ms
+from vibe_quant.data.parse import KLINE_COLUMNS, _decimal_check, _int_check, _locate_csv_problem, kline_open_ms
 from vibe_quant.data.ticks import header_fields, is_header
 from vibe_quant.errors import DataFileError
 from vibe_quant.instruments.specs import InstrumentSpec
@@ -215,20 +215,7 @@ def _kline_close_ns(table: pa.Table, name: str, line0: int, interval: str) -> tu
     if interval not in INTERVAL_MINUTES:
         raise DataFileError(name, f"interval {interval!r} is not supported ({', '.join(INTERVAL_MINUTES)})")
     step_ms = INTERVAL_MINUTES[interval] * 60_000
-    open_raw = table.column("open_time").to_numpy()
-    close_raw = table.column("close_time").to_numpy()
-    open_ms, unit = _to_ms(open_raw, name, line0, "open_time")
-    _to_ms(close_raw, name, line0, "close_time", expect_unit=unit)
-    tick = 1000 if unit == "us" else 1
-    bad = np.flatnonzero((close_raw - open_raw != step_ms * tick - 1) | (open_ms % step_ms != 0))
-    if len(bad):
-        i = int(bad[0])
-        raise DataFileError(
-            name,
-            f"open_time {open_raw[i]} / close_time {close_raw[i]} is not one aligned {interval} kline",
-            line=line0 + i,
-            fix="ingest files of the interval they are named for (--interval)",
-        )
+    open_ms, unit = kline_open_ms(table, name, line0, step_ms)
     return (open_ms + step_ms) * NS_PER_MS, unit
 
 

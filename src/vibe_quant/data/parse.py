@@ -273,14 +273,9 @@ def combine_klines(parts: list[Klines]) -> Klines:
     )
 
 
-def _klines_from_table(
-    table: pa.Table, name: str, header: bool, price_precision: int, size_precision: int, interval_ms: int
-) -> Klines:
-    n = table.num_rows
-    line0 = 1 + int(header)  # line of row 0
-    if n == 0:
-        return Klines(*(np.empty(0, np.int64) for _ in range(7)), 0, 0, "ms")  # type: ignore[arg-type]
-    _reject_nulls(table, name, line0)
+def kline_open_ms(table: pa.Table, name: str, line0: int, interval_ms: int) -> tuple[np.ndarray, str]:
+    """Return the open times (ms) and source unit of a kline table's ``open_time``/``close_time``
+    columns, after checking each row is one aligned kline of `interval_ms`."""
     open_raw = table.column("open_time").to_numpy()
     close_raw = table.column("close_time").to_numpy()
     open_ms, unit = _to_ms(open_raw, name, line0, "open_time")
@@ -299,6 +294,19 @@ def _klines_from_table(
     if len(bad):
         i = int(bad[0])
         raise DataFileError(name, f"open_time {open_raw[i]} is not aligned to the interval", line=line0 + i)
+    return open_ms, unit
+
+
+def _klines_from_table(
+    table: pa.Table, name: str, header: bool, price_precision: int, size_precision: int, interval_ms: int
+) -> Klines:
+    n = table.num_rows
+    line0 = 1 + int(header)  # line of row 0
+    if n == 0:
+        return Klines(*(np.empty(0, np.int64) for _ in range(7)), 0, 0, "ms")  # type: ignore[arg-type]
+    _reject_nulls(table, name, line0)
+    open_ms, unit = kline_open_ms(table, name, line0, interval_ms)
+    open_raw = table.column("open_time").to_numpy()  # as written, for messages
 
     cols = {}
     for key in (*PRICE_COLUMNS, "volume"):

@@ -21,6 +21,24 @@ def instrument(spec: InstrumentSpec, ts_init: int = 0) -> Instrument:
     return crypto_perpetual(spec, ts_init)
 
 
+def _shared(spec: InstrumentSpec, ts_init: int) -> dict:
+    """Constructor arguments every instrument kind takes from its spec."""
+    return {
+        "instrument_id": InstrumentId.from_str(spec.nautilus_id),
+        "raw_symbol": Symbol(spec.symbol),
+        "price_precision": spec.price_precision,
+        "size_precision": spec.size_precision,
+        "price_increment": Price(spec.tick_size, spec.price_precision),
+        "size_increment": Quantity(spec.step_size, spec.size_precision),
+        "min_quantity": Quantity(spec.step_size, spec.size_precision),
+        "maker_fee": spec.maker_fee,
+        "taker_fee": spec.taker_fee,
+        "ts_event": ts_init,
+        "ts_init": ts_init,
+        "info": {"canonical_id": spec.canonical_id, "spec_version": spec.spec_version},
+    }
+
+
 def _currency(code: str) -> Currency:
     return USDT if code == "USDT" else Currency.from_str(code, strict=False)
 
@@ -29,23 +47,12 @@ def currency_pair(spec: InstrumentSpec, ts_init: int = 0) -> CurrencyPair:
     """Return the spot ``CurrencyPair`` for `spec` (``BTCUSDT.BINANCE``)."""
     quote = _currency(spec.quote)
     return CurrencyPair(
-        instrument_id=InstrumentId.from_str(spec.nautilus_id),
-        raw_symbol=Symbol(spec.symbol),
+        **_shared(spec, ts_init),
         base_currency=_currency(spec.base),
         quote_currency=quote,
-        price_precision=spec.price_precision,
-        size_precision=spec.size_precision,
-        price_increment=Price(spec.tick_size, spec.price_precision),
-        size_increment=Quantity(spec.step_size, spec.size_precision),
-        min_quantity=Quantity(spec.step_size, spec.size_precision),
         min_notional=Money(spec.min_notional, quote),
         margin_init=Decimal(1),
         margin_maint=Decimal(1),
-        maker_fee=spec.maker_fee,
-        taker_fee=spec.taker_fee,
-        ts_event=ts_init,
-        ts_init=ts_init,
-        info={"canonical_id": spec.canonical_id, "spec_version": spec.spec_version},
     )
 
 
@@ -55,25 +62,14 @@ def inverse_perpetual(spec: InstrumentSpec, ts_init: int = 0) -> CryptoPerpetual
     base = _currency(spec.base)
     first = spec.margin_tiers[0]
     return CryptoPerpetual(
-        instrument_id=InstrumentId.from_str(spec.nautilus_id),
-        raw_symbol=Symbol(spec.symbol),
+        **_shared(spec, ts_init),
         base_currency=base,
         quote_currency=_currency(spec.quote),
         settlement_currency=base,
         is_inverse=True,
-        price_precision=spec.price_precision,
-        size_precision=spec.size_precision,
-        price_increment=Price(spec.tick_size, spec.price_precision),
-        size_increment=Quantity(spec.step_size, spec.size_precision),
         multiplier=Quantity(spec.multiplier, 0),
-        min_quantity=Quantity(spec.step_size, spec.size_precision),
         margin_init=Decimal(1) / Decimal(first.max_leverage),
         margin_maint=first.mmr,
-        maker_fee=spec.maker_fee,
-        taker_fee=spec.taker_fee,
-        ts_event=ts_init,
-        ts_init=ts_init,
-        info={"canonical_id": spec.canonical_id, "spec_version": spec.spec_version},
     )
 
 
@@ -93,23 +89,12 @@ def crypto_perpetual(spec: InstrumentSpec, ts_init: int = 0) -> CryptoPerpetual:
     quote = USDT if spec.quote == "USDT" else Currency.from_str(spec.quote, strict=False)
     first = spec.margin_tiers[0]
     return CryptoPerpetual(
-        instrument_id=InstrumentId.from_str(spec.nautilus_id),
-        raw_symbol=Symbol(spec.symbol),
+        **_shared(spec, ts_init),
         base_currency=Currency.from_str(spec.base, strict=False),
         quote_currency=quote,
         settlement_currency=quote,
         is_inverse=False,
-        price_precision=spec.price_precision,
-        size_precision=spec.size_precision,
-        price_increment=Price(spec.tick_size, spec.price_precision),
-        size_increment=Quantity(spec.step_size, spec.size_precision),
-        min_quantity=Quantity(spec.step_size, spec.size_precision),
         min_notional=Money(spec.min_notional, quote),
         margin_init=Decimal(1) / Decimal(first.max_leverage),
         margin_maint=first.mmr,
-        maker_fee=spec.maker_fee,
-        taker_fee=spec.taker_fee,
-        ts_event=ts_init,
-        ts_init=ts_init,
-        info={"canonical_id": spec.canonical_id, "spec_version": spec.spec_version},
     )
