@@ -139,6 +139,20 @@ def demo_command() -> None:
     out.print(f"hard filters: {msgspec.to_builtins(screen_spec.filters)} (seed default min_trades is 50)")
     screening = run_screening(h, screen_row, workers=2, specs_path=str(state.specs) if state.specs else None)
     print_summary(screening, h.runs / f"screening-{screen_row}" / "summary.json", top=5)
+    # The sweep replayed only the bars where the strategy could act; replaying every bar must agree.
+    from vibe_quant.backtest.persist import clean
+    from vibe_quant.backtest.runner import load_market_data, run_backtest
+    from vibe_quant.screening.worker import POINT_METRICS
+
+    with StateManager(h.db_path) as db:
+        check = max(db.find("sweep_results", run_id=screen_row), key=lambda r: r["total_trades"] or 0)
+    full = run_backtest(msgspec.structs.replace(screen_base, params=check["parameters"]),
+                       load_market_data(h.catalog, screen_base, specs))  # fmt: skip
+    replay_same = all(clean(full.metrics[k]) == check["metrics"][k] for k in POINT_METRICS)
+    out.print(
+        f"check: point {check['id']} ({check['total_trades']} trades) replayed on every bar: "
+        f"{'identical metrics' if replay_same else 'DIFFERENT metrics'} (net PnL {full.metrics['net_pnl']:,.2f})"
+    )
 
     out.rule("[bold]9. overfitting filters: DSR, purged K-fold, CPCV, PBO, walk-forward, validation of survivors")
     from vibe_quant.overfitting.cli import print_report
@@ -191,7 +205,7 @@ def demo_command() -> None:
     out.print(f"try:        uv run vq --home {h.root} data sql \"SELECT count(*), min(ts_event) FROM trades\"   "
               "(views: trades, quotes, metrics, book_depth, mark_price, index_price, premium_index)")  # fmt: skip
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
-    if not rebuilt.byte_identical or warnings or not ticks_verdict:
+    if not rebuilt.byte_identical or warnings or not ticks_verdict or not replay_same:
         raise UserError("demo checks failed (see above)")
 
 

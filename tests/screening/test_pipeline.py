@@ -5,6 +5,7 @@ process pool, screening and validation agree on signals, clear CLI errors."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import sqlite3
@@ -214,6 +215,25 @@ def test_ray_gives_the_metrics_of_the_process_pool(fil_home: Home, tmp_path: Pat
     assert len(pool) == 2
 
 
+def test_replay_full_stores_the_metrics_of_the_active_replay(cli, fil_home: Home, tmp_path: Path) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    code, output = cli(["--home", str(home.root), *ARGS, "--workers", "2"])
+    assert code == 0, output
+    assert "replay active: the engine replayed" in output
+    code, output = cli(["--home", str(home.root), *ARGS, "--workers", "1", "--replay", "full"])
+    assert code == 0, output
+    assert "replay full: the engine replayed" in output
+    active, full = metrics_by_point(home.db_path, 1), metrics_by_point(home.db_path, 2)
+    assert len(active) == 4
+    drop = {"execution_time_seconds"}
+    assert {p: {k: v for k, v in m.items() if k not in drop} for p, m in active.items()} == {
+        p: {k: v for k, v in m.items() if k not in drop} for p, m in full.items()
+    }
+    summary = json.loads((home.runs / "screening-1" / "summary.json").read_text())
+    assert summary["replay"] == "active"
+    assert 0 < summary["bars_replayed"] < summary["bars"]
+
+
 def test_screening_and_validation_agree_on_signals(fil_home: Home) -> None:
     """Seed 001 integration test: the same parameters give > 90% the same signals in both modes."""
     data = load_market_data(fil_home.catalog, base_config(), InstrumentSpecs())
@@ -244,6 +264,10 @@ def test_cli_errors_are_clear(cli, fil_home: Home, tmp_path: Path) -> None:
     code, output = cli([*h, *ARGS, "--sweep", "rsi.period"])
     assert code == 2
     assert "KEY=V1,V2" in output
+    code, output = cli([*h, *ARGS, "--replay", "fast"])
+    assert code == 2
+    assert "--replay 'fast'" in output
+    assert "active" in output
     code, output = cli([*h, "screen", "run", "--resume", "99"])
     assert code == 2
     assert "no backtest run 99" in output

@@ -122,6 +122,13 @@ class InstrumentState:
     flat_cash: float = 0.0  # cash when the position was last flat
     entry_notional: float = 0.0
     closed: list = field(default_factory=list)
+    _arrays: tuple | None = None  # (ts, closes) as numpy arrays, built once and shared by fresh() copies
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bar close times (int64) and closes (float64) as numpy arrays."""
+        if self._arrays is None:
+            self._arrays = (np.asarray(self.ts, dtype=np.int64), np.asarray(self.closes, dtype=np.float64))
+        return self._arrays
 
     @classmethod
     def from_bars(cls, bars: list, **fields) -> InstrumentState:
@@ -133,6 +140,7 @@ class InstrumentState:
         st.closes = [b.close.as_double() for b in bars]
         st.volumes = [b.volume.as_double() for b in bars]
         st.vols, st.avg_volumes = rolling_inputs(np.asarray(st.closes), np.asarray(st.volumes), st.vol_window)
+        st.arrays()
         return st
 
     def fresh(self) -> InstrumentState:

@@ -256,15 +256,16 @@ def funding_warnings(config: BacktestConfig, data: MarketData) -> list[str]:
     return out
 
 
-def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = None) -> BacktestResult:
-    """Run `config` on `data` and return the ledger, equity curve and metrics.
+def run_backtest(config: BacktestConfig, data: MarketData, run_id: str | None = None,
+                 replay: str = "full") -> BacktestResult:  # fmt: skip
+    """Run `config` on `data` and return the ledger, equity curve and metrics (`replay`: see EngineSession).
 
     Raises
     ------
     ConfigError
         Unknown strategy or parameter, or a parameter of the wrong type.
     """
-    session = EngineSession(config, data)
+    session = EngineSession(config, data, replay)
     try:
         return session.run(config, run_id)
     finally:
@@ -317,6 +318,9 @@ ENGINE_FIELDS = ("symbols", "timeframe", "start", "end", "mode", "latency", "lat
                  "prob_fill_on_limit", "prob_slippage", "seed")  # fmt: skip
 
 
+REPLAYS = ("full", "signals", "active")
+
+
 class EngineSession:
     """One ``BacktestEngine`` with the venue, instruments and bars of `config`, reusable across runs.
 
@@ -324,9 +328,19 @@ class EngineSession:
     the bars once, then ``engine.reset()`` between runs, gives the same results as a fresh engine
     (tests/screening/test_pipeline.py) and saves that setup each time. Each run gets fresh
     instrument states, recorder, fill model and strategies.
+
+    `replay` says how a DSL strategy meets the bars (other strategies, and runs with a sizing or
+    risk gate, always replay every bar with streaming indicators):
+
+    * ``full``: every bar, indicators and conditions evaluated bar by bar (validation, live);
+    * ``signals``: every bar, decisions read from the precomputed :class:`~vibe_quant.dsl.table.SignalTable`;
+    * ``active``: the table, and only the bars on which something can happen (``feed.py``).
+
+    All three give the same fills and metrics (tests/backtest/test_feed.py); ``active`` is
+    screening's default. Indicators are recorded once per session (``IndicatorCache``).
     """
 
-    def __init__(self, config: BacktestConfig, data: MarketData):
+    def __init__(self, config: BacktestConfig, data: MarketData, replay: str = "full"):
         from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
         from nautilus_trader.backtest.models import LatencyModel, MakerTakerFeeModel
         from nautilus_trader.config import LoggingConfig
@@ -349,10 +363,19 @@ class EngineSession:
                                update_latency_nanos=update, cancel_latency_nanos=cancel)  # fmt: skip
         # The engine replays bars in (ts, insertion) order: the venue module indexes its lists by
         # the same merged sequence instead of looking up each bar's type (see venue.py).
+        if replay not in REPLAYS:
+            raise ValueError(f"replay must be one of {REPLAYS}, not {replay!r}")
+        self.replay = replay
         self.all_bars, owners = merged_bars(cfg.symbols, data, self.template)
         self._owner_index = [cfg.symbols.index(st.symbol) for st in owners]
+        self._own = []  # per merged bar, its index among its symbol's bars
+        self._merged: list[list[int]] = [[] for _ in cfg.symbols]  # per symbol, the merged index of its bars
+        for m, x in enumerate(self._owner_index):
+            self._own.append(len(self._merged[x]))
+            self._merged[x].append(m)
+        self._caches: dict[str, object] = {}
         states, recorder, sequence = self._fresh()
-        self.module = PerpVenueModule(states, recorder, sequence, VENUE)
+        self.module = PerpVenueModule(states, recorder, sequence, VENUE, self._own)
         self.venue = Venue(VENUE)
         self.engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR"), run_analysis=False))
         self.engine.add_venue(
@@ -364,7 +387,8 @@ class EngineSession:
         )  # fmt: skip
         for instrument in self.instruments:
             self.engine.add_instrument(instrument)
-        self.engine.add_data(self.all_bars, sort=False)
+        if replay == "full":
+            self.engine.add_data(self.all_bars, sort=False)  # kept by the engine across reset()
         self._pending = (states, recorder)  # the first run uses the objects the engine was built with
         self.runs = 0
 
@@ -380,8 +404,9 @@ class EngineSession:
             cfg.prob_fill_on_limit, cfg.prob_slippage, cfg.seed,
         )  # fmt: skip
 
-    def run(self, config: BacktestConfig, run_id: str | None = None) -> BacktestResult:
-        """Run `config` (same engine fields as the session's) and return its result."""
+    def run(self, config: BacktestConfig, run_id: str | None = None, reports: bool = True) -> BacktestResult:
+        """Run `config` (same engine fields as the session's) and return its result (with
+        NautilusTrader's fills and positions reports unless `reports` is False: screening skips them)."""
         cfg = config.resolved()
         changed = [f for f in ENGINE_FIELDS if getattr(cfg, f) != getattr(self.config, f)]
         if changed:
@@ -395,12 +420,16 @@ class EngineSession:
             self.engine.clear_strategies()
             self.engine.clear_actors()
             states, recorder, sequence = self._fresh()
-            self.module.bind(states, recorder, sequence)
-            self.engine.change_fill_model(self.venue, self._fill_model(states, recorder))
+            self.module.bind(states, recorder, sequence, self._own)
+        # A new fill model each run, also the first: NautilusTrader's limit-fill draws come from
+        # Python's global `random`, which its constructor seeds; seeding when the session was
+        # built would let anything run in between (another session) change this run's fills.
+        self.engine.change_fill_model(self.venue, self._fill_model(states, recorder))
         for message in funding_warnings(cfg, self.data):
             recorder.warn(message)
             log.warning(message)
         gate = self._gate(cfg, recorder)
+        table = self.replay != "full" and gate is None and hasattr(strategy_cls, "next_action")
         strategies = []
         for i, symbol in enumerate(cfg.symbols):
             instrument = self.instruments[i]
@@ -408,7 +437,8 @@ class EngineSession:
                 cfg, config_cls, str(instrument.id), str(self.data.bars[symbol][0].bar_type), i
             )
             strategy = strategy_cls(strategy_cfg)
-            strategy.ctx = RunContext(self.module, recorder, states[instrument.id].leverage, self.taker[symbol], gate)
+            strategy.ctx = RunContext(self.module, recorder, states[instrument.id].leverage, self.taker[symbol], gate,
+                                      self._indicator_cache(symbol) if table else None)  # fmt: skip
             strategies.append(strategy)
             if gate is not None:
                 gate.attach(strategy)
@@ -418,18 +448,48 @@ class EngineSession:
         for strategy in strategies:
             self.engine.add_strategy(strategy)
         t0 = time.perf_counter()
-        self.engine.run()
+        replayed = self._run_engine(strategies if table and self.replay == "active" else None)
         elapsed = time.perf_counter() - t0
         self.runs += 1
         self.module.finish()
         recorder.equity_ts, recorder.equity = self.module.equity_curve()
-        fills_report = self.engine.trader.generate_order_fills_report()
-        positions_report = self.engine.trader.generate_positions_report()
         result = _assemble(cfg, recorder, states, run_id or "", len(self.all_bars), elapsed)
-        result.fills_report, result.positions_report = fills_report, positions_report
+        if reports:
+            result.fills_report = self.engine.trader.generate_order_fills_report()
+            result.positions_report = self.engine.trader.generate_positions_report()
         if gate is not None:
             result.extra["risk"] = gate.summary()
+        result.extra["bars_replayed"] = replayed
+        for strategy in strategies:
+            strategy.release()
         return result
+
+    def _run_engine(self, active: list | None) -> int:
+        """Run the engine over the bars (only the active ones given the strategies); return how many it replayed."""
+        from vibe_quant.backtest.feed import ActiveFeed
+
+        if self.replay == "full":
+            self.engine.run()
+            return len(self.all_bars)
+        if active is not None:
+            feed = ActiveFeed(self.all_bars, self._owner_index, self._own, self._merged, active, self.module)
+            self.module.fed = feed.fed
+            self.engine.add_data_iterator("bars", feed.chunks())
+        else:
+            feed = None
+            self.module.fed = None
+            self.engine.add_data_iterator("bars", iter([self.all_bars]))
+        # the engine holds no static data here: give it the run's span
+        self.engine.run(start=self.all_bars[0].ts_init, end=self.all_bars[-1].ts_init)
+        return feed.replayed if feed is not None else len(self.all_bars)
+
+    def _indicator_cache(self, symbol: str):
+        if symbol not in self._caches:
+            from vibe_quant.dsl.table import IndicatorCache
+
+            spec = self.data.specs[symbol]
+            self._caches[symbol] = IndicatorCache(self.data.bars[symbol], spec.price_precision, spec.size_precision)
+        return self._caches[symbol]
 
     def _gate(self, cfg: BacktestConfig, recorder: RunRecorder):
         """The run's sizing/risk gate (None without --sizing/--risk), trading state set to ACTIVE."""

@@ -81,18 +81,33 @@ class PerpVenueModule(SimulationModule):
     venue : str, default "BINANCE"
     """
 
-    def __init__(self, states: dict, recorder: RunRecorder, sequence: list, venue: str = "BINANCE"):
+    def __init__(self, states: dict, recorder: RunRecorder, sequence: list, venue: str = "BINANCE",
+                 own: list | None = None):  # fmt: skip
         super().__init__(SimulationModuleConfig())
         self.venue = Venue(venue)
         self._subscribed = False  # to the message bus, once per engine (survives engine.reset())
-        self.bind(states, recorder, sequence)
+        self.bind(states, recorder, sequence, own)
 
-    def bind(self, states: dict, recorder: RunRecorder, sequence: list) -> None:
-        """Start a run with fresh per-instrument states (an engine reused after ``reset()`` calls this)."""
+    def bind(self, states: dict, recorder: RunRecorder, sequence: list, own: list | None = None,
+             fed=None) -> None:  # fmt: skip
+        """Start a run with fresh per-instrument states (an engine reused after ``reset()`` calls this).
+
+        `sequence` holds the owner state of each execution bar in replay order and `own` each
+        bar's index in its owner's lists (computed when not given). `fed` (a deque) is for runs
+        that replay only some bars (``feed.py``): it says which bar of the sequence comes next.
+        """
         self.states = states
         self.state_list = list(states.values())
         self.by_instrument = {str(iid): st for iid, st in states.items()}
-        self.sequence = sequence  # owner state of the k-th bar the engine processes
+        self.sequence = sequence
+        if own is None:
+            counts: dict[int, int] = {}
+            own = []
+            for st in sequence:
+                own.append(counts.get(id(st), 0))
+                counts[id(st)] = own[-1] + 1
+        self.own = own
+        self.fed = fed
         self.recorder = recorder
         self._k = -1
         self._last_ts = 0
@@ -114,7 +129,7 @@ class PerpVenueModule(SimulationModule):
     def pre_process(self, data) -> None:
         if data.__class__ is not Bar:
             return
-        self._k += 1
+        self._k = self._k + 1 if self.fed is None else self.fed.popleft()
         st = self.sequence[self._k]
         ts = data.ts_init
         if ts > self._last_ts:
@@ -140,11 +155,11 @@ class PerpVenueModule(SimulationModule):
         if self._dirty:
             self._record_change(self._last_ts)
         self._last_ts = ts
-        sequence, k = self.sequence, self._k
+        sequence, own, k = self.sequence, self.own, self._k
         while k < len(sequence):  # the bars stamped `ts` are consecutive in the sequence
             st = sequence[k]
-            nxt = st.i + 1
-            if nxt >= len(st.ts) or st.ts[nxt] != ts:
+            nxt = own[k]
+            if st.ts[nxt] != ts:
                 break
             st.i = nxt
             if st.next_funding < len(st.funding) and st.funding[st.next_funding][0] <= ts - st.bar_ns:
@@ -178,10 +193,19 @@ class PerpVenueModule(SimulationModule):
         """Record the state after the last bar (call after the engine ran)."""
         if self._dirty or not self.changes:
             self._record_change(self._last_ts)
+        if self.fed is not None:  # bars left out after the last replayed one were all flat: curve to the end
+            for st in self.state_list:
+                st.i = len(st.ts) - 1
+
+    def commands_pending(self) -> bool:
+        """True while an order command (submit, cancel, modify) is on its way to the exchange."""
+        return bool(self._arrivals)
 
     def equity_curve(self) -> tuple[np.ndarray, np.ndarray]:
         """Return (bar close times, equity) with equity = balance + unrealised PnL at each close."""
-        times = np.unique(np.concatenate([np.asarray(st.ts[: st.i + 1], dtype=np.int64) for st in self.state_list]))
+        series = [st.arrays() for st in self.state_list]
+        seen = [(ts[: st.i + 1], closes[: st.i + 1]) for (ts, closes), st in zip(series, self.state_list, strict=True)]
+        times = seen[0][0] if len(seen) == 1 else np.unique(np.concatenate([ts for ts, _ in seen]))
         if times.size == 0:
             return times, np.empty(0)
         change_ts = np.array([c[0] for c in self.changes], dtype=np.int64)
@@ -190,10 +214,9 @@ class PerpVenueModule(SimulationModule):
         equity = np.array([c[1] for c in self.changes])[idx]
         qty = np.array([c[2] for c in self.changes])[idx]
         avg = np.array([c[3] for c in self.changes])[idx]
-        for j, st in enumerate(self.state_list):
-            st_ts = np.asarray(st.ts[: st.i + 1], dtype=np.int64)
+        for j, (st_ts, st_closes) in enumerate(seen):
             pos = np.searchsorted(st_ts, times, side="right") - 1  # last close at or before t
-            closes = np.asarray(st.closes[: st.i + 1])[np.maximum(pos, 0)]
+            closes = st_closes[np.maximum(pos, 0)]
             held = qty[:, j] != 0
             equity = equity + np.where(held, qty[:, j] * (closes - avg[:, j]), 0.0)
         return times, equity

@@ -45,6 +45,7 @@ from vibe_quant.dsl.analysis import Analysis, analyse
 from vibe_quant.dsl.conditions import PRICE_FIELDS, Condition
 from vibe_quant.dsl.model import StrategyDoc
 from vibe_quant.dsl.sweep import apply_params
+from vibe_quant.dsl.table import SignalTable
 from vibe_quant.errors import ConfigError
 
 NS_PER_MIN = 60_000_000_000
@@ -148,10 +149,26 @@ class DslStrategy(PerpStrategy):
     # -- compilation ----------------------------------------------------------------------------
 
     def setup(self) -> None:
-        from nautilus_trader.indicators.base import Indicator
-
         a = compile_document(self.config.document)
         self.analysis = a
+        self._signalled: int | None = None
+        self._setup_filters(a)
+        self.table: SignalTable | None = None
+        cache = self.ctx.indicators if self.ctx is not None else None
+        if cache is not None:  # a backtest that precomputed the bars' signals (dsl/table.py)
+            self._state = self.ctx.module.by_instrument[self.instrument_id.value]
+            self.table = SignalTable(a, cache, self._state, self.entry_allowed)
+            self._k = self._last_k = -1
+            self._observe, self._entry_signal, self._exit_holds = (
+                self._observe_table, self._entry_signal_table, self._exit_holds_table,
+            )  # fmt: skip
+        else:
+            self._setup_streaming(a)
+        self._setup_exits(a)
+
+    def _setup_streaming(self, a: Analysis) -> None:
+        from nautilus_trader.indicators.base import Indicator
+
         inst = self.instrument
         self._runtimes: dict[str, object] = {}
         self._python_updates = []  # primary-timeframe indicators we feed ourselves
@@ -186,9 +203,6 @@ class DslStrategy(PerpStrategy):
                 self._series.append((self._getter(*key), q))
         self._entry = {side: [self._compile(c) for c in a.entry[side]] for side in ("long", "short")}
         self._exit = {side: [self._compile(c) for c in a.exit[side]] for side in ("long", "short")}
-        self._signalled: int | None = None
-        self._setup_exits(a)
-        self._setup_filters(a)
 
     def _getter(self, name: str, output: str):
         """Return a no-argument function giving the current value of a named series."""
@@ -283,16 +297,23 @@ class DslStrategy(PerpStrategy):
                 self._target_fn = lambda price, stop: fn(price)
         self._trailing = None
         if sl is not None and sl.type == "atr_trailing":
-            atr, mult = self._runtimes[sl.indicator], sl.atr_multiplier
-            self._trailing = lambda: mult * atr.value
+            atr, mult = self._raw_value(sl.indicator), sl.atr_multiplier
+            self._trailing = lambda: mult * atr()
         self._sizing = doc.position_management.sizing
 
     def _distance_fn(self, rule):
         if rule.type == "fixed_pct":
             pct = rule.percent / 100.0
             return lambda price: price * pct
-        atr, mult = self._runtimes[rule.indicator], rule.atr_multiplier
-        return lambda price: mult * atr.value
+        atr, mult = self._raw_value(rule.indicator), rule.atr_multiplier
+        return lambda price: mult * atr()
+
+    def _raw_value(self, name: str, output: str = "value"):
+        """No-argument function: an indicator output as its runtime holds it, at the current bar."""
+        if self.table is not None:
+            values = self.table.raw(name, output)
+            return lambda: values[self._k]
+        return functools.partial(getattr, self._runtimes[name], output)
 
     def _setup_filters(self, a: Analysis) -> None:
         self._sessions = [(s, e, None if tz == "UTC" else zoneinfo.ZoneInfo(tz)) for s, e, tz in a.sessions]
@@ -364,31 +385,17 @@ class DslStrategy(PerpStrategy):
 
     def on_bar(self, bar: Bar) -> None:
         self._bar = bar
-        for update in self._python_updates:
-            update(bar)
-        for hb in self._higher:
-            hb.add(bar)
-        if not self._ready:
-            if not all(r.initialized for r in self._all_runtimes):
-                return
-            self._ready = True
-        for getter, q in self._series:
-            q.append(getter())
+        if not self._observe(bar):
+            return
         if self.busy():
             return
         qty = self.position_qty()
         side = (qty > 0) - (qty < 0)
-        entry = self._entry
-        sig = None
-        if entry["long"] and all(c() for c in entry["long"]):
-            sig = 1
-        if entry["short"] and all(c() for c in entry["short"]):
-            sig = None if sig == 1 else -1  # both sides at once: conflicting, do nothing
+        sig = self._entry_signal()
         if sig is None:
             self._signalled = None  # the entry conditions went false: the next signal is a new one
         if side:
-            rules = self._exit["long" if side > 0 else "short"]
-            if rules and all(c() for c in rules):
+            if self._exit_holds(side):
                 if sig == -side and sig != self._signalled and self.entry_allowed(bar.ts_event):
                     if self._enter(bar, sig):
                         self._signalled = sig
@@ -407,6 +414,78 @@ class DslStrategy(PerpStrategy):
             return  # blocked by a time filter: the signal may still hold on the next allowed bar
         if self._enter(bar, sig):
             self._signalled = sig
+
+    # streaming: indicators and conditions evaluated bar by bar (live, paper, validation)
+
+    def _observe(self, bar: Bar) -> bool:
+        """Update the indicators with `bar`; False until every one is initialised."""
+        for update in self._python_updates:
+            update(bar)
+        for hb in self._higher:
+            hb.add(bar)
+        if not self._ready:
+            if not all(r.initialized for r in self._all_runtimes):
+                return False
+            self._ready = True
+        for getter, q in self._series:
+            q.append(getter())
+        return True
+
+    def _entry_signal(self) -> int | None:
+        """+1 / -1 when every entry condition of one side holds, None otherwise (or both at once)."""
+        entry = self._entry
+        sig = None
+        if entry["long"] and all(c() for c in entry["long"]):
+            sig = 1
+        if entry["short"] and all(c() for c in entry["short"]):
+            sig = None if sig == 1 else -1  # both sides at once: conflicting, do nothing
+        return sig
+
+    def _exit_holds(self, side: int) -> bool:
+        rules = self._exit["long" if side > 0 else "short"]
+        return bool(rules) and all(c() for c in rules)
+
+    # table: the same values precomputed for every bar (screening; dsl/table.py)
+
+    def _observe_table(self, bar: Bar) -> bool:
+        k = self._state.i  # the venue module points at this bar before the strategy sees it
+        if self.table.zero_before[k] > self._last_k:
+            self._signalled = None  # a skipped bar had no signal (see SignalTable.first_action)
+        self._k = self._last_k = k
+        return k >= self.table.ready_start
+
+    def _entry_signal_table(self) -> int | None:
+        return self.table.sig[self._k] or None
+
+    def _exit_holds_table(self, side: int) -> bool:
+        return (self.table.exit_long if side > 0 else self.table.exit_short)[self._k]
+
+    def release(self) -> None:
+        super().release()
+        # the bound methods setup() stored make a cycle through NautilusTrader objects; the table is large
+        for name in (
+            "table",
+            "_state",
+            "_observe",
+            "_entry_signal",
+            "_exit_holds",
+            "_trailing",
+            "_stop_fn",
+            "_target_fn",
+            "_runtimes",
+            "_all_runtimes",
+            "_series",
+            "_hist",
+            "_entry",
+            "_exit",
+            "_higher",
+        ):
+            self.__dict__.pop(name, None)
+
+    def next_action(self, start: int) -> int:
+        """Feed protocol (backtest/feed.py): the first bar at or after `start` this strategy may act on
+        while flat and idle; only valid with a table."""
+        return self.table.first_action(start, self._signalled, self._last_k)
 
     def _enter(self, bar: Bar, direction: int) -> bool:
         price = bar.close.as_double()

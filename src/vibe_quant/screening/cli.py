@@ -82,6 +82,7 @@ def run_command(
     executor: Annotated[str, typer.Option(help="process (local pool) or ray.")] = "process",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray), e.g. ray://host:10001.")] = None,
     resume: Annotated[int | None, typer.Option("--resume", help="Resume screening run ID (finished points are kept).")] = None,
+    replay: Annotated[str, typer.Option(help="active: replay only the bars where the strategy can act (fast); full: every bar. Same results.")] = "active",
     sizing: SizingOption = None,
     risk: RiskOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary JSON on stdout.")] = False,
@@ -92,10 +93,11 @@ def run_command(
     from vibe_quant.progress import RichProgress
     from vibe_quant.risk.config import config_fields
     from vibe_quant.screening.pareto import HardFilters
-    from vibe_quant.screening.pipeline import SweepSpec, create_screening_run, run_screening
+    from vibe_quant.screening.pipeline import SweepSpec, check_replay, create_screening_run, run_screening
     from vibe_quant.state import StateManager
     from vibe_quant.validation.cli import _date, parse_params
 
+    check_replay(replay)
     home = get_home(writable=True)
     if resume is not None:
         if strategy or symbols or sizing or risk:
@@ -126,7 +128,7 @@ def run_command(
     progress = RichProgress(Console(stderr=True)) if not quiet else None
     specs = str(state.specs) if state.specs else _home_specs(home)
     if progress is None:
-        summary = run_screening(home, run_row, workers, specs, executor, address)
+        summary = run_screening(home, run_row, workers, specs, executor, address, replay=replay)
     else:
         with progress:
             task = progress.task(f"screening run {run_row}", None)
@@ -134,7 +136,7 @@ def run_command(
             def tick(done: int, total: int, result: dict) -> None:
                 progress._bars.update(task, total=total, completed=done)
 
-            summary = run_screening(home, run_row, workers, specs, executor, address, on_progress=tick)
+            summary = run_screening(home, run_row, workers, specs, executor, address, on_progress=tick, replay=replay)
     report = home.runs / f"screening-{run_row}" / "summary.json"
     if as_json:
         typer.echo(report.read_text(), nl=False)
@@ -193,6 +195,11 @@ def print_summary(summary, report: Path, top: int) -> None:
     out.print(f"ran {summary.ran:,} points ({summary.resumed:,} already done) in {summary.elapsed_s:.1f}s: "
               f"{summary.points_per_minute:,.1f} points/min, peak worker RSS {summary.peak_rss_mb:,.0f} MiB; "
               f"{summary.errors} errors")  # fmt: skip
+    if summary.bars:
+        out.print(f"replay {summary.replay}: the engine replayed {summary.bars_replayed:,} of {summary.bars:,} bars "
+                  f"({summary.bars_replayed / summary.bars:.1%})"
+                  + ("; the others were flat with no signal (--replay full: every bar, same results)"
+                     if summary.replay == "active" else ""))  # fmt: skip
     out.print(f"{summary.passed:,} pass the hard filters; Pareto front: {len(summary.front)}")
     table = Table(title=f"Pareto front (top {min(top, len(summary.front))}, by Sharpe)")
     for col in ("id", "parameters", "sharpe", "max DD", "PF", "return", "trades", "win rate"):

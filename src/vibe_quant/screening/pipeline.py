@@ -72,6 +72,9 @@ class ScreeningSummary:
     peak_rss_mb: float
     warnings: list[str] = field(default_factory=list)
     status: str = "completed"
+    replay: str = "active"
+    bars: int = 0  # execution bars of the points this call ran, summed
+    bars_replayed: int = 0  # of those, the bars the engine replayed (active replay skips idle bars)
 
     @property
     def points_per_minute(self) -> float:
@@ -156,11 +159,21 @@ def _pid_alive(pid: int) -> bool:
     return pid != os.getpid()
 
 
+def check_replay(replay: str) -> None:
+    """Raise UserError unless `replay` is a screening replay mode."""
+    if replay not in ("active", "full"):
+        raise UserError(f"--replay {replay!r}: choose active (only the bars that matter) or full (every bar)")
+
+
 def run_screening(
     home: Home, run_row: int, workers: int, specs_path: str | None = None, executor: str = "process",
     address: str | None = None, reuse_engine: bool = True, on_progress: Callable[[int, int, dict], None] | None = None,
+    replay: str = "active",
 ) -> ScreeningSummary:  # fmt: skip
     """Run (or resume) screening run `run_row` and return its summary.
+
+    `replay` (``active`` or ``full``) only changes speed, never results: see
+    :class:`~vibe_quant.backtest.runner.EngineSession`.
 
     Finished points (rows already in ``sweep_results``) are not run again. Ctrl-C or SIGTERM
     stops the workers, keeps the finished points, marks the run ``cancelled`` and raises
@@ -170,6 +183,7 @@ def run_screening(
         raise UserError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
+    check_replay(replay)
     with StateManager(home.db_path) as state:
         base, spec, row = load_screening_run(state, run_row)
         _refuse_if_live(row)
@@ -177,10 +191,11 @@ def run_screening(
     grid = build_grid(base, spec)
     todo = [(i, p) for i, p in enumerate(grid.points) if point_key(p) not in done]
     resumed = len(grid.points) - len(todo)
-    worker_spec = WorkerSpec(str(home.root), specs_path, msgspec.to_builtins(base), reuse_engine)
+    worker_spec = WorkerSpec(str(home.root), specs_path, msgspec.to_builtins(base), reuse_engine, replay)
     warnings: list[str] = []
     errors = 0
     peak = 0.0
+    bars = replayed = 0
     t0 = time.perf_counter()
     status = "completed"
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -191,6 +206,8 @@ def run_screening(
                     _store_point(state, run_row, result)
                     errors += result["error"] is not None
                     peak = max(peak, result["rss_mb"])
+                    bars += result.get("bars", 0)
+                    replayed += result.get("bars_replayed", 0)
                     warnings.extend(w for w in result["warnings"] if w not in warnings)
                     if on_progress is not None:
                         on_progress(resumed + n, len(grid.points), result)
@@ -211,7 +228,8 @@ def run_screening(
                 f"resume with `vq screen run --resume {run_row}`"
             )
         state.update("backtest_runs", run_row, {"status": "completed", "completed_at": now_iso()})
-    summary = ScreeningSummary(run_row, grid, len(todo), resumed, errors, front, passed, elapsed, peak, warnings)
+    summary = ScreeningSummary(run_row, grid, len(todo), resumed, errors, front, passed, elapsed, peak, warnings,
+                               replay=replay, bars=bars, bars_replayed=replayed)  # fmt: skip
     write_report(home, summary, base, spec)
     return summary
 
@@ -282,6 +300,7 @@ def write_report(home: Home, summary: ScreeningSummary, base: BacktestConfig, sp
         "ran": summary.ran, "resumed": summary.resumed, "errors": summary.errors, "passed_filters": summary.passed,
         "front_size": len(summary.front), "elapsed_s": summary.elapsed_s, "points_per_minute": summary.points_per_minute,
         "peak_worker_rss_mb": summary.peak_rss_mb, "warnings": summary.warnings,
+        "replay": summary.replay, "bars": summary.bars, "bars_replayed": summary.bars_replayed,
         "front": [{"sweep_result_id": r["id"], "parameters": r["parameters"], "metrics": r["metrics"]} for r in summary.front],
     }  # fmt: skip
     path = out / "summary.json"

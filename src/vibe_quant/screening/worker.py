@@ -42,6 +42,7 @@ class WorkerSpec:
     specs: str | None
     base: dict  # BacktestConfig as plain data (mode screening, no params)
     reuse_engine: bool = True
+    replay: str = "active"  # EngineSession replay: active (screening's fast path) or full
 
 
 def peak_rss_mb() -> float:
@@ -86,14 +87,15 @@ class PointWorker:
                 self.period_data = self.data if period is None else slice_market_data(self.data, config)
             if self.spec.reuse_engine:
                 if self.session is None:
-                    self.session = EngineSession(config, self.period_data)
-                result = self.session.run(config)
+                    self.session = EngineSession(config, self.period_data, replay=self.spec.replay)
+                result = self.session.run(config, reports=False)
             else:
-                result = run_backtest(config, self.period_data)
+                result = run_backtest(config, self.period_data, replay=self.spec.replay)
             out["metrics"] = {k: result.metrics.get(k) for k in POINT_METRICS}
             start_ns = utc_ms(config.start) * NS_PER_MS
             out["returns"] = daily_returns(result.equity_ts, result.equity, config.starting_balance, start_ns)
             out["warnings"] = list(result.warnings)
+            out["bars"], out["bars_replayed"] = result.bars_processed, result.extra["bars_replayed"]
         except VibeQuantError as exc:  # the point's parameters are invalid: recorded, the sweep goes on
             out["error"] = str(exc)
         except Exception as exc:  # a bug: recorded with its type; the engine may be broken, start a new one

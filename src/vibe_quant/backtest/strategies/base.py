@@ -42,12 +42,14 @@ class PerpStrategyConfig(StrategyConfig, frozen=True, kw_only=True):
 class RunContext:
     """What a strategy can see of the run beyond NautilusTrader: the venue module and recorder."""
 
-    def __init__(self, module, recorder, leverage: float, taker_fee: float, gate=None):
+    def __init__(self, module, recorder, leverage: float, taker_fee: float, gate=None, indicators=None):
         self.module = module
         self.recorder = recorder
         self.leverage = leverage
         self.taker_fee = taker_fee
         self.gate = gate  # vibe_quant.risk.gate.RiskGate when the run has --sizing/--risk
+        # vibe_quant.dsl.table.IndicatorCache when the run precomputes signals (screening)
+        self.indicators = indicators
 
 
 class PerpStrategy(Strategy):
@@ -85,6 +87,15 @@ class PerpStrategy(Strategy):
     def busy(self) -> bool:
         """True while a market order is on its way (fills at the next bar's open)."""
         return bool(self._in_flight)
+
+    def release(self) -> None:
+        """Drop what the run lent the strategy (called after the run): NautilusTrader keeps finished
+        strategies reachable, and a sweep must not keep every point's state alive."""
+        self.ctx = None
+
+    def idle(self) -> bool:
+        """Flat, with no order on its way or resting: a bar changes nothing unless the strategy acts."""
+        return not self._in_flight and not self.position_qty() and not self.ctx.module.resting(self.instrument_id.value)
 
     def equity(self) -> float:
         return self.ctx.module.equity()
