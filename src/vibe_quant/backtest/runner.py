@@ -349,7 +349,7 @@ class EngineSession:
         from nautilus_trader.model.identifiers import Venue
         from nautilus_trader.model.objects import Money
 
-        from vibe_quant.backtest.venue import PerpVenueModule
+        from vibe_quant.backtest.venue import PerpVenueModule, bar_positions
 
         cfg = self.config = config.resolved()
         self.data = data
@@ -361,18 +361,16 @@ class EngineSession:
         # not at the signal bar's close (see venue.py and execution.py).
         latency = LatencyModel(base_latency_nanos=max(base, 1), insert_latency_nanos=insert,
                                update_latency_nanos=update, cancel_latency_nanos=cancel)  # fmt: skip
-        # The engine replays bars in (ts, insertion) order: the venue module indexes its lists by
-        # the same merged sequence instead of looking up each bar's type (see venue.py).
         if replay not in REPLAYS:
             raise ValueError(f"replay must be one of {REPLAYS}, not {replay!r}")
         self.replay = replay
+        # The engine replays bars in (ts, insertion) order: the venue module indexes its lists by
+        # the same merged sequence instead of looking up each bar's type (see venue.py).
         self.all_bars, owners = merged_bars(cfg.symbols, data, self.template)
         self._owner_index = [cfg.symbols.index(st.symbol) for st in owners]
-        self._own = []  # per merged bar, its index among its symbol's bars
-        self._merged: list[list[int]] = [[] for _ in cfg.symbols]  # per symbol, the merged index of its bars
-        for m, x in enumerate(self._owner_index):
-            self._own.append(len(self._merged[x]))
-            self._merged[x].append(m)
+        # per merged bar, its index among its symbol's bars; per symbol, the merged index of its bars
+        self._own, by_symbol = bar_positions(self._owner_index)
+        self._merged = [by_symbol.get(x, []) for x in range(len(cfg.symbols))]
         self._caches: dict[str, object] = {}
         states, recorder, sequence = self._fresh()
         self.module = PerpVenueModule(states, recorder, sequence, VENUE, self._own)

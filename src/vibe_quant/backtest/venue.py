@@ -68,6 +68,18 @@ _CLOSING_EVENTS = frozenset((OrderCanceled, OrderExpired, OrderRejected, OrderDe
 _COMMAND_EVENTS = frozenset((OrderSubmitted, OrderPendingCancel, OrderPendingUpdate))
 
 
+def bar_positions(owners: list) -> tuple[list[int], dict[object, list[int]]]:
+    """For bars in replay order tagged with their owner: each bar's index among its owner's bars,
+    and per owner the replay index of each of its bars."""
+    own: list[int] = []
+    merged: dict[object, list[int]] = {}
+    for m, owner in enumerate(owners):
+        mine = merged.setdefault(owner, [])
+        own.append(len(mine))
+        mine.append(m)
+    return own, merged
+
+
 class PerpVenueModule(SimulationModule):
     """Funding, isolated-margin liquidation, SL-before-TP and bookkeeping for one venue.
 
@@ -100,13 +112,7 @@ class PerpVenueModule(SimulationModule):
         self.state_list = list(states.values())
         self.by_instrument = {str(iid): st for iid, st in states.items()}
         self.sequence = sequence
-        if own is None:
-            counts: dict[int, int] = {}
-            own = []
-            for st in sequence:
-                own.append(counts.get(id(st), 0))
-                counts[id(st)] = own[-1] + 1
-        self.own = own
+        self.own = own if own is not None else bar_positions([id(st) for st in sequence])[0]
         self.fed = fed
         self.recorder = recorder
         self._k = -1
