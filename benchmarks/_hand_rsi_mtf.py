@@ -21,9 +21,9 @@ from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.objects import Price
 
-from vibe_quant.backtest.execution import round_adverse
-from vibe_quant.backtest.strategies.base import PerpStrategy, PerpStrategyConfig
-from vibe_quant.dsl.strategy import HigherBars
+from vibe_quant.dsl.higher_bars import HigherBars
+from vibe_quant.instruments.ticks import round_adverse
+from vibe_quant.strategy.base import PerpStrategy, PerpStrategyConfig
 
 MIN_NS = 60_000_000_000
 
@@ -60,7 +60,7 @@ class HandRsiMtf(PerpStrategy):
         if not 480 <= minute <= 1200:
             return False
         if self.funding_times is None:
-            self.funding_times = [t for t, _, _ in self.ctx.module.by_instrument[self.instrument_id.value].funding]
+            self.funding_times = [t for t, _, _ in self.book.funding]
         i = bisect.bisect_left(self.funding_times, ts - 5 * MIN_NS)
         return not (i < len(self.funding_times) and self.funding_times[i] <= ts + 5 * MIN_NS)
 

@@ -28,16 +28,17 @@ from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.config import ImportableActorConfig, ImportableStrategyConfig, NautilusConfig
 from nautilus_trader.model.data import Bar
 
+from vibe_quant.backtest.account import SimAccount
 from vibe_quant.backtest.config import parse_config
+from vibe_quant.backtest.engine import assemble, instrument_states, merged_bars
 from vibe_quant.backtest.execution import PerpFillModel
+from vibe_quant.backtest.market_data import load_market_data
+from vibe_quant.backtest.plan import plan_run
 from vibe_quant.backtest.recorder import RunRecorder
-from vibe_quant.backtest.runner import _assemble, instrument_states, load_market_data, merged_bars
-from vibe_quant.backtest.strategies.base import RunContext
 from vibe_quant.backtest.venue import PerpVenueModule
-from vibe_quant.data.bars import NS_PER_MS, TIMEFRAME_BY_LABEL
-from vibe_quant.data.files import utc_ms
-from vibe_quant.dsl.strategy import bind
 from vibe_quant.instruments.specs import InstrumentSpecs
+from vibe_quant.strategy.ports import StrategyPorts
+from vibe_quant.strategy.registry import LegSpec
 
 _PREPARED: dict[str, tuple] = {}  # key -> (states, recorder, sequence, fill model args)
 
@@ -73,13 +74,23 @@ class NodeFillModel(PerpFillModel):
         super().__init__(states, recorder, *args)
 
 
+_CURRENT: list = []  # (venue module, recorder) of the run in progress
+
+
+def sim_ports(strategy) -> StrategyPorts:
+    """The ports a node-built strategy resolves at start (its config names this function)."""
+    module, recorder = _CURRENT
+    return StrategyPorts(SimAccount(module), recorder)
+
+
 def run_naive(home_root: str, base: dict, params: dict) -> dict:
     """One combination, the naive way; returns metrics, fills and timings."""
     t0 = time.perf_counter()
-    cfg = msgspec.structs.replace(parse_config(base), params=params).resolved()
+    plan = plan_run(msgspec.structs.replace(parse_config(base), params=params))
+    cfg = plan.config
     catalog = str(Path(home_root) / "catalog")
-    data = load_market_data(Path(catalog), cfg, InstrumentSpecs())
-    instruments, states = instrument_states(cfg, data)
+    data = load_market_data(Path(catalog), plan, InstrumentSpecs())
+    instruments, states = instrument_states(plan, data)
     recorder = RunRecorder()
     sequence = merged_bars(cfg.symbols, data, states)[1]
     key = f"{id(states)}"
@@ -87,18 +98,19 @@ def run_naive(home_root: str, base: dict, params: dict) -> dict:
                       max(cfg.latency_ns[0], 1) + cfg.latency_ns[1], cfg.prob_fill_on_limit, cfg.prob_slippage, cfg.seed))  # fmt: skip
     symbol = cfg.symbols[0]
     instrument = instruments[0]
-    tf = TIMEFRAME_BY_LABEL[cfg.timeframe]
     bar_type = str(data.bars[symbol][0].bar_type)
-    start_ns = utc_ms(cfg.start) * NS_PER_MS + tf.step_ms * NS_PER_MS
-    end_ns = utc_ms(cfg.end_exclusive) * NS_PER_MS
-    document = bind(cfg.dsl, cfg.params, cfg.timeframe)[1]
+    start_ns, end_ns = plan.period.start_ns + plan.bar_ns, plan.period.end_ns
+    # The strategies as a node builds them (ImportableStrategyConfig); their ports: this run's venue module.
+    strategies = [
+        ImportableStrategyConfig(
+            strategy_path=c.strategy_path,
+            config_path=c.config_path,
+            config={**c.config, "ports": f"{__name__}:sim_ports"},
+        )
+        for c in plan.strategy.importable([LegSpec(symbol, str(instrument.id), bar_type)])
+    ]
     run_config = BacktestRunConfig(
-        engine=BacktestEngineConfig(  # defaults: INFO logging, run_analysis=True
-            strategies=[ImportableStrategyConfig(
-                strategy_path="vibe_quant.dsl.strategy:DslStrategy", config_path="vibe_quant.dsl.strategy:DslStrategyConfig",
-                config={"document": document, "instrument_id": str(instrument.id), "bar_type": bar_type, "order_id_tag": "001"},
-            )],
-        ),
+        engine=BacktestEngineConfig(strategies=strategies),  # defaults: INFO logging, run_analysis=True
         venues=[BacktestVenueConfig(
             name="BINANCE", oms_type="NETTING", account_type="MARGIN", base_currency=None,
             starting_balances=[f"{cfg.starting_balance} USDT"], default_leverage=cfg.leverage,
@@ -126,14 +138,13 @@ def run_naive(home_root: str, base: dict, params: dict) -> dict:
     node.build()
     engine = node.get_engine(run_config.id)
     module = next(m for m in _modules() if m.recorder is recorder)
-    for strategy in engine.trader.strategies():
-        strategy.ctx = RunContext(module, recorder, states[instrument.id].leverage, float(instrument.taker_fee))
+    _CURRENT[:] = [module, recorder]
     t1 = time.perf_counter()
     node.run()
     elapsed = time.perf_counter() - t1
     module.finish()
     recorder.equity_ts, recorder.equity = module.equity_curve()
-    result = _assemble(cfg, recorder, states, "", len(data.bars[symbol]), elapsed)
+    result = assemble(plan, recorder, states, "", len(data.bars[symbol]), elapsed)
     engine.dispose()
     del _PREPARED[key]
     return {"metrics": result.metrics, "fills": [(f.ts_ns, f.side, f.qty, f.price) for f in recorder.fills],

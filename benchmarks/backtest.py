@@ -50,14 +50,16 @@ def _config():
 
 
 def run_ours(queue: mp.Queue, catalog: str) -> None:
-    from vibe_quant.backtest.runner import load_market_data, run_backtest
+    from vibe_quant.backtest.engine import run_backtest
+    from vibe_quant.backtest.market_data import load_market_data
+    from vibe_quant.backtest.plan import plan_run
     from vibe_quant.instruments.specs import InstrumentSpecs
 
-    config = _config()
-    data = load_market_data(Path(catalog), config, InstrumentSpecs())
+    plan = plan_run(_config())
+    data = load_market_data(Path(catalog), plan, InstrumentSpecs())
     inject_funding(data)
     t0 = time.perf_counter()
-    result = run_backtest(config, data, run_id="bench")
+    result = run_backtest(plan, data, run_id="bench")
     total = time.perf_counter() - t0
     queue.put({
         "engine_run_s": result.elapsed_s, "total_s": total, "bars": result.bars_processed,

@@ -60,24 +60,24 @@ def _config(case: str, variant: str):
             )
         doc = _dsl("ema_cross", timeframe="1m")
         doc["position_management"] = {"sizing": {"method": "exposure", "fraction": EXPOSURE}}
-        return BacktestConfig(strategy="ema_cross", dsl=doc, **common)
+        return BacktestConfig(strategy="ema_cross", kind="dsl", document=doc, **common)
     if variant == "hand":
-        return BacktestConfig(strategy="hand_rsi_mtf", **common)
+        return BacktestConfig(strategy="_hand_rsi_mtf:HandRsiMtf", **common)
     doc = _dsl("rsi_mean_reversion_mtf", timeframe="1m")
     doc["indicators"]["rsi"]["timeframe"] = "1m"
-    return BacktestConfig(strategy="rsi_mean_reversion_mtf", dsl=doc, **common)
+    return BacktestConfig(strategy="rsi_mean_reversion_mtf", kind="dsl", document=doc, **common)
 
 
 def run_case(queue: mp.Queue, catalog: str, case: str, variant: str) -> None:
-    from vibe_quant.backtest import strategies
-    from vibe_quant.backtest.runner import load_market_data, run_backtest
+    from vibe_quant.backtest.engine import run_backtest
+    from vibe_quant.backtest.market_data import load_market_data
+    from vibe_quant.backtest.plan import plan_run
     from vibe_quant.instruments.specs import InstrumentSpecs
 
-    strategies.REGISTRY["hand_rsi_mtf"] = ("_hand_rsi_mtf", "HandRsiMtf", "HandRsiMtfConfig")
-    config = _config(case, variant)
-    data = load_market_data(Path(catalog), config, InstrumentSpecs())
+    plan = plan_run(_config(case, variant))  # the hand-written strategy: module:Class on the benchmarks path
+    data = load_market_data(Path(catalog), plan, InstrumentSpecs())
     inject_funding(data)
-    result = run_backtest(config, data, run_id="bench")
+    result = run_backtest(plan, data, run_id="bench")
     digest = hashlib.sha256(repr([(f.ts_ns, f.side, f.qty, f.price, f.reason) for f in result.recorder.fills]).encode())
     queue.put({"engine_run_s": result.elapsed_s, "bars": result.bars_processed, "fills": result.metrics["fills"],
                "trades": result.metrics["total_trades"], "final_equity": result.metrics["final_equity"],

@@ -57,7 +57,7 @@ def textbook_pbo(m: np.ndarray, n_splits: int) -> float:
 
 
 def bench_cscv(repeat: int) -> dict:
-    from vibe_quant.backtest.stats import cscv
+    from vibe_quant.stats.pbo import cscv
 
     m = np.random.default_rng(0).normal(0.0, 0.01, (1186, 500))
     ours, base = [], []
@@ -78,28 +78,30 @@ def _naive_window(home_root: str, base: dict, params: dict, period: tuple[str, s
     import msgspec
 
     from vibe_quant.backtest.config import parse_config
-    from vibe_quant.backtest.runner import load_market_data, run_backtest
-    from vibe_quant.backtest.stats import daily_returns
-    from vibe_quant.data.files import NS_PER_MS, utc_ms
+    from vibe_quant.backtest.engine import run_backtest
+    from vibe_quant.backtest.market_data import load_market_data
+    from vibe_quant.backtest.plan import plan_run
     from vibe_quant.instruments.specs import InstrumentSpecs
+    from vibe_quant.stats.performance import daily_returns
 
     cfg = msgspec.structs.replace(parse_config(base), params=params, start=dt.date.fromisoformat(period[0]),
                                   end=dt.date.fromisoformat(period[1]))  # fmt: skip
-    data = load_market_data(Path(home_root) / "catalog", cfg, InstrumentSpecs())
-    result = run_backtest(cfg, data)
-    return daily_returns(result.equity_ts, result.equity, cfg.starting_balance, utc_ms(cfg.start) * NS_PER_MS).tolist()
+    plan = plan_run(cfg)
+    data = load_market_data(Path(home_root) / "catalog", plan, InstrumentSpecs())
+    result = run_backtest(plan, data)
+    return daily_returns(result.equity_ts, result.equity, cfg.starting_balance, plan.period.start_ns).tolist()
 
 
 def bench_wfa(home, n_candidates: int, workers: int) -> dict:
     import msgspec
 
     from vibe_quant.backtest.config import parse_config
-    from vibe_quant.dsl.loader import dsl_document
     from vibe_quant.overfitting.config import WalkForward
     from vibe_quant.overfitting.pipeline import Candidate, _walk_forward, wfa_windows
+    from vibe_quant.strategy.registry import find_strategy
 
-    dsl, name = dsl_document("rsi_mean_reversion_mtf")
-    base = parse_config({"strategy": name, "dsl": dsl, "symbols": ["FILUSDT"], "timeframe": "5m",
+    ref = find_strategy("rsi_mean_reversion_mtf")
+    base = parse_config({"strategy": ref.name, "kind": ref.kind, "document": ref.document, "symbols": ["FILUSDT"], "timeframe": "5m",
                          "start": str(START), "end": str(END), "mode": "screening"})  # fmt: skip
     params = [{"rsi.period": p, "rsi_oversold_threshold": o} for p in (14, 21) for o in (25, 30)][:n_candidates]
     cands = [Candidate({"id": i, "parameters": p}, np.zeros(1)) for i, p in enumerate(params)]

@@ -41,7 +41,9 @@ def main() -> None:
     import msgspec
 
     from vibe_quant.backtest.config import BacktestConfig
-    from vibe_quant.backtest.runner import EngineSession, load_market_data
+    from vibe_quant.backtest.engine import EngineSession
+    from vibe_quant.backtest.market_data import load_market_data
+    from vibe_quant.backtest.plan import plan_run
     from vibe_quant.instruments.specs import InstrumentSpecs
     from vibe_quant.risk.config import RISK_PRESETS, SIZING_PRESETS
 
@@ -61,15 +63,16 @@ def main() -> None:
     guarded = msgspec.structs.replace(base, sizing=SIZING_PRESETS["atr"], risk=quiet)
     with tempfile.TemporaryDirectory() as tmp:
         home = fil_home(tmp)
-        data = load_market_data(home.catalog, base, InstrumentSpecs())
+        plans = {"baseline": plan_run(base), "guarded": plan_run(guarded)}
+        data = load_market_data(home.catalog, plans["baseline"], InstrumentSpecs())
         inject_funding(data)
-        session = EngineSession(base, data)
+        session = EngineSession(plans["baseline"], data)
         times: dict[str, list[float]] = {"baseline": [], "guarded": []}
         outcome: dict[str, dict] = {}
         for rep in range(args.repeat + 1):  # the first round warms the engine up and is not counted
-            for name, config in (("baseline", base), ("guarded", guarded)):
+            for name, plan in plans.items():
                 t0 = time.perf_counter()
-                result = session.run(config)
+                result = session.run(plan)
                 wall = time.perf_counter() - t0
                 if rep:
                     times[name].append(result.elapsed_s)

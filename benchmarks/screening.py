@@ -54,19 +54,19 @@ def main() -> None:
 
     import msgspec
 
-    import vibe_quant.cli  # noqa: F401 (the CLI registers the typer apps the DSL loader imports)
     from vibe_quant.backtest.config import parse_config
     from vibe_quant.backtest.persist import clean
-    from vibe_quant.dsl.loader import dsl_document
-    from vibe_quant.screening.executors import run_points
+    from vibe_quant.batch.executors import run_points
+    from vibe_quant.batch.worker import WorkerSpec
     from vibe_quant.screening.pipeline import SweepSpec, build_grid, create_screening_run, point_key, run_screening
-    from vibe_quant.screening.worker import WorkerSpec
     from vibe_quant.state import StateManager
+    from vibe_quant.strategy.registry import find_strategy
 
     with tempfile.TemporaryDirectory() as tmp:
         home = fil_home(tmp)
-        dsl, name = dsl_document("rsi_mean_reversion_mtf")
-        base = parse_config({"strategy": name, "dsl": dsl, "symbols": ["FILUSDT"], "timeframe": "5m",
+        ref = find_strategy("rsi_mean_reversion_mtf")
+        base = parse_config({"strategy": ref.name, "kind": ref.kind, "document": ref.document, "symbols": ["FILUSDT"],
+                             "timeframe": "5m",
                              "start": START.isoformat(), "end": END.isoformat(), "mode": "screening"})  # fmt: skip
         spec = SweepSpec(max_points=args.points, sample_seed=0)
         grid = build_grid(base, spec)
@@ -105,10 +105,11 @@ def main() -> None:
             raise SystemExit("naive and screening metrics differ: the comparison is invalid")
         if any({k: ours_metrics[p][k] for k in m} != m for p, m in full_metrics.items()):
             raise SystemExit("--replay full and --replay active metrics differ")
-        from vibe_quant.backtest.runner import load_market_data
+        from vibe_quant.backtest.market_data import load_market_data
+        from vibe_quant.backtest.plan import plan_run
         from vibe_quant.instruments.specs import InstrumentSpecs
 
-        bars = len(load_market_data(home.catalog, base, InstrumentSpecs()).bars["FILUSDT"])
+        bars = len(load_market_data(home.catalog, plan_run(base), InstrumentSpecs()).bars["FILUSDT"])
 
     ours_ppm = summary.ran / ours_s * 60
     naive_ppm = len(naive) / naive_s * 60

@@ -17,7 +17,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.backtest.golden_cases import CASES, END, GOLDEN_DIR, START, golden_payload  # noqa: E402
 
-from vibe_quant.backtest.runner import load_market_data, run_backtest  # noqa: E402
+from vibe_quant.backtest.engine import run_backtest  # noqa: E402
+from vibe_quant.backtest.market_data import load_market_data  # noqa: E402
+from vibe_quant.backtest.plan import plan_run  # noqa: E402
 from vibe_quant.data.ingest import IngestRequest, run_ingest  # noqa: E402
 from vibe_quant.home import Home  # noqa: E402
 from vibe_quant.instruments.specs import InstrumentSpecs  # noqa: E402
@@ -40,7 +42,8 @@ def main() -> None:
         )
         GOLDEN_DIR.mkdir(exist_ok=True)
         for name, config in CASES.items():
-            result = run_backtest(config, load_market_data(home.catalog, config, specs), run_id=name)
+            plan = plan_run(config)
+            result = run_backtest(plan, load_market_data(home.catalog, plan, specs), run_id=name)
             payload = golden_payload(result)
             payload["metrics"] = {k: encode(v) for k, v in payload["metrics"].items()}
             (GOLDEN_DIR / f"{name}.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import MIRROR, PROJECT
 from vibe_quant.cli import app, run
-from vibe_quant.data.cli import data_app
+from vibe_quant.cli.data import data_app
 
 ACCEPTANCE = ["ingest", "--symbols", "FILUSDT", "--start", "2023-08-01", "--end", "2023-08-31", "--source", str(MIRROR)]
 COUNT_1M = "SELECT count(*) AS n FROM bars WHERE timeframe='1m'"

@@ -19,6 +19,9 @@ class Progress:
     def advance(self, task_id: int, amount: float = 1, description: str | None = None) -> None:
         return None
 
+    def update(self, task_id: int, completed: float, total: float | None = None) -> None:
+        return None
+
     def finish(self, task_id: int) -> None:
         return None
 
@@ -63,6 +66,12 @@ class RichProgress(Progress):
             self._bars.advance(task_id, amount)
         else:
             self._bars.update(task_id, advance=amount, description=description)
+
+    def update(self, task_id: int, completed: float, total: float | None = None) -> None:
+        if total is None:
+            self._bars.update(task_id, completed=completed)
+        else:
+            self._bars.update(task_id, completed=completed, total=total)
 
     def finish(self, task_id: int) -> None:
         task = self._bars.tasks[task_id]

@@ -15,12 +15,13 @@ from nautilus_trader.model.data import Bar, BarType, FundingRateUpdate
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Price, Quantity
 
-from vibe_quant.backtest import strategies
 from vibe_quant.backtest.config import BacktestConfig
-from vibe_quant.backtest.runner import BacktestResult, MarketData, run_backtest
-from vibe_quant.backtest.strategies.base import PerpStrategy, PerpStrategyConfig
+from vibe_quant.backtest.engine import BacktestResult, run_backtest
+from vibe_quant.backtest.market_data import MarketData
+from vibe_quant.backtest.plan import plan_run
 from vibe_quant.instruments.factory import crypto_perpetual
 from vibe_quant.instruments.specs import InstrumentSpecs
+from vibe_quant.strategy.base import PerpStrategy, PerpStrategyConfig
 
 SYMBOL = "FILUSDT"
 IID = "FILUSDT-PERP.BINANCE"
@@ -74,10 +75,8 @@ def funding(rows: list[tuple[int, float]]) -> list[FundingRateUpdate]:
     ]
 
 
-def run(rows, script: dict, funding_rows=(), monkeypatch=None, **config) -> BacktestResult:
+def run(rows, script: dict, funding_rows=(), **config) -> BacktestResult:
     """Run `script` over hand-drawn `rows`; extra kwargs go to :class:`BacktestConfig`."""
-    if monkeypatch is not None:
-        monkeypatch.setitem(strategies.REGISTRY, "scripted", (__name__, "Scripted", "ScriptedConfig"))
     spec = InstrumentSpecs().get(SYMBOL)
     data = MarketData(
         specs={SYMBOL: spec},
@@ -89,9 +88,9 @@ def run(rows, script: dict, funding_rows=(), monkeypatch=None, **config) -> Back
     config.setdefault("mode", "screening")
     config.setdefault("prob_slippage", 0.0)
     config.setdefault("prob_fill_on_limit", 1.0)
-    cfg = BacktestConfig(strategy="scripted", symbols=(SYMBOL,), timeframe="1m", start=DAY, end=DAY,
+    cfg = BacktestConfig(strategy=f"{__name__}:Scripted", symbols=(SYMBOL,), timeframe="1m", start=DAY, end=DAY,
                          params={"script": json.dumps(script)}, **config)  # fmt: skip
-    return run_backtest(cfg, data, run_id="scenario")
+    return run_backtest(plan_run(cfg), data, run_id="scenario")
 
 
 def flat(n: int, price: float = 10.0, volume: float = 1000.0) -> list[tuple]:

@@ -28,9 +28,10 @@ import yaml
 from tests.conftest import MIRROR, PROJECT
 from vibe_quant import code_version
 from vibe_quant.backtest.config import parse_config
+from vibe_quant.backtest.market_data import load_market_data
 from vibe_quant.backtest.persist import RESULT_COLUMNS, create_run, iso
+from vibe_quant.backtest.plan import plan_run
 from vibe_quant.backtest.recorder import FillRecord, FundingRecord
-from vibe_quant.backtest.runner import load_market_data
 from vibe_quant.cli import app, run
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
@@ -226,7 +227,7 @@ def test_trade_rows_are_complete_and_add_up_to_the_final_equity(completed: Compl
     assert all(position[c] is None for c in EXIT_COLUMNS), position
     # The open trade is marked at the last bar's close, read independently from the catalog.
     config = parse_config(summary["config"])
-    last_close = load_market_data(completed.home.catalog, config, InstrumentSpecs()).bars[SYMBOL][-1].close
+    last_close = load_market_data(completed.home.catalog, plan_run(config), InstrumentSpecs()).bars[SYMBOL][-1].close
     sign = 1 if position["direction"] == "LONG" else -1
     open_pnl = (
         sign * position["quantity"] * (last_close.as_double() - position["entry_price"])
@@ -257,7 +258,7 @@ def test_bundle_holds_the_resolved_config_and_manifest_ref(completed: Completed)
     assert (resolved["leverage"], resolved["mode"], resolved["symbols"]) == (5.0, "validation", [SYMBOL])
     assert resolved == completed.summary()["config"]
     manifest = json.loads((completed.bundle / "manifest_ref.json").read_text())
-    data = load_market_data(completed.home.catalog, parse_config(resolved), InstrumentSpecs())
+    data = load_market_data(completed.home.catalog, plan_run(parse_config(resolved)), InstrumentSpecs())
     assert manifest["data_digest"] == data.digest
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["data_digest"])
     assert manifest["code_version"] == code_version()
@@ -470,7 +471,7 @@ def without(args: list[str], option: str) -> list[str]:
 USER_ERRORS = {
     "unknown strategy": (
         replace(RUN, "ema_cross", "ema_cros"),
-        "unknown strategy 'ema_cros'; choose from ema_cross, ema_trend_atr. Did you mean 'ema_cross'?",
+        "unknown strategy 'ema_cros': give a strategy file (FILE.yaml) or one of bollinger_mean_reversion, ",
         False,
     ),
     "unknown parameter": (
@@ -605,7 +606,7 @@ def test_dsl_strategy_runs_and_is_stored_with_versions(fresh: Home, cli, tmp_pat
         assert (rows["ema_cross"]["strategy_type"], rows["ema_cross"]["version"]) == ("dsl", 1)
         dsl_run = state.find("backtest_runs", strategy_id=rows["ema_cross"]["id"])[0]
         assert dsl_run["status"] == "completed"
-        assert dsl_run["parameters"]["dsl"]["indicators"]["ema_fast"]["period"] == 20  # the document as written
+        assert dsl_run["parameters"]["document"]["indicators"]["ema_fast"]["period"] == 20  # the document as written
         assert dsl_run["parameters"]["params"] == {"ema_fast.period": 10}  # and the run's override
     edited = tmp_path / "ema_cross.yaml"
     text = (Path(__file__).parents[2] / "src/vibe_quant/dsl/strategies/ema_cross.yaml").read_text()

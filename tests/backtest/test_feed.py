@@ -23,11 +23,13 @@ from nautilus_trader.model.identifiers import InstrumentId
 import vibe_quant.dsl
 from tests.conftest import MIRROR
 from vibe_quant.backtest.config import parse_config
-from vibe_quant.backtest.runner import EngineSession, load_market_data
+from vibe_quant.backtest.engine import EngineSession
+from vibe_quant.backtest.market_data import load_market_data
+from vibe_quant.backtest.plan import plan_run
 from vibe_quant.data.ingest import IngestRequest, run_ingest
-from vibe_quant.dsl.loader import dsl_document
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
+from vibe_quant.strategy.registry import find_strategy
 
 DSL_DIR = Path(vibe_quant.dsl.__file__).parent / "strategies"
 START, END = dt.date(2023, 8, 1), dt.date(2023, 8, 31)
@@ -61,8 +63,9 @@ def with_funding(data, seed: int = 7):
 
 def config(strategy: str, symbols=("FILUSDT",), **extra):
     # the YAML file, not the Python strategy of the same name (ema_cross, ema_trend_atr)
-    dsl, name = dsl_document(str(DSL_DIR / f"{strategy}.yaml"))
-    return parse_config({"strategy": name, "dsl": dsl, "symbols": list(symbols), "timeframe": dsl["timeframe"],
+    ref = find_strategy(str(DSL_DIR / f"{strategy}.yaml"))
+    return parse_config({"strategy": ref.name, "kind": ref.kind, "document": ref.document, "symbols": list(symbols),
+                         "timeframe": ref.document["timeframe"],
                          "start": str(START), "end": str(END), "mode": "screening", **extra})  # fmt: skip
 
 
@@ -79,12 +82,12 @@ def outcome(result) -> dict:
 
 def compare(base, data, points: list[dict], replays=("full", "signals", "active")) -> list[dict]:
     """Run every point in each replay mode (one reused engine per mode); assert equal outcomes."""
-    sessions = {mode: EngineSession(base, data, replay=mode) for mode in replays}
+    sessions = {mode: EngineSession(plan_run(base), data, replay=mode) for mode in replays}
     stats = []
     try:
         for params in points:
             cfg = msgspec.structs.replace(base, params=params)
-            results = {mode: s.run(cfg) for mode, s in sessions.items()}
+            results = {mode: s.run(plan_run(cfg)) for mode, s in sessions.items()}
             reference = outcome(results["full"])
             for mode in replays[1:]:
                 got = outcome(results[mode])
@@ -104,7 +107,7 @@ def compare(base, data, points: list[dict], replays=("full", "signals", "active"
 @pytest.mark.parametrize("strategy", BUNDLED)
 def test_every_bundled_strategy_trades_the_same_on_the_active_bars_only(catalog, strategy: str) -> None:
     base = config(strategy, leverage=5.0)
-    data = with_funding(load_market_data(catalog, base, InstrumentSpecs()))
+    data = with_funding(load_market_data(catalog, plan_run(base), InstrumentSpecs()))
     [stats] = compare(base, data, [{}])
     assert stats["fills"] > 0, "the strategy must trade for the comparison to mean anything"
     assert stats["funding"] > 0
@@ -113,7 +116,7 @@ def test_every_bundled_strategy_trades_the_same_on_the_active_bars_only(catalog,
 
 def test_random_sweep_points_agree_and_most_bars_are_skipped(catalog) -> None:
     base = config("rsi_mean_reversion_mtf")
-    data = with_funding(load_market_data(catalog, base, InstrumentSpecs()))
+    data = with_funding(load_market_data(catalog, plan_run(base), InstrumentSpecs()))
     dsl_points = expand_grid_sample(base, 6)
     stats = compare(base, data, dsl_points, replays=("full", "active"))
     assert sum(s["trades"] for s in stats) > 30
@@ -129,7 +132,7 @@ def expand_grid_sample(base, n: int) -> list[dict]:
 def test_two_symbols_share_the_account_and_agree(catalog) -> None:
     """Sizing reads the shared equity: a bar skipped on one symbol must not change the other's trades."""
     base = config("rsi_mean_reversion_mtf", symbols=SYMBOLS, leverage=5.0)
-    data = with_funding(load_market_data(catalog, base, InstrumentSpecs()))
+    data = with_funding(load_market_data(catalog, plan_run(base), InstrumentSpecs()))
     stats = compare(base, data, [{}, {"rsi.period": 7, "stop_loss.atr_multiplier": 1.5}])
     assert all(s["trades"] > 0 for s in stats)
     assert all(s["replayed"] < s["bars"] for s in stats)
@@ -138,7 +141,7 @@ def test_two_symbols_share_the_account_and_agree(catalog) -> None:
 def test_liquidations_are_the_same_on_the_fast_path(catalog) -> None:
     """50x isolated margin, no stop (ema_cross): a 2% move against a position liquidates it."""
     base = config("ema_cross", leverage=50.0)
-    data = with_funding(load_market_data(catalog, base, InstrumentSpecs()))
+    data = with_funding(load_market_data(catalog, plan_run(base), InstrumentSpecs()))
     [stats] = compare(base, data, [{}])
     assert stats["liquidations"] > 0
 
@@ -147,7 +150,7 @@ def test_runs_with_a_sizing_gate_replay_every_bar(catalog) -> None:
     """The risk gate's breakers watch every bar: no skipping there (and still the same results)."""
     sizing = {"method": "fixed_fractional", "risk_per_trade": 0.01, "max_position_pct": 0.10, "max_leverage": 5}
     base = config("rsi_mean_reversion_mtf", sizing=sizing, leverage=5.0)
-    data = load_market_data(catalog, base, InstrumentSpecs())
+    data = load_market_data(catalog, plan_run(base), InstrumentSpecs())
     [stats] = compare(base, data, [{}], replays=("full", "active"))
     assert stats["replayed"] == stats["bars"]
     assert stats["trades"] > 0
@@ -155,12 +158,12 @@ def test_runs_with_a_sizing_gate_replay_every_bar(catalog) -> None:
 
 def test_indicators_are_recorded_once_per_session(catalog) -> None:
     base = config("rsi_mean_reversion_mtf")
-    data = load_market_data(catalog, base, InstrumentSpecs())
-    session = EngineSession(base, data, replay="active")
+    data = load_market_data(catalog, plan_run(base), InstrumentSpecs())
+    session = EngineSession(plan_run(base), data, replay="active")
     try:
         for period in (7, 14, 7, 14):
-            session.run(msgspec.structs.replace(base, params={"rsi.period": period}), reports=False)
-        cache = session._caches["FILUSDT"]
+            session.run(plan_run(msgspec.structs.replace(base, params={"rsi.period": period})), reports=False)
+        cache = session.indicator_cache("FILUSDT-PERP.BINANCE")
         # rsi(7), rsi(14), ema_fast, atr, rsi_1h, ema_trend_4h: recorded once each
         assert cache.misses == 6
         assert cache.hits == 4 * 5 - 6
@@ -170,7 +173,7 @@ def test_indicators_are_recorded_once_per_session(catalog) -> None:
 
 def test_unknown_replay_mode_is_refused(catalog) -> None:
     base = config("ema_cross")
-    data = load_market_data(catalog, base, InstrumentSpecs())
+    data = load_market_data(catalog, plan_run(base), InstrumentSpecs())
     with pytest.raises(ValueError, match="replay"):
-        EngineSession(base, data, replay="fast")
+        EngineSession(plan_run(base), data, replay="fast")
     assert np.all(np.diff([b.ts_init for b in data.bars["FILUSDT"]]) > 0)

@@ -14,7 +14,9 @@ import pytest
 
 from tests.backtest.golden_cases import CASES, END, GOLDEN_DIR, START, golden_payload
 from tests.conftest import MIRROR
-from vibe_quant.backtest.runner import load_market_data, run_backtest
+from vibe_quant.backtest.engine import run_backtest
+from vibe_quant.backtest.market_data import load_market_data
+from vibe_quant.backtest.plan import plan_run
 from vibe_quant.data.ingest import IngestRequest, run_ingest
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
@@ -33,8 +35,8 @@ def runs(golden_home: Home) -> dict:
     specs = InstrumentSpecs()
     out = {}
     for name, cfg in CASES.items():
-        data = load_market_data(golden_home.catalog, cfg, specs)
-        out[name] = (run_backtest(cfg, data, run_id=name), data)
+        data = load_market_data(golden_home.catalog, plan_run(cfg), specs)
+        out[name] = (run_backtest(plan_run(cfg), data, run_id=name), data)
     return out
 
 
@@ -85,7 +87,9 @@ def test_account_reconciles_with_the_ledger(runs: dict, name: str) -> None:
 
 def test_same_inputs_same_results(golden_home: Home, results: dict) -> None:
     name, cfg = next(iter(CASES.items()))
-    again = run_backtest(cfg, load_market_data(golden_home.catalog, cfg, InstrumentSpecs()), run_id=name)
+    again = run_backtest(
+        plan_run(cfg), load_market_data(golden_home.catalog, plan_run(cfg), InstrumentSpecs()), run_id=name
+    )
     assert golden_payload(again) == golden_payload(results[name])
     assert [(f.price, f.qty, f.ts_ns) for f in again.recorder.fills] == [
         (f.price, f.qty, f.ts_ns) for f in results[name].recorder.fills

@@ -17,15 +17,18 @@ import yaml
 from tests.backtest.scenario import DAY, IID, MIN, SYMBOL, T0, bars, flat, funding
 from tests.conftest import MIRROR
 from vibe_quant.backtest.config import BacktestConfig
+from vibe_quant.backtest.engine import run_backtest
+from vibe_quant.backtest.market_data import MarketData, load_market_data
+from vibe_quant.backtest.plan import plan_run
 from vibe_quant.backtest.recorder import RunRecorder
-from vibe_quant.backtest.runner import MarketData, load_market_data, run_backtest
-from vibe_quant.backtest.strategies.base import RunContext
 from vibe_quant.data.ingest import IngestRequest, run_ingest
+from vibe_quant.dsl.higher_bars import HigherBars
 from vibe_quant.dsl.loader import SHIPPED_DIR, load_text
-from vibe_quant.dsl.strategy import DslStrategy, DslStrategyConfig, HigherBars, document_json
+from vibe_quant.dsl.strategy import DslStrategy, DslStrategyConfig, document_json
 from vibe_quant.home import Home
 from vibe_quant.instruments.factory import crypto_perpetual
 from vibe_quant.instruments.specs import InstrumentSpecs
+from vibe_quant.strategy.ports import StrategyPorts
 
 START, END = dt.date(2023, 8, 1), dt.date(2023, 10, 31)
 
@@ -60,8 +63,10 @@ def test_yaml_twin_trades_exactly_like_the_python_strategy(fil_home: Home, pytho
     common = {"symbols": ("FILUSDT",), "timeframe": "15m", "start": START, "end": END, "latency": latency,
               "leverage": 5}  # fmt: skip
     hand = BacktestConfig(strategy=python, params=params, **common)
-    dsl = BacktestConfig(strategy=python, dsl=shipped(python, timeframe="15m"), **common)
-    results = [run_backtest(cfg, load_market_data(fil_home.catalog, cfg, specs)) for cfg in (hand, dsl)]
+    dsl = BacktestConfig(strategy=python, kind="dsl", document=shipped(python, timeframe="15m"), **common)
+    results = [
+        run_backtest(plan_run(cfg), load_market_data(fil_home.catalog, plan_run(cfg), specs)) for cfg in (hand, dsl)
+    ]
     assert len(results[0].recorder.fills) > 100
     assert fills(results[0]) == fills(results[1])
     assert results[0].metrics["total_return"] == results[1].metrics["total_return"]
@@ -107,9 +112,9 @@ def test_a_4h_indicator_never_sees_an_unfinished_4h_bar(fil_home: Home, monkeypa
             seen.append((bar.ts_event, ema.value))
 
     monkeypatch.setattr(DslStrategy, "on_bar", spy)
-    cfg = BacktestConfig(strategy="mtf_probe", dsl=doc, symbols=("FILUSDT",), timeframe="5m", start=START,
+    cfg = BacktestConfig(strategy="mtf_probe", kind="dsl", document=doc, symbols=("FILUSDT",), timeframe="5m", start=START,
                          end=dt.date(2023, 8, 31), mode="screening")  # fmt: skip
-    run_backtest(cfg, load_market_data(fil_home.catalog, cfg, InstrumentSpecs()))
+    run_backtest(plan_run(cfg), load_market_data(fil_home.catalog, plan_run(cfg), InstrumentSpecs()))
 
     four = ParquetDataCatalog(str(fil_home.catalog)).bars([f"{IID}-4-HOUR-LAST-EXTERNAL"])
     reference = ExponentialMovingAverage(3)
@@ -141,9 +146,9 @@ def run_dsl(rows, doc: dict, funding_rows=(), **config):
     config.setdefault("prob_fill_on_limit", 1.0)
     base = {"name": "probe", "timeframe": "1m", "position_management": {"sizing": {"method": "exposure",
                                                                                    "fraction": 0.1}}}  # fmt: skip
-    cfg = BacktestConfig(strategy="probe", dsl={**base, **doc}, symbols=(SYMBOL,), timeframe="1m", start=DAY,
+    cfg = BacktestConfig(strategy="probe", kind="dsl", document={**base, **doc}, symbols=(SYMBOL,), timeframe="1m", start=DAY,
                          end=DAY, **config)  # fmt: skip
-    return run_backtest(cfg, data, run_id="scenario")
+    return run_backtest(plan_run(cfg), data, run_id="scenario")
 
 
 def closes(*values: float) -> list[tuple]:
@@ -213,12 +218,12 @@ def test_funding_rate_operand_sees_only_settled_rates() -> None:
 def _filters(doc_extra: dict, funding_times=()) -> DslStrategy:
     text = yaml.safe_dump({"name": "f", "timeframe": "5m", "entry_conditions": {"long": ["close > 0"]}, **doc_extra})
     a = load_text(text)
+    book = SimpleNamespace(funding=[(t, 0.0001, 8) for t in funding_times])
+    ports = StrategyPorts(account=SimpleNamespace(book=lambda iid: book), events=RunRecorder())
     strategy = DslStrategy(DslStrategyConfig(instrument_id=IID, bar_type=f"{IID}-5-MINUTE-LAST-EXTERNAL",
-                                             document=document_json(a)))  # fmt: skip
-    strategy.analysis = a
+                                             document=document_json(a)), ports)  # fmt: skip
+    strategy.analysis, strategy.book = a, book  # what on_start sets, without an engine
     strategy._setup_filters(a)
-    st = SimpleNamespace(funding=[(t, 0.0001, 8) for t in funding_times])
-    strategy.ctx = RunContext(SimpleNamespace(by_instrument={IID: st}), RunRecorder(), 1.0, 0.0)
     return strategy
 
 
@@ -267,7 +272,7 @@ def test_funding_window_falls_back_to_binance_8h_schedule_with_a_warning() -> No
     s = _filters({"time_filters": {"avoid_around_funding": {"enabled": True}}})
     assert not s.entry_allowed(_ts("2024-01-03 16:05"))
     assert s.entry_allowed(_ts("2024-01-03 12:00"))
-    assert any("00:00/08:00/16:00" in w for w in s.ctx.recorder.warnings)
+    assert any("00:00/08:00/16:00" in w for w in s.events.warnings)
 
 
 # -- every shipped strategy compiles and trades on real data --------------------------------------------
@@ -279,8 +284,8 @@ def test_shipped_strategies_run(fil_home: Home, path: Path) -> None:
     doc = json.loads(document_json(a))
     tf = "15m" if a.primary.label == "1m" else a.primary.label  # keep the suite fast
     doc["timeframe"] = tf
-    cfg = BacktestConfig(strategy=a.name, dsl=doc, symbols=("FILUSDT",), timeframe=tf, start=START, end=END,
+    cfg = BacktestConfig(strategy=a.name, kind="dsl", document=doc, symbols=("FILUSDT",), timeframe=tf, start=START, end=END,
                          leverage=5)  # fmt: skip
-    result = run_backtest(cfg, load_market_data(fil_home.catalog, cfg, InstrumentSpecs()))
+    result = run_backtest(plan_run(cfg), load_market_data(fil_home.catalog, plan_run(cfg), InstrumentSpecs()))
     assert result.metrics["total_trades"] > 5, a.name
-    assert msgspec.to_builtins(result.config)["dsl"]["name"] == a.name
+    assert msgspec.to_builtins(result.config)["document"]["name"] == a.name

@@ -28,14 +28,16 @@ from nautilus_trader.model.identifiers import InstrumentId
 
 from tests.conftest import MIRROR
 from vibe_quant.backtest.config import parse_config
-from vibe_quant.backtest.runner import EngineSession, load_market_data
+from vibe_quant.backtest.engine import EngineSession
+from vibe_quant.backtest.market_data import load_market_data
+from vibe_quant.backtest.plan import plan_run
 from vibe_quant.data.ingest import IngestRequest, run_ingest
 from vibe_quant.dsl.conditions import parse_condition
-from vibe_quant.dsl.loader import dsl_document
 from vibe_quant.dsl.strategy import DslStrategy, bind
 from vibe_quant.dsl.table import IndicatorCache, NextAction, SignalTable
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
+from vibe_quant.strategy.registry import find_strategy
 
 START, END = dt.date(2023, 8, 1), dt.date(2023, 8, 31)
 SYMBOL = "FILUSDT"
@@ -151,14 +153,13 @@ def run_config(timeframe: str, **extra):
 
 
 def catalog_bars(home: Home, timeframe: str) -> list:
-    return load_market_data(home.catalog, run_config(timeframe), InstrumentSpecs()).bars[SYMBOL]
+    return load_market_data(home.catalog, plan_run(run_config(timeframe)), InstrumentSpecs()).bars[SYMBOL]
 
 
 @pytest.fixture(scope="module")
 def mtf():
     """The shipped multi-timeframe RSI strategy's resolved indicators."""
-    dsl, _ = dsl_document("rsi_mean_reversion_mtf")
-    analysis, _ = bind(dsl, {}, "5m")
+    analysis, _ = bind(find_strategy("rsi_mean_reversion_mtf").document, {}, "5m")
     return analysis
 
 
@@ -353,22 +354,22 @@ def with_funding(data, seed: int = 3):
 def streamed(fil_home: Home):
     """Run the kitchen sink with streaming evaluation; record every compiled condition on every ready bar."""
     bind(KITCHEN_SINK, {}, "5m")  # validates
-    config = run_config("5m", strategy="kitchen_sink", dsl=KITCHEN_SINK)
-    data = with_funding(load_market_data(fil_home.catalog, config, InstrumentSpecs()))
+    config = run_config("5m", strategy="kitchen_sink", kind="dsl", document=KITCHEN_SINK)
+    data = with_funding(load_market_data(fil_home.catalog, plan_run(config), InstrumentSpecs()))
     rows, strategies = [], []
     original = DslStrategy._observe
 
     def observe(self, bar):
         ready = original(self, bar)
         if ready:
-            k = self.ctx.module.by_instrument[self.instrument_id.value].i
-            assert self.ctx.module.by_instrument[self.instrument_id.value].ts[k] == bar.ts_event
+            k = self.book.i
+            assert self.book.ts[k] == bar.ts_event
             compiled = {"entry": self._entry, "exit": self._exit}
             values = {(sec, side): [c() for c in compiled[sec][side]] for sec, side in SECTIONS}
             rows.append((k, values, self._entry_signal() or 0, self._exit_holds(1), self._exit_holds(-1)))
             if not strategies:  # what the table needs (the strategy releases its run state at the end)
                 assert self.table is None  # really the streaming path
-                state = self.ctx.module.by_instrument[self.instrument_id.value]
+                state = self.book
                 strategies.append(
                     SimpleNamespace(analysis=self.analysis, state=state, entry_allowed=self.entry_allowed)
                 )
@@ -376,7 +377,7 @@ def streamed(fil_home: Home):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(DslStrategy, "_observe", observe)
-        result = EngineSession(config, data, replay="full").run(config, reports=False)
+        result = EngineSession(plan_run(config), data, replay="full").run(plan_run(config), reports=False)
     (strategy,) = strategies
     assert result.metrics["total_trades"] > 0
     return data, strategy, rows

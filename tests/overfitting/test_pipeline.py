@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import MIRROR
-from vibe_quant.backtest import stats
 from vibe_quant.backtest.config import parse_config
-from vibe_quant.backtest.runner import load_market_data, run_backtest, slice_market_data
+from vibe_quant.backtest.engine import run_backtest
+from vibe_quant.backtest.market_data import load_market_data, slice_market_data
+from vibe_quant.backtest.plan import plan_run
+from vibe_quant.batch.worker import PointWorker, WorkerSpec
 from vibe_quant.data.ingest import IngestRequest, run_ingest
-from vibe_quant.dsl.loader import dsl_document
 from vibe_quant.errors import ConfigError
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
@@ -29,8 +30,9 @@ from vibe_quant.overfitting.config import OverfittingConfig, PurgedKFold, WalkFo
 from vibe_quant.overfitting.pipeline import lookback_days, run_overfitting, wfa_windows
 from vibe_quant.screening.pareto import HardFilters
 from vibe_quant.screening.pipeline import SweepSpec, create_screening_run, returns_from_blob, run_screening
-from vibe_quant.screening.worker import PointWorker, WorkerSpec
 from vibe_quant.state import StateManager
+from vibe_quant.stats import sharpe as stats
+from vibe_quant.strategy.registry import find_strategy
 
 START, END = dt.date(2023, 8, 1), dt.date(2023, 10, 31)
 DAYS = (END - START).days + 1
@@ -42,8 +44,9 @@ ALL = ["wfa", "dsr", "pkfold", "pbo", "cpcv"]
 
 
 def base_config(**extra):
-    dsl, name = dsl_document("rsi_mean_reversion_mtf")
-    return parse_config({"strategy": name, "dsl": dsl, "symbols": ["FILUSDT"], "timeframe": "5m",
+    ref = find_strategy("rsi_mean_reversion_mtf")
+    return parse_config({"strategy": ref.name, "kind": ref.kind, "document": ref.document, "symbols": ["FILUSDT"],
+                         "timeframe": "5m",
                          "start": str(START), "end": str(END), "mode": "screening", **extra})  # fmt: skip
 
 
@@ -124,8 +127,8 @@ def test_walk_forward_window_equals_a_standalone_backtest_of_that_period(screene
     params = {"rsi.period": 14, "rsi_oversold_threshold": 35}
     window = ("2023-08-15", "2023-10-09")
     sub = msgspec.structs.replace(base, start=dt.date(2023, 8, 15), end=dt.date(2023, 10, 9), params=params)
-    fresh = load_market_data(home.catalog, sub, InstrumentSpecs())
-    sliced = slice_market_data(load_market_data(home.catalog, base, InstrumentSpecs()), sub)
+    fresh = load_market_data(home.catalog, plan_run(sub), InstrumentSpecs())
+    sliced = slice_market_data(load_market_data(home.catalog, plan_run(base), InstrumentSpecs()), plan_run(sub))
     assert [b.ts_init for b in sliced.bars["FILUSDT"]] == [b.ts_init for b in fresh.bars["FILUSDT"]]
     assert [str(b) for b in sliced.bars["FILUSDT"][:3]] == [str(b) for b in fresh.bars["FILUSDT"][:3]]
     worker = PointWorker(WorkerSpec(str(home.root), None, msgspec.to_builtins(base)))
@@ -134,7 +137,7 @@ def test_walk_forward_window_equals_a_standalone_backtest_of_that_period(screene
         windowed = worker.run(1, params, window)
     finally:
         worker.close()
-    standalone = run_backtest(sub, fresh)
+    standalone = run_backtest(plan_run(sub), fresh)
     assert windowed["error"] is None
     assert windowed["metrics"]["total_trades"] > 0
     assert windowed["metrics"]["total_return"] == standalone.metrics["total_return"]

@@ -452,9 +452,9 @@ def pos(symbol: str, returns, signed_qty: float, avg_px: float = 100.0, leverage
 
 def gate(states, resting: dict | None = None, threshold: float = 0.7) -> RiskGate:
     resting = resting or {}
-    module = SimpleNamespace(state_list=states, resting=lambda iid: resting.get(iid, {}))
+    account = SimpleNamespace(books=lambda: states, resting=lambda iid: resting.get(iid, {}))
     risk = RiskConfig(portfolio_level=PortfolioRiskConfig(correlation_threshold=threshold, correlation_bars=500))
-    return RiskGate(None, risk, module, recorder=None, min_notional={}, starting_balance=100_000.0)
+    return RiskGate(None, risk, account, events=None, min_notional={}, starting_balance=100_000.0)
 
 
 def test_correlated_exposure() -> None:

@@ -84,7 +84,7 @@ def _base(doc: dict):
                          "start": "2023-08-01", "end": "2023-08-31", "mode": "screening"})  # fmt: skip
 
 
-def test_large_grids_are_sampled_deterministically_and_python_strategies_refused() -> None:
+def test_large_grids_are_sampled_deterministically() -> None:
     doc = yaml.safe_load((SHIPPED_DIR / "rsi_mean_reversion_mtf.yaml").read_text())
     a = build_grid(_base(doc), SweepSpec(max_points=100, sample_seed=7))
     b = build_grid(_base(doc), SweepSpec(max_points=100, sample_seed=7))
@@ -95,7 +95,23 @@ def test_large_grids_are_sampled_deterministically_and_python_strategies_refused
     assert a.sampled_from == 15360
     assert len({str(p) for p in a.points}) == 100
     assert len(build_grid(_base(doc), SweepSpec(max_points=0)).points) == 15360
+
+
+def test_a_python_strategy_grid_is_its_sweep_axes_with_constraints_and_its_own_check() -> None:
     python = parse_config({"strategy": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "5m",
                            "start": "2023-08-01", "end": "2023-08-31"})  # fmt: skip
-    with pytest.raises(ConfigError, match="YAML twin"):
-        build_grid(python, SweepSpec())
+    grid = build_grid(python, SweepSpec(overrides={"fast": [10, 20, 30], "slow": [25, 50], "exposure": [0.5]},
+                                        constraints=["fast < slow"]))  # fmt: skip
+    assert grid.points == [{"fast": 10, "slow": 25, "exposure": 0.5}, {"fast": 10, "slow": 50, "exposure": 0.5},
+                           {"fast": 20, "slow": 25, "exposure": 0.5}, {"fast": 20, "slow": 50, "exposure": 0.5},
+                           {"fast": 30, "slow": 50, "exposure": 0.5}]  # fmt: skip
+    assert (grid.total, dict(grid.skipped)) == (6, {"constraint fast < slow": 1})
+    # a point the strategy's own check rejects is skipped and counted; the default slow (100) bounds fast
+    rejected = build_grid(python, SweepSpec(overrides={"fast": [50, 150]}))
+    assert rejected.points == [{"fast": 50}]
+    assert rejected.skipped == {"rejected by the strategy: ema_cross needs 0 < fast < slow, got fast=150, slow=100": 1}
+    assert build_grid(python, SweepSpec()).points == [{}]  # no axis: the strategy as configured
+    with pytest.raises(ConfigError, match=r"sweep key 'fats': no such parameter.*Did you mean 'fast'"):
+        build_grid(python, SweepSpec(overrides={"fats": [1]}))
+    with pytest.raises(ConfigError, match="'slo' is not a parameter"):
+        build_grid(python, SweepSpec(overrides={"fast": [1]}, constraints=["fast < slo"]))

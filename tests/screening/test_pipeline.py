@@ -20,14 +20,16 @@ import pytest
 
 from tests.conftest import MIRROR
 from vibe_quant.backtest.config import parse_config
-from vibe_quant.backtest.runner import EngineSession, load_market_data, run_backtest
+from vibe_quant.backtest.engine import EngineSession, run_backtest
+from vibe_quant.backtest.market_data import load_market_data
+from vibe_quant.backtest.plan import plan_run
 from vibe_quant.data.ingest import IngestRequest, run_ingest
-from vibe_quant.dsl.loader import dsl_document
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
 from vibe_quant.screening.pareto import objective_matrix, pareto_mask
 from vibe_quant.screening.pipeline import SweepSpec, create_screening_run, run_screening
 from vibe_quant.state import StateManager
+from vibe_quant.strategy.registry import find_strategy
 
 START, END = dt.date(2023, 8, 1), dt.date(2023, 9, 30)
 SWEEP = ["--sweep", "rsi.period=7,14", "--sweep", "stop_loss.atr_multiplier=1.5,3.0",
@@ -54,8 +56,9 @@ def fresh_home(fil_home: Home, tmp_path: Path) -> Home:
 
 
 def base_config(**extra):
-    dsl, name = dsl_document("rsi_mean_reversion_mtf")
-    return parse_config({"strategy": name, "dsl": dsl, "symbols": ["FILUSDT"], "timeframe": "5m",
+    ref = find_strategy("rsi_mean_reversion_mtf")
+    return parse_config({"strategy": ref.name, "kind": ref.kind, "document": ref.document, "symbols": ["FILUSDT"],
+                         "timeframe": "5m",
                          "start": str(START), "end": str(END), "mode": "screening", **extra})  # fmt: skip
 
 
@@ -66,12 +69,12 @@ def metrics_by_point(db_path: Path, run_row: int) -> dict:
 
 def test_a_reused_engine_gives_the_results_of_a_fresh_engine(fil_home: Home) -> None:
     base = base_config()
-    data = load_market_data(fil_home.catalog, base, InstrumentSpecs())
-    session = EngineSession(base, data)
+    data = load_market_data(fil_home.catalog, plan_run(base), InstrumentSpecs())
+    session = EngineSession(plan_run(base), data)
     try:
         for params in ({"rsi.period": 7}, {"rsi.period": 21, "stop_loss.atr_multiplier": 3.0}, {"rsi.period": 7}):
             config = msgspec.structs.replace(base, params=params)
-            reused, fresh = session.run(config), run_backtest(config, data)
+            reused, fresh = session.run(plan_run(config)), run_backtest(plan_run(config), data)
             assert reused.metrics["total_trades"] > 3
             assert [msgspec.structs.asdict(f) if hasattr(f, "__struct_fields__") else f.__dict__
                     for f in reused.recorder.fills] == [f.__dict__ for f in fresh.recorder.fills]  # fmt: skip
@@ -84,7 +87,7 @@ def test_a_reused_engine_gives_the_results_of_a_fresh_engine(fil_home: Home) -> 
     finally:
         session.dispose()
     with pytest.raises(ValueError, match="leverage"):
-        EngineSession(base, data).run(msgspec.structs.replace(base, leverage=5.0))
+        EngineSession(plan_run(base), data).run(plan_run(msgspec.structs.replace(base, leverage=5.0)))
 
 
 def test_sweep_stores_every_point_and_marks_the_pareto_front(cli, fil_home: Home, tmp_path: Path) -> None:
@@ -236,11 +239,11 @@ def test_replay_full_stores_the_metrics_of_the_active_replay(cli, fil_home: Home
 
 def test_screening_and_validation_agree_on_signals(fil_home: Home) -> None:
     """Seed 001 integration test: the same parameters give > 90% the same signals in both modes."""
-    data = load_market_data(fil_home.catalog, base_config(), InstrumentSpecs())
+    data = load_market_data(fil_home.catalog, plan_run(base_config()), InstrumentSpecs())
     params = {"rsi.period": 14, "stop_loss.atr_multiplier": 2.0}
     signals = {}
     for mode in ("screening", "validation"):
-        result = run_backtest(msgspec.structs.replace(base_config(mode=mode), params=params), data)
+        result = run_backtest(plan_run(msgspec.structs.replace(base_config(mode=mode), params=params)), data)
         signals[mode] = {(e["ts"], e["direction"]) for e in result.recorder.events if e["type"] == "SIGNAL"}
     screening, validation = signals["screening"], signals["validation"]
     assert len(validation) > 20
@@ -251,9 +254,13 @@ def test_screening_and_validation_agree_on_signals(fil_home: Home) -> None:
 def test_cli_errors_are_clear(cli, fil_home: Home, tmp_path: Path) -> None:
     home = fresh_home(fil_home, tmp_path)
     h = ["--home", str(home.root)]
-    code, output = cli([*h, "screen", "run", "--strategy", "ema_cross", "--symbols", "FILUSDT"])
+    code, output = cli([*h, "screen", "run", "--strategy", "ema_cros", "--symbols", "FILUSDT"])
     assert code == 2
-    assert "YAML twin" in output
+    assert "unknown strategy 'ema_cros'" in output
+    assert "Did you mean 'ema_cross'?" in output
+    code, output = cli([*h, *ARGS, "--workers", "0"])
+    assert code == 2
+    assert "--workers must be >= 1, got 0" in output
     code, output = cli([*h, *ARGS, "--sweep", "rsi.perod=3"])
     assert code == 2
     assert "rsi.perod" in output
@@ -282,9 +289,9 @@ def test_a_worker_that_dies_does_not_fail_the_sweep(fil_home: Home, monkeypatch:
     """A worker killed mid-sweep (a crash, the OOM killer): its points re-run on a fresh worker."""
     import multiprocessing as mp
 
-    from vibe_quant.screening import executors
-    from vibe_quant.screening.executors import run_points
-    from vibe_quant.screening.worker import WorkerSpec
+    from vibe_quant.batch import executors
+    from vibe_quant.batch.executors import run_points
+    from vibe_quant.batch.worker import WorkerSpec
 
     rounds = []
     real_round = executors._pool_round

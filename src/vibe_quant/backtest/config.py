@@ -50,13 +50,14 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     :meth:`resolved`.
     """
 
-    strategy: str
+    strategy: str  # the strategy's name (a Python strategy's registry name, a DSL document's name)
     symbols: tuple[str, ...]
     timeframe: str
     start: dt.date
     end: dt.date
     params: dict[str, ParamValue] = {}
-    dsl: dict[str, Any] | None = None  # a DSL strategy's whole document (then `strategy` is its name)
+    kind: str = "python"  # strategy kind (vibe_quant.strategy.registry.KINDS)
+    document: dict[str, Any] | None = None  # the kind's document, e.g. a DSL strategy's whole YAML
     mode: Literal["screening", "validation"] = "validation"
     latency: str | None = None
     latency_ns: tuple[int, int, int, int] | None = None  # custom (base, insert, update, cancel)
@@ -75,6 +76,10 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     risk: RiskConfig | None = None  # strategy- and portfolio-level circuit breakers
 
     def __post_init__(self) -> None:
+        from vibe_quant.strategy.registry import KINDS
+
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind {self.kind!r}: choose one of {', '.join(KINDS)}." + did_you_mean(self.kind, KINDS))
         if not self.symbols:
             raise ConfigError("symbols: give at least one symbol")
         if self.timeframe not in TIMEFRAME_BY_LABEL:
@@ -126,13 +131,27 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     def leverage_for(self, symbol: str) -> float:
         return self.leverages.get(symbol, self.leverage)
 
+    def strategy_spec(self):
+        """What this run trades, as the strategy registry takes it."""
+        from vibe_quant.strategy.registry import StrategySpec
+
+        return StrategySpec(kind=self.kind, name=self.strategy, document=self.document, params=dict(self.params),
+                            symbols=self.symbols, timeframe=self.timeframe)  # fmt: skip
+
     def canonical_json(self) -> bytes:
         """Deterministic JSON of the resolved config (sorted keys) for hashing."""
         return json.dumps(msgspec.to_builtins(self.resolved()), sort_keys=True, separators=(",", ":")).encode()
 
 
 def parse_config(data: dict) -> BacktestConfig:
-    """Build a :class:`BacktestConfig` from plain data (YAML/JSON/CLI), with readable errors."""
+    """Build a :class:`BacktestConfig` from plain data (YAML/JSON/CLI), with readable errors.
+
+    Runs stored before strategy kinds existed carry a DSL document as ``dsl``: read as kind ``dsl``.
+    """
+    if data.get("dsl") is not None and "document" not in data:
+        data = {**{k: v for k, v in data.items() if k != "dsl"}, "kind": "dsl", "document": data["dsl"]}
+    elif "dsl" in data:
+        data = {k: v for k, v in data.items() if k != "dsl"}
     try:
         return msgspec.convert(data, BacktestConfig, strict=False)
     except msgspec.ValidationError as exc:

@@ -31,8 +31,9 @@ from nautilus_trader.model.data import BookOrder
 from nautilus_trader.model.enums import BookType, OrderSide, OrderType
 from nautilus_trader.model.objects import Price, Quantity
 
-from vibe_quant.backtest.margin import Bracket
 from vibe_quant.backtest.recorder import RunRecorder
+from vibe_quant.instruments.ticks import round_adverse
+from vibe_quant.strategy.account import InstrumentBook
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -71,57 +72,22 @@ def latency_drift(volatility: float, latency_ns: int, bar_ns: int) -> float:
     return volatility * math.sqrt(latency_ns / bar_ns) * SQRT_2_OVER_PI
 
 
-def round_adverse(price: float, tick: float, side: int) -> float:
-    """Round `price` to the tick grid against the order: up for buys, down for sells."""
-    steps = price / tick
-    steps = math.ceil(steps - 1e-9) if side > 0 else math.floor(steps + 1e-9)
-    return steps * tick
-
-
 @dataclass
-class InstrumentState:
-    """Per-instrument market and position state shared by the venue module, fill model and
-    strategies.
+class InstrumentState(InstrumentBook):
+    """The simulated venue's state of one instrument: its book (``strategy/account.py``), which the
+    strategies read through their ports, plus what only the simulation needs (fill-model inputs,
+    liquidation price, the next funding settlement).
 
     The execution bars are known before the run, so their fields sit in plain lists and the
     venue module only advances ``i`` as the engine processes each bar: reading a float from a
     list costs a fraction of converting a NautilusTrader ``Price`` on every bar.
     """
 
-    instrument_id: object
-    symbol: str
-    bar_ns: int
-    tick: float
-    price_precision: int
-    size_precision: int
-    leverage: float
-    brackets: tuple[Bracket, ...]
-    vol_window: int
-    ts: list = field(default_factory=list)  # bar close times (ns)
-    opens: list = field(default_factory=list)
-    highs: list = field(default_factory=list)
-    lows: list = field(default_factory=list)
-    closes: list = field(default_factory=list)
-    volumes: list = field(default_factory=list)
-    i: int = -1  # index of the bar being (or last) processed
-    # position (NETTING: at most one per instrument)
-    signed_qty: float = 0.0
-    avg_px: float = 0.0
-    wallet: float = 0.0  # isolated margin
+    vol_window: int = 20
     liq_price: float = 0.0
-    position_id: str = ""
-    trade_seq: int = 0  # round trips opened so far (funding is attributed by it)
-    # funding schedule: sorted (snapshot_ns, rate, interval_hours) and the next index to settle
-    funding: list = field(default_factory=list)
-    next_funding: int = 0
+    next_funding: int = 0  # index of the next funding settlement to apply
     vols: list = field(default_factory=list)  # per bar: volatility from the bars before it
     avg_volumes: list = field(default_factory=list)
-    # cash flows of this instrument's trading (fills, fees, funding, clearance fees): its net
-    # PnL so far is cash + signed_qty * close; closed round trips as (net PnL, return on notional)
-    cash: float = 0.0
-    flat_cash: float = 0.0  # cash when the position was last flat
-    entry_notional: float = 0.0
-    closed: list = field(default_factory=list)
     _arrays: tuple | None = None  # (ts, closes) as numpy arrays, built once and shared by fresh() copies
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -148,22 +114,6 @@ class InstrumentState:
         return dataclasses.replace(self, i=-1, signed_qty=0.0, avg_px=0.0, wallet=0.0, liq_price=0.0,
                                    position_id="", trade_seq=0, next_funding=0, cash=0.0, flat_cash=0.0,
                                    entry_notional=0.0, closed=[])  # fmt: skip
-
-    @property
-    def open(self) -> float:
-        return self.opens[self.i] if self.i >= 0 else math.nan
-
-    @property
-    def close(self) -> float:
-        return self.closes[self.i] if self.i >= 0 else math.nan
-
-    @property
-    def bar_ts(self) -> int:
-        return self.ts[self.i]
-
-    @property
-    def bar_open_ns(self) -> int:
-        return self.ts[self.i] - self.bar_ns
 
     def volatility(self) -> float:
         """Std of the bar-to-bar close changes over the ``vol_window`` bars before the current one."""

@@ -25,14 +25,15 @@ import yaml
 
 from vibe_quant import code_version
 from vibe_quant.backtest.config import BacktestConfig, parse_config
+from vibe_quant.backtest.engine import BacktestResult
 from vibe_quant.backtest.ledger import Trade
 from vibe_quant.backtest.recorder import FillRecord, FundingRecord
-from vibe_quant.backtest.runner import BacktestResult
-from vibe_quant.backtest.stats import drawdown_series
 from vibe_quant.errors import UserError
 from vibe_quant.home import Home
 from vibe_quant.staging import OnExists, StagingArea
 from vibe_quant.state import StateManager
+from vibe_quant.stats.performance import drawdown_series
+from vibe_quant.timeutil import iso
 
 RESULT_COLUMNS = (
     "total_return", "cagr", "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown",
@@ -45,12 +46,6 @@ RESULT_COLUMNS = (
 HEARTBEAT_S = 5.0
 
 
-def iso(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def clean(value):
     """JSON-safe: nan/inf become None."""
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
@@ -61,38 +56,44 @@ def clean(value):
 # -- state database ------------------------------------------------------------------------------
 
 
-def strategy_row(state: StateManager, name: str, dsl: dict | None = None) -> int:
-    """Return the ``strategies`` id of strategy `name`, creating or versioning its row.
+def strategy_row(state: StateManager, config: BacktestConfig) -> int:
+    """Return the ``strategies`` id of `config`'s strategy, creating or versioning its row.
 
-    A Python strategy gets one row. A DSL strategy's row holds its latest document; a new
-    document bumps ``version`` and is kept in ``strategy_versions`` (by content hash).
+    A strategy without a document (a Python class) gets one row, named ``kind:name`` (a DSL
+    strategy may carry the same name, e.g. ema_cross.yaml). A strategy with a document (a DSL
+    strategy, and later kinds that have one) is versioned by :func:`save_strategy_version`.
     """
-    if dsl is None:
-        # Python strategies are namespaced: a DSL strategy may carry the same name (ema_cross.yaml).
-        key = f"python:{name}"
+    if config.document is None:
+        key = f"{config.kind}:{config.strategy}"
         rows = state.find("strategies", name=key)
         if rows:
             return rows[0]["id"]
-        return state.insert("strategies", {"name": key, "dsl_config": {"python": name}, "strategy_type": "technical",
-                                           "description": f"built-in Python strategy {name}"})  # fmt: skip
-    return save_dsl_version(state, dsl)[0]
+        return state.insert("strategies", {"name": key, "dsl_config": {config.kind: config.strategy},
+                                           "strategy_type": config.kind,
+                                           "description": f"{config.kind} strategy {config.strategy}"})  # fmt: skip
+    return save_strategy_version(state, config.kind, config.document)[0]
 
 
-def save_dsl_version(state: StateManager, dsl: dict, source_text: str | None = None) -> tuple[int, int, bool]:
-    """Store a DSL document; return ``(strategy_id, version, is_new_version)``."""
+def save_strategy_version(state: StateManager, kind: str, document: dict,
+                          source_text: str | None = None) -> tuple[int, int, bool]:  # fmt: skip
+    """Store a strategy document of `kind` under its ``name``; return ``(strategy_id, version, is_new_version)``.
+
+    The row holds the latest document; a new document bumps ``version`` and is kept in
+    ``strategy_versions`` (by content hash); an earlier document again becomes current.
+    """
     import hashlib
 
-    digest = hashlib.sha256(json.dumps(dsl, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    name = dsl["name"]
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    name = document["name"]
     with state.transaction():
         rows = state.find("strategies", name=name)
-        if rows and rows[0]["strategy_type"] != "dsl":  # a Python row from before the namespace: move it aside
-            state.update("strategies", rows[0]["id"], {"name": f"python:{name}"})
+        if rows and rows[0]["strategy_type"] != kind:  # a row of another kind from before namespacing: move it aside
+            state.update("strategies", rows[0]["id"], {"name": f"{rows[0]['strategy_type']}:{name}"})
             rows = []
         if not rows:
-            sid = state.insert("strategies", {"name": name, "description": dsl.get("description", ""), "dsl_config": dsl,
-                                              "strategy_type": "dsl", "version": 1})  # fmt: skip
-            state.insert("strategy_versions", {"strategy_id": sid, "version": 1, "sha256": digest, "dsl_config": dsl,
+            sid = state.insert("strategies", {"name": name, "description": document.get("description", ""),
+                                              "dsl_config": document, "strategy_type": kind, "version": 1})  # fmt: skip
+            state.insert("strategy_versions", {"strategy_id": sid, "version": 1, "sha256": digest, "dsl_config": document,
                                                "source_text": source_text})  # fmt: skip
             return sid, 1, True
         sid = rows[0]["id"]
@@ -100,13 +101,13 @@ def save_dsl_version(state: StateManager, dsl: dict, source_text: str | None = N
         if known:  # an earlier version again: it becomes the current one
             version = known[0]["version"]
             if rows[0]["version"] != version:
-                state.update("strategies", sid, {"dsl_config": dsl, "version": version, "updated_at": now_iso()})
+                state.update("strategies", sid, {"dsl_config": document, "version": version, "updated_at": now_iso()})
             return sid, version, False
         version = max([v["version"] for v in state.find("strategy_versions", strategy_id=sid)] or [0]) + 1
-        state.insert("strategy_versions", {"strategy_id": sid, "version": version, "sha256": digest, "dsl_config": dsl,
+        state.insert("strategy_versions", {"strategy_id": sid, "version": version, "sha256": digest, "dsl_config": document,
                                            "source_text": source_text})  # fmt: skip
-        state.update("strategies", sid, {"dsl_config": dsl, "description": dsl.get("description", ""), "version": version,
-                                         "strategy_type": "dsl", "updated_at": now_iso()})  # fmt: skip
+        state.update("strategies", sid, {"dsl_config": document, "description": document.get("description", ""),
+                                         "version": version, "strategy_type": kind, "updated_at": now_iso()})  # fmt: skip
         return sid, version, True
 
 
@@ -116,7 +117,7 @@ def create_run(state: StateManager, config: BacktestConfig) -> int:
 
     cfg = config.resolved()
     return state.insert("backtest_runs", {
-        "strategy_id": strategy_row(state, cfg.strategy, cfg.dsl), "run_mode": cfg.mode, "symbols": list(cfg.symbols),
+        "strategy_id": strategy_row(state, cfg), "run_mode": cfg.mode, "symbols": list(cfg.symbols),
         "timeframe": cfg.timeframe, "start_date": cfg.start.isoformat(), "end_date": cfg.end.isoformat(),
         "parameters": msgspec.to_builtins(cfg), "latency_preset": cfg.latency, "status": "pending",
         **preset_ids(state, cfg.sizing, cfg.risk),
@@ -137,6 +138,69 @@ def load_run_config(state: StateManager, run_row: int) -> BacktestConfig:
     if row["status"] not in ("pending", "failed"):
         raise UserError(f"backtest run {run_row} is {row['status']}; only pending (or failed) runs can be run")
     return parse_config(row["parameters"])
+
+
+def list_runs(home: Home, limit: int = 20, status: str | None = None, sweeps: bool = False) -> list[dict]:
+    """The newest `limit` runs (screening sweeps when `sweeps`, else single backtests) with their
+    strategy name and key results; empty when the home has no state database yet.
+
+    Raises
+    ------
+    UserError
+        `limit` below 1.
+    """
+    if limit < 1:
+        raise UserError(f"--limit must be >= 1, got {limit}")
+    if not home.db_path.exists():
+        return []
+    sweep = "IS NOT NULL" if sweeps else "IS NULL"
+    where, args = f"r.sweep_spec {sweep}", []
+    if status is not None:
+        where += " AND r.status = ?"
+        args.append(status)
+    with StateManager(home.db_path) as state:
+        rows = state.conn.execute(
+            "SELECT r.id, r.status, r.run_mode, r.symbols, r.timeframe, r.start_date, r.end_date, r.run_hash, "
+            "r.bundle_path, r.error_message, r.created_at, r.parameters, b.sharpe_ratio, b.total_return, "
+            "b.max_drawdown, b.total_trades, "
+            "(SELECT count(*) FROM sweep_results s WHERE s.run_id = r.id) AS points "
+            f"FROM backtest_runs r LEFT JOIN backtest_results b ON b.run_id = r.id WHERE {where} "
+            "ORDER BY r.id DESC LIMIT ?",
+            [*args, limit],
+        ).fetchall()
+    out = []
+    for r in rows:
+        row = dict(r)
+        row["symbols"] = json.loads(row["symbols"])
+        row["strategy"] = json.loads(row.pop("parameters")).get("strategy", "?")
+        out.append(row)
+    return out
+
+
+def load_summary(home: Home, run: str) -> tuple[dict, dict]:
+    """A finished backtest's row and its bundle's ``summary.json``, by row id or run id hash.
+
+    Raises
+    ------
+    UserError
+        No such run, it has no bundle (not finished, or a screening sweep), or the bundle is gone.
+    """
+    if not home.db_path.exists():
+        raise UserError(f"no state database in {home.root}: no run to show")
+    with StateManager(home.db_path) as state:
+        rows = state.find("backtest_runs", id=int(run)) if run.isdigit() else state.find("backtest_runs", run_hash=run)
+    if not rows:
+        raise UserError(f"no backtest run {run!r} in {home.db_path} (vq backtest list shows them)")
+    row = rows[-1]
+    if row.get("sweep_spec") is not None:
+        raise UserError(f"run {row['id']} is a screening sweep: vq screen top {row['id']}")
+    if not row.get("bundle_path"):
+        raise UserError(f"backtest run {row['id']} is {row['status']}: it has no results"
+                        + (f" ({row['error_message']})" if row.get("error_message") else ""))  # fmt: skip
+    summary = Path(row["bundle_path"]) / "summary.json"
+    if not summary.is_file():
+        raise UserError(f"backtest run {row['id']}: its bundle {summary.parent} is missing (deleted or moved)")
+    return row, json.loads(summary.read_text())
 
 
 class Heartbeat:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vibe_quant.strategy.ports import EventLog
+
 # Order of events stamped with the same time: cause before effect.
 _RANK = {"SIGNAL": 0, "RISK_CHECK": 1, "ORDER": 2, "ORDER_REJECTED": 3, "FUNDING": 3, "FILL": 4,
          "LIQUIDATION": 5, "POSITION_CLOSE": 6, "POSITION_OPEN": 7}  # fmt: skip
@@ -59,26 +61,19 @@ class LiquidationRecord:
 
 
 @dataclass
-class RunRecorder:
-    """Mutable collector for one run (not thread-safe; one engine per process)."""
+class RunRecorder(EventLog):
+    """Mutable collector for one run (not thread-safe; one engine per process): the strategies'
+    event sink (``strategy/ports.py``) plus what the simulated venue records."""
 
     fills: list[FillRecord] = field(default_factory=list)
     funding: list[FundingRecord] = field(default_factory=list)
     liquidations: list[LiquidationRecord] = field(default_factory=list)
     equity_ts: list[int] = field(default_factory=list)
     equity: list[float] = field(default_factory=list)
-    events: list[dict] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
     # Set by the fill model when it prices an order, read when the fill event arrives.
     pricing: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     # Forced prices for venue-generated orders (liquidations): client order id -> price.
     forced: dict[str, float] = field(default_factory=dict)
-    # Order reasons (tags) by client order id, for orders the venue did not create.
-    reasons: dict[str, str] = field(default_factory=dict)
-
-    def event(self, ts_ns: int, kind: str, **fields) -> None:
-        """Append a structured event (SIGNAL, ORDER, FILL, POSITION_OPEN, ...)."""
-        self.events.append({"ts": ts_ns, "type": kind, **fields})
 
     def all_events(self) -> list[dict]:
         """Every event, FILLs included (built from the fill records), in time order."""
@@ -89,7 +84,3 @@ class RunRecorder:
             for f in self.fills
         ]  # fmt: skip
         return sorted([*self.events, *fills], key=lambda e: (e["ts"], _RANK.get(e["type"], 9)))
-
-    def warn(self, message: str) -> None:
-        if message not in self.warnings:
-            self.warnings.append(message)

@@ -52,17 +52,15 @@ from nautilus_trader.model.events import (
     OrderRejected,
     OrderSubmitted,
     OrderUpdated,
-    PositionChanged,
-    PositionClosed,
-    PositionOpened,
 )
 from nautilus_trader.model.identifiers import ClientOrderId, PositionId, Venue
 from nautilus_trader.model.objects import Money
 from nautilus_trader.model.orders import MarketOrder
 
-from vibe_quant.backtest.execution import InstrumentState, round_adverse
-from vibe_quant.backtest.margin import liquidation_price
+from vibe_quant.backtest.execution import InstrumentState
 from vibe_quant.backtest.recorder import FillRecord, FundingRecord, LiquidationRecord, RunRecorder
+from vibe_quant.instruments.margin import liquidation_price
+from vibe_quant.instruments.ticks import round_adverse
 
 _CLOSING_EVENTS = frozenset((OrderCanceled, OrderExpired, OrderRejected, OrderDenied))
 _COMMAND_EVENTS = frozenset((OrderSubmitted, OrderPendingCancel, OrderPendingUpdate))
@@ -98,6 +96,8 @@ class PerpVenueModule(SimulationModule):
         super().__init__(SimulationModuleConfig())
         self.venue = Venue(venue)
         self._subscribed = False  # to the message bus, once per engine (survives engine.reset())
+        self._progress = None
+        self.report_progress(None)
         self.bind(states, recorder, sequence, own)
 
     def bind(self, states: dict, recorder: RunRecorder, sequence: list, own: list | None = None,
@@ -130,6 +130,25 @@ class PerpVenueModule(SimulationModule):
     def reset(self) -> None:
         """Called by ``engine.reset()``; the next run's state comes from :meth:`bind`."""
 
+    def report_progress(self, progress, label: str = "", first_ns: int = 0, last_ns: int = 0) -> None:
+        """Advance a `progress` task (``vibe_quant.progress``) in 200 steps of bar time as the run
+        goes (None: stop reporting). One comparison per close time when off."""
+        if progress is None:
+            if self._progress is not None:
+                self._progress.finish(self._task)
+            self._progress, self._report_at = None, 1 << 62
+            return
+        self._progress = progress
+        self._task = progress.task(label, 200)
+        self._report_first, self._report_step = first_ns, max((last_ns - first_ns) // 200, 1)
+        self._report_at, self._reported = first_ns, 0
+
+    def _report(self, ts: int) -> None:
+        done = min((ts - self._report_first) // self._report_step, 200)
+        self._progress.advance(self._task, done - self._reported)
+        self._reported = done
+        self._report_at = self._report_first + (done + 1) * self._report_step
+
     # -- bar processing (before matching) -----------------------------------------------------
 
     def pre_process(self, data) -> None:
@@ -161,6 +180,8 @@ class PerpVenueModule(SimulationModule):
         if self._dirty:
             self._record_change(self._last_ts)
         self._last_ts = ts
+        if ts >= self._report_at:
+            self._report(ts)
         sequence, own, k = self.sequence, self.own, self._k
         while k < len(sequence):  # the bars stamped `ts` are consecutive in the sequence
             st = sequence[k]
@@ -420,36 +441,21 @@ class PerpVenueModule(SimulationModule):
         )  # fmt: skip
         self.recorder.fills.append(record)  # FILL events are written from these (recorder.all_events)
         self._balance, self._dirty = None, True
-        st.cash -= side * record.qty * price + record.fee
+        st.book_fill(side, record.qty, price, record.fee)
 
     def _on_position_event(self, event) -> None:
         st = self.by_instrument.get(event.instrument_id.value)
         if st is None:
             return
-        new_qty = event.signed_qty
-        old_qty = st.signed_qty
         self._dirty = True
-        if isinstance(event, PositionClosed) or new_qty == 0:
-            st.signed_qty, st.avg_px, st.wallet, st.liq_price = 0.0, 0.0, 0.0, 0.0
-            net = st.cash - st.flat_cash  # the closing fill was booked before this event
-            st.closed.append((net, net / st.entry_notional if st.entry_notional else 0.0))
-            st.flat_cash = st.cash
+        change = st.book_position(event)
+        if change == "close":
+            st.liq_price = 0.0
             self.recorder.event(event.ts_event, "POSITION_CLOSE", instrument=st.symbol,
                                 position_id=event.position_id.value, realized_pnl=event.realized_pnl.as_double())  # fmt: skip
             return
-        if isinstance(event, PositionOpened) or old_qty == 0 or old_qty * new_qty < 0:
-            st.trade_seq += 1
-            st.wallet = abs(new_qty) * event.avg_px_open / st.leverage
-            st.entry_notional = abs(new_qty) * event.avg_px_open
+        if change == "open":
             self.recorder.event(event.ts_event, "POSITION_OPEN", instrument=st.symbol,
-                                position_id=event.position_id.value, signed_qty=new_qty, avg_px=event.avg_px_open,
-                                margin=st.wallet)  # fmt: skip
-        elif isinstance(event, PositionChanged):
-            if abs(new_qty) > abs(old_qty):
-                st.wallet += (abs(new_qty) - abs(old_qty)) * event.last_px.as_double() / st.leverage
-            else:
-                st.wallet *= abs(new_qty) / abs(old_qty)
-        st.signed_qty = new_qty
-        st.avg_px = event.avg_px_open
-        st.position_id = event.position_id.value
+                                position_id=event.position_id.value, signed_qty=event.signed_qty,
+                                avg_px=event.avg_px_open, margin=st.wallet)  # fmt: skip
         self._update_liq_price(st)

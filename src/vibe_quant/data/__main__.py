@@ -3,6 +3,6 @@
 import sys
 
 from vibe_quant.cli import run
-from vibe_quant.data.cli import data_app
+from vibe_quant.cli.data import data_app
 
 sys.exit(run(data_app))

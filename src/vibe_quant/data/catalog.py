@@ -13,6 +13,7 @@ failure before its commit leaves the catalog untouched.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Iterable
 from decimal import Decimal
@@ -145,6 +146,54 @@ def intervals(root: Path, kind: str, identifier: str) -> list[tuple[int, int]]:
         return []
     found = [parse_interval_filename(p.name) for p in directory.glob("*.parquet")]
     return sorted(iv for iv in found if iv is not None)
+
+
+def bar_span(root: Path, bar_type: str) -> tuple[int, int] | None:
+    """Close times (ns) of the first and last stored bar of `bar_type`, from the files' column
+    statistics (file names hold the ingest units' bounds, which may be wider); None without bars."""
+    import pyarrow.parquet as pq
+
+    directory = data_dir(root, "bar", bar_type)
+    files = sorted((iv, p) for p in directory.glob("*.parquet") if (iv := parse_interval_filename(p.name)) is not None) \
+        if directory.is_dir() else []  # fmt: skip
+    if not files:
+        return None
+
+    def ts_range(path: Path) -> tuple[int, int]:
+        meta = pq.ParquetFile(path).metadata
+        column = meta.schema.to_arrow_schema().get_field_index("ts_init")
+        stats = [meta.row_group(g).column(column).statistics for g in range(meta.num_row_groups)]
+        return min(s.min for s in stats), max(s.max for s in stats)
+
+    return ts_range(files[0][1])[0], ts_range(files[-1][1])[1]
+
+
+def catalog_days(root: Path, instrument_ids: list[str], timeframe: str) -> tuple[dt.date, dt.date]:
+    """First and last UTC day covered by `timeframe` bars of every instrument (the first bar's
+    open day, the last bar's close day; integer arithmetic, no float rounding).
+
+    Raises
+    ------
+    UserError
+        An unknown timeframe, or an instrument without such bars.
+    """
+    from vibe_quant.data.bars import NS_PER_MS, TIMEFRAME_BY_LABEL
+    from vibe_quant.errors import UserError
+    from vibe_quant.timeutil import utc_day
+
+    tf = TIMEFRAME_BY_LABEL.get(timeframe)
+    if tf is None:
+        raise UserError(f"timeframe {timeframe!r}: choose one of {', '.join(TIMEFRAME_BY_LABEL)}")
+    firsts, lasts = [], []
+    for iid in instrument_ids:
+        span = bar_span(root, tf.bar_type(iid))
+        if span is None:
+            symbol = iid.split("-")[0]
+            raise UserError(f"no {timeframe} bars for {symbol} in {root}: ingest first "
+                            f"(vq data ingest --symbols {symbol} ...) or pass --start/--end")  # fmt: skip
+        firsts.append(span[0] - tf.step_ms * NS_PER_MS)  # the first bar's open
+        lasts.append(span[1] - 1)  # the last bar closes at midnight: its day is the one before
+    return utc_day(max(firsts)), utc_day(min(lasts))
 
 
 def subtract(span: tuple[int, int], covered: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -3,6 +3,6 @@
 import sys
 
 from vibe_quant.cli import run
-from vibe_quant.dsl.cli import dsl_app
+from vibe_quant.cli.dsl import dsl_app
 
 sys.exit(run(dsl_app))

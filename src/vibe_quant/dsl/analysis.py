@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from vibe_quant.data.bars import TIMEFRAME_BY_LABEL, Timeframe
 from vibe_quant.dsl.conditions import (
     BUILTINS,
@@ -25,7 +27,8 @@ from vibe_quant.dsl.conditions import (
 )
 from vibe_quant.dsl.indicators import SOURCES, IndicatorDef, indicator_registry
 from vibe_quant.dsl.model import StrategyDoc
-from vibe_quant.errors import did_you_mean
+from vibe_quant.errors import ConfigError, did_you_mean
+from vibe_quant.strategy.grid import parse_constraint
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -321,8 +324,6 @@ def analyse(doc: StrategyDoc, catalog: Path | None = None) -> tuple[Analysis | N
             elif section == "sweep":
                 analysis.sweep_paths[key] = target
     if not issues:
-        from vibe_quant.dsl.sweep import constraint_issues
-
         issues.extend(constraint_issues(analysis))
     if catalog is not None and primary is not None:
         issues.extend(_catalog_issues(catalog, [primary, *higher]))
@@ -428,3 +429,38 @@ def _catalog_issues(catalog: Path, timeframes: list[Timeframe]) -> list[Issue]:
             issues.append(Issue(f"no {tf.label} bars in the catalog {catalog}: ingest data first "
                                 "(vq data ingest --symbols ...)", where))  # fmt: skip
     return issues
+
+
+# -- constraints between parameters --------------------------------------------------------------
+
+
+def document_value(analysis: Analysis, side: str):
+    """The value a sweep key has in the document (an indicator's parameter with its default filled in)."""
+    head, _, rest = side.partition(".")
+    if head in analysis.indicators:  # every parameter, registry defaults filled in
+        return analysis.indicators[head].params.get(rest)
+    node = msgspec.to_builtins(analysis.doc)
+    for part in sweep_target(analysis, side):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def constraint_issues(analysis: Analysis, texts: list[str] | None = None) -> list:
+    """Problems with the document's ``sweep_constraints`` (or `texts`): syntax and unknown keys."""
+    out = []
+    in_doc = texts is None
+    for i, text in enumerate(analysis.doc.sweep_constraints if in_doc else texts):
+        where = ("sweep_constraints", i) if in_doc else ()
+        try:
+            constraint = parse_constraint(text)
+        except ConfigError as exc:
+            out.append(Issue(str(exc), where))
+            continue
+        for side in (constraint.left, constraint.right):
+            if isinstance(side, str):
+                target = sweep_target(analysis, side)
+                if isinstance(target, str):
+                    out.append(Issue(f"constraint {text!r}: {side}: {target}", where))
+                elif document_value(analysis, side) is None:
+                    out.append(Issue(f"constraint {text!r}: {side!r} has no value in the strategy", where))
+    return out

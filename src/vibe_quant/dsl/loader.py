@@ -7,7 +7,6 @@ YAML syntax or shape error stops at the first.
 
 from __future__ import annotations
 
-import json
 import re
 import typing
 from dataclasses import dataclass, field
@@ -278,21 +277,3 @@ def resolve_strategy_file(name_or_path: str) -> Path | None:
         return shipped if not p.exists() and p.parent == Path() and shipped.is_file() else p
     shipped = SHIPPED_DIR / f"{name_or_path}.yaml"
     return shipped if shipped.is_file() else None
-
-
-def dsl_document(strategy: str) -> tuple[dict | None, str]:
-    """``(document, name)`` for a DSL strategy (file or shipped name), ``(None, name)`` for a Python one.
-
-    Raises
-    ------
-    DslError
-        The strategy file is invalid (located message).
-    """
-    from vibe_quant.backtest.strategies import REGISTRY
-    from vibe_quant.dsl.strategy import document_json
-
-    path = None if strategy in REGISTRY else resolve_strategy_file(strategy)
-    if path is None:
-        return None, strategy
-    analysis = load_file(path)
-    return json.loads(document_json(analysis)), analysis.name

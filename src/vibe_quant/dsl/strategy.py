@@ -37,16 +37,17 @@ from collections import deque
 import msgspec
 from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.identifiers import ClientOrderId
-from nautilus_trader.model.objects import Price, Quantity
+from nautilus_trader.model.objects import Price
 
-from vibe_quant.backtest.execution import round_adverse
-from vibe_quant.backtest.strategies.base import PerpStrategy, PerpStrategyConfig
 from vibe_quant.dsl.analysis import Analysis, analyse
 from vibe_quant.dsl.conditions import PRICE_FIELDS, Condition
+from vibe_quant.dsl.higher_bars import HigherBars
 from vibe_quant.dsl.model import StrategyDoc
 from vibe_quant.dsl.sweep import apply_params
 from vibe_quant.dsl.table import SignalTable
 from vibe_quant.errors import ConfigError
+from vibe_quant.instruments.ticks import round_adverse
+from vibe_quant.strategy.base import PerpStrategy, PerpStrategyConfig
 
 NS_PER_MIN = 60_000_000_000
 NS_PER_DAY = 1440 * NS_PER_MIN
@@ -102,43 +103,6 @@ def bind(dsl: dict, params: dict, timeframe: str) -> tuple[Analysis, str]:
     return analysis, document_json(analysis)
 
 
-class HigherBars:
-    """Build one higher-timeframe bar from the primary bars of its UTC bucket, when it closes."""
-
-    __slots__ = ("_c", "_h", "_l", "_o", "_v", "bar_type", "count", "end", "indicators", "per", "pp", "sp", "step")
-
-    def __init__(self, bar_type: BarType, step_ns: int, per: int, price_precision: int, size_precision: int):
-        self.bar_type, self.step, self.per = bar_type, step_ns, per
-        self.pp, self.sp = price_precision, size_precision
-        self.indicators: list = []
-        self.end = -1
-        self.count = 0
-        self._o = self._h = self._l = self._c = self._v = 0
-
-    def add(self, bar: Bar) -> None:
-        ts = bar.ts_event
-        end = -(-ts // self.step) * self.step
-        if end != self.end:
-            self.end, self.count = end, 0
-            self._o, self._h, self._l, self._v = bar.open.raw, bar.high.raw, bar.low.raw, 0
-        else:
-            high, low = bar.high.raw, bar.low.raw
-            if high > self._h:
-                self._h = high
-            if low < self._l:
-                self._l = low
-        self._c = bar.close.raw
-        self._v += bar.volume.raw
-        self.count += 1
-        if ts == end and self.count == self.per:  # closed, and no primary bar missing
-            pp = self.pp
-            built = Bar(self.bar_type, Price.from_raw(self._o, pp), Price.from_raw(self._h, pp),
-                        Price.from_raw(self._l, pp), Price.from_raw(self._c, pp),
-                        Quantity.from_raw(self._v, self.sp), ts, ts)  # fmt: skip
-            for indicator in self.indicators:
-                indicator.handle_bar(built)
-
-
 class DslStrategy(PerpStrategy):
     """Runs a compiled strategy document (see the module docstring for the bar cycle)."""
 
@@ -154,9 +118,10 @@ class DslStrategy(PerpStrategy):
         self._signalled: int | None = None
         self._setup_filters(a)
         self.table: SignalTable | None = None
-        cache = self.ctx.indicators if self.ctx is not None else None
+        source = self.ports.indicators
+        cache = source.for_instrument(self.instrument_id.value) if source is not None else None
         if cache is not None:  # a backtest that precomputed the bars' signals (dsl/table.py)
-            self._state = self.ctx.module.by_instrument[self.instrument_id.value]
+            self._state = self.book
             self.table = SignalTable(a, cache, self._state, self.entry_allowed)
             self._k = self._last_k = -1
             self._observe, self._entry_signal, self._exit_holds = (
@@ -328,11 +293,11 @@ class DslStrategy(PerpStrategy):
     def _load_funding(self) -> None:
         """Funding settlement times and rates of this symbol for the run (known schedule; rates used once settled)."""
         self._funding_loaded = True
-        st = self.ctx.module.by_instrument[self.instrument_id.value]
+        st = self.book
         self._funding_times = [ts for ts, _, _ in st.funding]
         self._funding_rates = [rate for _, rate, _ in st.funding]
         if not self._funding_times and self._funding_window is not None:
-            self.ctx.recorder.warn(
+            self.events.warn(
                 f"{self.instrument_id.value}: no funding times in the catalog; avoid_around_funding uses Binance's "
                 "00:00/08:00/16:00 UTC schedule"
             )
@@ -500,7 +465,7 @@ class DslStrategy(PerpStrategy):
             qty = equity * sizing.fraction / price
         caps = [qty]
         if sizing.max_margin_fraction is not None:
-            caps.append(sizing.max_margin_fraction * equity * self.ctx.leverage / price)
+            caps.append(sizing.max_margin_fraction * equity * self.leverage / price)
         if sizing.max_leverage is not None:
             caps.append(sizing.max_leverage * equity / price)
         caps.append(self.max_qty(price))

@@ -9,19 +9,17 @@ the cartesian product of its lists (keys in file order, last key varying fastest
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-import operator
-import re
-from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 
 import msgspec
 
-from vibe_quant.dsl.analysis import Analysis, analyse, sweep_target
+from vibe_quant.dsl.analysis import Analysis, analyse, constraint_issues, document_value, sweep_target
 from vibe_quant.dsl.model import StrategyDoc
 from vibe_quant.errors import ConfigError
+from vibe_quant.strategy.grid import Expansion, grid_points, parse_constraint
 
 
 def apply_params(analysis: Analysis, params: Mapping[str, object]) -> Analysis:
@@ -89,100 +87,6 @@ def schema_range_problem(analysis: Analysis, key: str, value: object) -> str | N
     return None
 
 
-# -- constraints between parameters --------------------------------------------------------------
-
-_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
-_CONSTRAINT = re.compile(r"^\s*(\S+)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """``left op right``: each side a parameter key (its value in the point, else the document's) or a number."""
-
-    text: str
-    left: str | float
-    op: str
-    right: str | float
-
-    def holds(self, analysis: Analysis, point: Mapping[str, object]) -> bool:
-        return _OPS[self.op](_operand(analysis, self.left, point), _operand(analysis, self.right, point))
-
-
-def parse_constraint(text: str) -> Constraint:
-    """Parse ``"ema_fast.period < ema_slow.period"`` (operators < <= > >= == !=).
-
-    Raises
-    ------
-    ConfigError
-        Not of the form ``KEY OP KEY|NUMBER``.
-    """
-    match = _CONSTRAINT.match(text)
-    if not match:
-        raise ConfigError(
-            f"constraint {text!r}: write KEY OP KEY-or-NUMBER with OP one of {' '.join(_OPS)}, "
-            "e.g. 'ema_fast.period < ema_slow.period'"
-        )
-    left, op, right = match.groups()
-    return Constraint(text.strip(), _number_or_key(left), op, _number_or_key(right))
-
-
-def _number_or_key(token: str) -> str | float:
-    try:
-        return float(token)
-    except ValueError:
-        return token
-
-
-def _operand(analysis: Analysis, side: str | float, point: Mapping[str, object]):
-    if not isinstance(side, str):
-        return side
-    if side in point:
-        return point[side]
-    head, _, rest = side.partition(".")
-    if head in analysis.indicators:  # every parameter, registry defaults filled in
-        return analysis.indicators[head].params.get(rest)
-    node = msgspec.to_builtins(analysis.doc)
-    for part in sweep_target(analysis, side):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
-def constraint_issues(analysis: Analysis, texts: list[str] | None = None) -> list:
-    """Problems with the document's ``sweep_constraints`` (or `texts`): syntax and unknown keys."""
-    from vibe_quant.dsl.analysis import Issue
-
-    out = []
-    in_doc = texts is None
-    for i, text in enumerate(analysis.doc.sweep_constraints if in_doc else texts):
-        where = ("sweep_constraints", i) if in_doc else ()
-        try:
-            constraint = parse_constraint(text)
-        except ConfigError as exc:
-            out.append(Issue(str(exc), where))
-            continue
-        for side in (constraint.left, constraint.right):
-            if isinstance(side, str):
-                target = sweep_target(analysis, side)
-                if isinstance(target, str):
-                    out.append(Issue(f"constraint {text!r}: {side}: {target}", where))
-                elif _operand(analysis, side, {}) is None:
-                    out.append(Issue(f"constraint {text!r}: {side!r} has no value in the strategy", where))
-    return out
-
-
-@dataclass
-class Expansion:
-    """A sweep grid after constraints: the points to run and what was skipped, with reasons."""
-
-    points: list[dict[str, object]]
-    total: int
-    skipped: Counter = field(default_factory=Counter)  # reason -> count
-
-    @property
-    def n_skipped(self) -> int:
-        return sum(self.skipped.values())
-
-
 def expand(
     analysis: Analysis,
     overrides: Mapping[str, list] | None = None,
@@ -215,18 +119,6 @@ def expand(
     if problems:
         raise ConfigError(f"{analysis.name}: " + "; ".join(p.message for p in problems))
     rules = [parse_constraint(t) for t in [*analysis.doc.sweep_constraints, *extra]]
-    keys = list(axes)
-    out = Expansion([], math.prod(len(v) for v in axes.values()))
-    for values in itertools.product(*(axes[k] for k in keys)):
-        point = dict(zip(keys, values, strict=True))
-        broken = next((r for r in rules if not r.holds(analysis, point)), None)
-        if broken is not None:
-            out.skipped[f"constraint {broken.text}"] += 1
-            continue
-        try:
-            apply_params(analysis, point)
-        except ConfigError as exc:
-            out.skipped[f"rejected by the strategy: {str(exc).partition(': ')[2] or exc}"] += 1
-            continue
-        out.points.append(point)
-    return out
+    return grid_points(
+        axes, rules, functools.partial(document_value, analysis), functools.partial(apply_params, analysis)
+    )

@@ -6,7 +6,7 @@ signal (+1, -1, 0) and whether each side's exit conditions hold. Two wins follow
 
 * **indicators once per worker**: :class:`IndicatorCache` replays the bars through the *same*
   indicator objects the live strategy uses (NautilusTrader's or ours; higher timeframes built
-  by the same :class:`~vibe_quant.dsl.strategy.HigherBars`) and keeps the recorded outputs, so
+  by the same :class:`~vibe_quant.dsl.higher_bars.HigherBars`) and keeps the recorded outputs, so
   a sweep computes ``RSI(14)`` once for all the points that use it, and each value is the one
   the streaming strategy would read (same objects, same bars, same order);
 * **only the bars that matter**: with the signals known, the engine can skip every bar on which
@@ -93,7 +93,7 @@ class IndicatorCache:
         if timeframe.minutes not in self._higher:
             from nautilus_trader.model.data import BarType
 
-            from vibe_quant.dsl.strategy import HigherBars
+            from vibe_quant.dsl.higher_bars import HigherBars
 
             iid = self.bars[0].bar_type.instrument_id.value
             bt = BarType.from_str(timeframe.bar_type(iid).replace("-EXTERNAL", "-INTERNAL"))

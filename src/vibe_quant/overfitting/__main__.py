@@ -3,6 +3,6 @@
 import sys
 
 from vibe_quant.cli import run
-from vibe_quant.overfitting.cli import overfit_app
+from vibe_quant.cli.overfit import overfit_app
 
 sys.exit(run(overfit_app))

@@ -13,16 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vibe_quant.backtest.stats import (
-    DAYS_PER_YEAR,
-    cscv,
-    deflated_sharpe_ratio,
-    expected_max_sharpe,
-    return_moments,
-    sharpe_ratio,
-)
 from vibe_quant.overfitting.config import CPCV, PBO, DeflatedSharpe, PurgedKFold, WalkForward
 from vibe_quant.overfitting.splits import cpcv_groups, cpcv_paths, cpcv_splits, purged_kfold
+from vibe_quant.stats.pbo import cscv
+from vibe_quant.stats.performance import DAYS_PER_YEAR, sharpe_ratio
+from vibe_quant.stats.sharpe import deflated_sharpe_ratio, expected_max_sharpe, return_moments
 
 
 @dataclass

@@ -32,6 +32,8 @@ import numpy as np
 
 from vibe_quant.backtest.config import BacktestConfig
 from vibe_quant.backtest.persist import clean, now_iso
+from vibe_quant.batch.executors import run_points
+from vibe_quant.batch.worker import WorkerSpec
 from vibe_quant.data.bars import TIMEFRAME_BY_LABEL
 from vibe_quant.data.files import NS_PER_MS
 from vibe_quant.errors import ConfigError, UserError
@@ -39,9 +41,7 @@ from vibe_quant.home import Home
 from vibe_quant.overfitting import filters as F
 from vibe_quant.overfitting.config import SECTIONS, OverfittingConfig
 from vibe_quant.overfitting.splits import walk_forward_windows
-from vibe_quant.screening.executors import run_points
 from vibe_quant.screening.pipeline import load_screening_run, returns_blob, returns_from_blob
-from vibe_quant.screening.worker import WorkerSpec
 from vibe_quant.state import StateManager
 
 log = logging.getLogger(__name__)
@@ -96,22 +96,28 @@ class OverfittingReport:
 
 def lookback_days(base: BacktestConfig, params_list: list[dict], purge_bars: int | str) -> int:
     """Days covering the purge: `purge_bars` primary bars, or ('auto') the longest indicator
-    warm-up + history any candidate needs, on the indicator's own timeframe."""
+    warm-up + history any candidate needs (its strategy kind says how long).
+
+    Raises
+    ------
+    ConfigError
+        ``auto`` for a strategy that does not say its lookback.
+    """
+    from vibe_quant.backtest.plan import plan_run
+
     tf = TIMEFRAME_BY_LABEL[base.timeframe]
     if purge_bars != "auto":
         return math.ceil(int(purge_bars) * tf.step_ms * NS_PER_MS / NS_PER_DAY)
-    from vibe_quant.dsl.strategy import bind
-
     longest = 0
     for params in params_list or [{}]:
-        analysis, _ = bind(base.dsl, params, base.timeframe)
-        history: dict[str, int] = {}
-        for (name, _output), bars in analysis.history.items():
-            history[name] = max(history.get(name, 0), bars)
-        for name, ind in analysis.indicators.items():
-            bars = ind.definition.warmup(ind.params) + history.get(name, 0)
-            longest = max(longest, bars * ind.timeframe.step_ms * NS_PER_MS)
-    return math.ceil(longest / NS_PER_DAY)
+        bars = plan_run(msgspec.structs.replace(base, params=params)).strategy.lookback_bars
+        if bars is None:
+            raise ConfigError(
+                f"purged_kfold.purge_bars: auto needs the lookback of strategy {base.strategy}, which does not give one; "
+                "set purge_bars to a number of bars in the overfitting config"
+            )
+        longest = max(longest, bars)
+    return math.ceil(longest * tf.step_ms * NS_PER_MS / NS_PER_DAY)
 
 
 def _candidates(rows: list[dict], which: str) -> list[dict]:
@@ -275,7 +281,7 @@ def _validate_survivors(home: Home, base: BacktestConfig, report: OverfittingRep
 
     specs = InstrumentSpecs(specs_path)
     survivors = report.survivors
-    runner_log = logging.getLogger("vibe_quant.backtest.runner")
+    runner_log = logging.getLogger("vibe_quant.backtest.engine")
     level = runner_log.level
     runner_log.setLevel(logging.ERROR)  # one funding warning per run would repeat: collected below
     try:
@@ -288,11 +294,12 @@ def _validate_survivors(home: Home, base: BacktestConfig, report: OverfittingRep
 
 
 def _validate_one(home: Home, base: BacktestConfig, c: Candidate, config: OverfittingConfig, specs, report) -> None:
+    from vibe_quant.backtest.plan import plan_run
     from vibe_quant.backtest.service import execute
 
     cfg = msgspec.structs.replace(base, mode="validation", latency=None, latency_ns=None, prob_fill_on_limit=None,
                                   prob_slippage=None, params=c.row["parameters"])  # fmt: skip
-    run_row, result, _bundle = execute(home, cfg, specs)
+    run_row, result, _bundle = execute(home, plan_run(cfg), specs)
     report.warnings.extend(w for w in result.warnings if w not in report.warnings)
     screen_sr, valid_sr = c.row["sharpe_ratio"], result.metrics.get("sharpe_ratio")
     degradation, sensitive = F.execution_degradation(screen_sr, valid_sr, config.consistency.max_degradation)

@@ -58,13 +58,13 @@ def _alert(event: dict) -> None:
 class RiskGate:
     """One run's sizing and risk state, shared by its strategies and Actors."""
 
-    def __init__(self, sizing: SizingConfig | None, risk: RiskConfig | None, module, recorder,
-                 min_notional: dict[str, float], starting_balance: float):  # fmt: skip
+    def __init__(self, sizing: SizingConfig | None, risk: RiskConfig | None, account, events,
+                 min_notional: dict[str, float], starting_balance: float, risk_engine=None):  # fmt: skip
         self.sizing, self.risk = sizing, risk
-        self.module, self.recorder = module, recorder
+        self.account, self.events = account, events  # strategy ports: AccountView, EventSink
         self.min_notional = min_notional
         self.starting_balance = starting_balance
-        self.strategies: list = []
+        self.legs: list = []  # every strategy's instruments (vibe_quant.strategy.leg.Leg)
         self.guards: dict[str, StrategyGuard] = {}
         self.portfolio: EquityGuard | None = None
         self.pcfg = risk.portfolio_level if risk is not None else None
@@ -72,63 +72,64 @@ class RiskGate:
             p = self.pcfg
             self.portfolio = EquityGuard(p.max_portfolio_drawdown_pct, p.max_portfolio_daily_loss_pct,
                                          p.rolling_drawdown_pct, p.rolling_hours, p.cooldown_after_halt_hours)  # fmt: skip
-        self.risk_engine = None  # NautilusTrader's, for the trading state (set by the runner)
+        self.risk_engine = risk_engine  # NautilusTrader's, for the trading state (a halt sets HALTED)
         self.counts: dict[str, int] = {}
         self._last_portfolio_ts = -1
 
     @property
-    def post_only(self) -> bool:
-        return bool(self.pcfg is not None and self.pcfg.prefer_post_only)
+    def post_only_bars(self) -> int | None:
+        """Bars a post-only entry rests (the risk config's prefer_post_only), else None."""
+        return self.pcfg.post_only_bars if self.pcfg is not None and self.pcfg.prefer_post_only else None
 
-    def attach(self, strategy) -> None:
-        self.strategies.append(strategy)
+    def attach(self, leg) -> None:
+        """Guard `leg` (a strategy's instrument; strategies attach their legs when built)."""
+        self.legs.append(leg)
 
     def actors(self) -> list[Actor]:
-        """The run's Actors (none without a risk config); call after every strategy is attached."""
+        """The run's Actors (none without a risk config); call after every strategy is built.
+
+        Strategy-level breakers watch each leg on its share of the starting balance (a
+        single-instrument strategy is one leg).
+        """
         if self.risk is None:
             return []
-        allocation = self.starting_balance / max(len(self.strategies), 1)
+        allocation = self.starting_balance / max(len(self.legs), 1)
         out: list[Actor] = []
-        for strategy in self.strategies:
+        for leg in self.legs:
             guard = StrategyGuard(self.risk.strategy_level, allocation)
-            self.guards[strategy.id.value] = guard
-            out.append(StrategyRiskActor(self, strategy, guard))
-        out.append(PortfolioRiskActor(self, [s.bar_type for s in self.strategies]))
+            self.guards[leg.name] = guard
+            out.append(StrategyRiskActor(self, leg, guard))
+        out.append(PortfolioRiskActor(self, [leg.bar_type for leg in self.legs]))
         return out
-
-    # -- equity -------------------------------------------------------------------------------
-
-    def _state(self, strategy):
-        return self.module.by_instrument[strategy.instrument_id.value]
 
     # -- the entry gate -----------------------------------------------------------------------
 
-    def entry(self, strategy, bar: Bar, direction: int, qty: float, price: float, stop: float | None) -> float:
-        """Quantity to send for a new position of `strategy` (0: refused, logged)."""
+    def entry(self, leg, bar: Bar, direction: int, qty: float, price: float, stop: float | None) -> float:
+        """Quantity to send for a new position of `leg` (0: refused, logged)."""
         ts = bar.ts_event
-        st = self._state(strategy)
-        guard = self.guards.get(strategy.id.value)
+        st = leg.book
+        guard = self.guards.get(leg.name)
         if guard is not None and guard.halted is not None:
             return self._refuse(
-                strategy, ts, "strategy_halted", f"strategy halted by {guard.halted.breaker}", alert=False
+                leg, ts, "strategy_halted", f"strategy halted by {guard.halted.breaker}", alert=False
             )  # the halt itself alerted
         if self.portfolio is not None and self.portfolio.halted is not None:
-            return self._refuse(strategy, ts, "portfolio_halted", f"portfolio halted by {self.portfolio.halted.breaker}",
+            return self._refuse(leg, ts, "portfolio_halted", f"portfolio halted by {self.portfolio.halted.breaker}",
                                 alert=False)  # fmt: skip
-        equity = self.module.equity()
+        equity = self.account.equity()
         scale = guard.scale() if guard is not None else 1.0
         if self.sizing is not None:
             kelly = self.sizing.method == "kelly"
             req = SizeRequest(
                 equity=equity, price=price, stop_distance=stop, leverage=st.leverage,
-                step=strategy.instrument.size_increment.as_double(), min_notional=self.min_notional[st.symbol],
+                step=leg.instrument.size_increment.as_double(), min_notional=self.min_notional[st.symbol],
                 open_risk=self.open_risk(exclude=st), scale=scale,
                 trade_returns=[r for _, r in st.closed[-self.sizing.kelly_lookback :]] if kelly else (),
                 atr=atr(st.highs, st.lows, st.closes, st.i, self.sizing.atr_period) if self.sizing.method == "atr" else None,
             )  # fmt: skip
             decision = size(self.sizing, req)
             if decision.refused:
-                return self._refuse(strategy, ts, decision.refused, f"sizing {self.sizing.method}: {decision.refused}",
+                return self._refuse(leg, ts, decision.refused, f"sizing {self.sizing.method}: {decision.refused}",
                                     alert=False, **decision.info)  # fmt: skip
             qty, limits, info = decision.qty, decision.limits, {**decision.info, "method_qty": decision.method_qty}
         else:
@@ -138,41 +139,41 @@ class RiskGate:
             if p.max_position_notional_pct is not None and qty * price > p.max_position_notional_pct * equity:
                 qty = p.max_position_notional_pct * equity / price
                 limits.append("max_position_notional_pct")
-            qty = strategy.floor_qty(qty)
+            qty = leg.floor_qty(qty)
             notional = qty * price
             if p.max_total_exposure_pct is not None:
                 gross = self.gross_exposure(exclude=st) + notional
                 if gross > p.max_total_exposure_pct * equity + 1e-9:
-                    return self._refuse(strategy, ts, "max_total_exposure",
+                    return self._refuse(leg, ts, "max_total_exposure",
                                         f"exposure would be {gross / equity:.1%} of equity, limit "
                                         f"{p.max_total_exposure_pct:.0%}", exposure=gross / equity)  # fmt: skip
             if p.max_correlated_exposure_pct is not None:
                 cluster, members = self.correlated_exposure(st, direction, notional)
                 if members and cluster > p.max_correlated_exposure_pct * equity + 1e-9:
-                    return self._refuse(strategy, ts, "max_correlated_exposure",
+                    return self._refuse(leg, ts, "max_correlated_exposure",
                                         f"exposure correlated with {st.symbol} ({', '.join(members)}) would be "
                                         f"{cluster / equity:.1%} of equity, limit {p.max_correlated_exposure_pct:.0%}",
                                         exposure=cluster / equity)  # fmt: skip
-        qty = strategy.floor_qty(qty)
+        qty = leg.floor_qty(qty)
         if qty <= 0:
-            return self._refuse(strategy, ts, "size_below_step", "size rounds to zero", alert=False)
+            return self._refuse(leg, ts, "size_below_step", "size rounds to zero", alert=False)
         if qty * price < self.min_notional[st.symbol]:
-            return self._refuse(strategy, ts, "below_min_notional",
+            return self._refuse(leg, ts, "below_min_notional",
                                 f"notional {qty * price:.2f} below the {self.min_notional[st.symbol]:g} minimum",
                                 alert=False)  # fmt: skip
         self._count("entries_passed")
         for limit in limits:
             self._count(f"limited_by_{limit}")
-        self.recorder.event(ts, "RISK_CHECK", instrument=strategy.instrument_id.value, strategy=strategy.id.value, check="entry",
+        self.events.event(ts, "RISK_CHECK", instrument=leg.instrument_id.value, strategy=leg.name, check="entry",
                             result="PASS", qty=qty, notional=qty * price, equity=equity, scale=scale,
                             limits=limits, **info)  # fmt: skip
         return qty
 
-    def _refuse(self, strategy, ts: int, check: str, message: str, alert: bool = True, **info) -> float:
+    def _refuse(self, leg, ts: int, check: str, message: str, alert: bool = True, **info) -> float:
         self._count(f"refused_{check}")
-        event = {"instrument": strategy.instrument_id.value, "strategy": strategy.id.value, "check": check,
+        event = {"instrument": leg.instrument_id.value, "strategy": leg.name, "check": check,
                  "result": "FAIL", "action": "order refused", "message": message, **info}  # fmt: skip
-        self.recorder.event(ts, "RISK_CHECK", **event)
+        self.events.event(ts, "RISK_CHECK", **event)
         if alert:
             _alert({"ts": ts, "type": "RISK_CHECK", **event})
         return 0.0
@@ -181,20 +182,18 @@ class RiskGate:
         self.counts[key] = self.counts.get(key, 0) + 1
 
     def gross_exposure(self, exclude=None) -> float:
-        return sum(
-            abs(st.signed_qty) * st.close for st in self.module.state_list if st.signed_qty and st is not exclude
-        )
+        return sum(abs(st.signed_qty) * st.close for st in self.account.books() if st.signed_qty and st is not exclude)
 
     def open_risk(self, exclude=None) -> float:
         """Heat: what the open positions lose if their stops fill (no stop: their isolated margin)."""
         total = 0.0
-        for st in self.module.state_list:
+        for st in self.account.books():
             if not st.signed_qty or st is exclude:
                 continue
             side = 1 if st.signed_qty > 0 else -1
             stops = [
                 p
-                for kind, s, p in self.module.resting(st.instrument_id.value).values()
+                for kind, s, p in self.account.resting(st.instrument_id.value).values()
                 if kind == "stop" and s == -side
             ]
             if stops:
@@ -210,7 +209,7 @@ class RiskGate:
         over the last `correlation_bars` common closes)."""
         p = self.pcfg
         total, members = notional, []
-        for other in self.module.state_list:
+        for other in self.account.books():
             if other is st or not other.signed_qty:
                 continue
             rho = _correlation(st, other, p.correlation_bars)
@@ -224,10 +223,10 @@ class RiskGate:
 
     # -- breakers (called by the Actors at each bar close) ---------------------------------------
 
-    def strategy_bar(self, strategy, guard: StrategyGuard, st, ts: int) -> None:
+    def strategy_bar(self, leg, guard: StrategyGuard, st, ts: int) -> None:
         if guard.halted is not None and guard.resume_due(ts):
             guard.resume()
-            self._breaker_event(ts, "strategy", strategy.id.value, None, "resumed")
+            self._breaker_event(ts, "strategy", leg.name, None, "resumed")
         trip = guard.update(ts, guard.allocation + st.cash + st.signed_qty * st.closes[st.i])
         if len(st.closed) != guard.trades_seen:
             new = st.closed[guard.trades_seen :]
@@ -235,10 +234,10 @@ class RiskGate:
             if trip is None:
                 trip = guard.on_trades(ts, [pnl for pnl, _ in new])
         if trip is not None:
-            self._breaker_event(ts, "strategy", strategy.id.value, trip, "halt: orders cancelled, position closed")
-            strategy.flatten(ts, f"halt_{trip.breaker}")
-        elif guard.halted is not None and st.signed_qty and not strategy.busy():
-            strategy.flatten(ts, f"halt_{guard.halted.breaker}")  # an entry that was already on its way
+            self._breaker_event(ts, "strategy", leg.name, trip, "halt: orders cancelled, position closed")
+            leg.flatten(ts, f"halt_{trip.breaker}")
+        elif guard.halted is not None and st.signed_qty and not leg.busy():
+            leg.flatten(ts, f"halt_{guard.halted.breaker}")  # an entry that was already on its way
 
     def portfolio_bar(self, ts: int) -> None:
         if ts == self._last_portfolio_ts:  # several instruments close at once: once per close time
@@ -249,15 +248,15 @@ class RiskGate:
             guard.resume()
             self._set_trading_state("ACTIVE")
             self._breaker_event(ts, "portfolio", "portfolio", None, "resumed")
-        trip = guard.update(ts, self.module.equity())
+        trip = guard.update(ts, self.account.equity())
         if trip is not None:
             self._breaker_event(ts, "portfolio", "portfolio", trip, "halt: all orders cancelled, positions closed")
             self.kill_switch(ts, f"portfolio_{trip.breaker}")
 
     def kill_switch(self, ts: int, reason: str) -> None:
         """Seed 000's kill switch: cancel every open order, close every position, HALT the RiskEngine."""
-        for strategy in self.strategies:
-            strategy.flatten(ts, reason)
+        for leg in self.legs:
+            leg.flatten(ts, reason)
         self._set_trading_state("HALTED")  # after the closing orders went out: they pass
 
     def _set_trading_state(self, name: str) -> None:
@@ -276,7 +275,7 @@ class RiskGate:
             event.update(breaker=trip.breaker, value=trip.value, limit=trip.limit,
                          until=trip.until_ns, permanent=trip.until_ns is None)  # fmt: skip
             log.info("circuit breaker: %s %s %s %.4f >= %.4f", level, scope, trip.breaker, trip.value, trip.limit)
-        self.recorder.event(ts, "CIRCUIT_BREAKER", **event)
+        self.events.event(ts, "CIRCUIT_BREAKER", **event)
         _alert({"ts": ts, "type": "CIRCUIT_BREAKER", **event})
 
     def summary(self) -> dict:
@@ -316,19 +315,19 @@ def _correlation(a, b, bars: int) -> float | None:
 
 
 class StrategyRiskActor(Actor):
-    """Strategy-level breakers for one strategy, evaluated at each of its bar closes."""
+    """Strategy-level breakers for one leg (a strategy's instrument), evaluated at each of its bar closes."""
 
-    def __init__(self, gate: RiskGate, strategy, guard: StrategyGuard):
-        super().__init__(ActorConfig(component_id=f"StrategyRisk-{strategy.id.value}"))
-        self.gate, self.strategy, self.guard = gate, strategy, guard
+    def __init__(self, gate: RiskGate, leg, guard: StrategyGuard):
+        super().__init__(ActorConfig(component_id=f"StrategyRisk-{leg.name}"))
+        self.gate, self.leg, self.guard = gate, leg, guard
         self.st = None
 
     def on_start(self) -> None:
-        self.st = self.gate._state(self.strategy)
-        self.subscribe_bars(self.strategy.bar_type)
+        self.st = self.gate.account.book(self.leg.instrument_id.value)
+        self.subscribe_bars(self.leg.bar_type)
 
     def on_bar(self, bar: Bar) -> None:
-        self.gate.strategy_bar(self.strategy, self.guard, self.st, bar.ts_event)
+        self.gate.strategy_bar(self.leg, self.guard, self.st, bar.ts_event)
 
 
 class PortfolioRiskActor(Actor):

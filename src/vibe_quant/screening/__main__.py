@@ -3,6 +3,6 @@
 import sys
 
 from vibe_quant.cli import run
-from vibe_quant.screening.cli import screen_app
+from vibe_quant.cli.screen import screen_app
 
 sys.exit(run(screen_app))

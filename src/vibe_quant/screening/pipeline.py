@@ -28,11 +28,11 @@ import numpy as np
 
 from vibe_quant.backtest.config import BacktestConfig, parse_config
 from vibe_quant.backtest.persist import Heartbeat, clean, create_run, now_iso
+from vibe_quant.batch.executors import EXECUTORS, run_points
+from vibe_quant.batch.worker import WorkerSpec
 from vibe_quant.errors import ConfigError, UserError
 from vibe_quant.home import Home
-from vibe_quant.screening.executors import EXECUTORS, run_points
 from vibe_quant.screening.pareto import HardFilters, objective_matrix, pareto_mask, rejection
-from vibe_quant.screening.worker import WorkerSpec
 from vibe_quant.state import StateManager
 
 log = logging.getLogger(__name__)
@@ -92,23 +92,19 @@ def point_key(params: dict) -> str:
 
 
 def build_grid(base: BacktestConfig, spec: SweepSpec) -> Grid:
-    """Expand the DSL strategy's sweep with `spec`'s overrides and constraints; sample if too large.
+    """Expand the strategy's grid with `spec`'s overrides and constraints; sample if too large.
+
+    A DSL strategy's grid is its ``sweep:`` with the overrides replacing or adding axes; a Python
+    strategy's is the overrides alone (its parameters' defaults otherwise).
 
     Raises
     ------
     ConfigError
-        Not a DSL strategy, an unknown sweep key, a malformed constraint, or no valid point.
+        An unknown sweep key, a malformed constraint, or no valid point.
     """
-    from vibe_quant.dsl.strategy import compile_document
-    from vibe_quant.dsl.sweep import expand
+    from vibe_quant.strategy.registry import strategy_kind
 
-    if base.dsl is None:
-        raise ConfigError(
-            f"screening sweeps a DSL strategy's grid; {base.strategy!r} is a Python strategy. "
-            f"Its YAML twin runs the same logic: --strategy {base.strategy}.yaml"
-        )
-    analysis = compile_document(json.dumps(base.dsl, sort_keys=True, separators=(",", ":")))
-    expansion = expand(analysis, spec.overrides, spec.constraints)
+    expansion = strategy_kind(base.kind).expand(base.strategy_spec(), spec.overrides, spec.constraints)
     if not expansion.points:
         reasons = "; ".join(f"{n} x {r}" for r, n in expansion.skipped.most_common(3))
         raise ConfigError(f"{base.strategy}: no valid grid point out of {expansion.total} ({reasons})")
@@ -122,9 +118,12 @@ def build_grid(base: BacktestConfig, spec: SweepSpec) -> Grid:
 
 
 def create_screening_run(state: StateManager, base: BacktestConfig, spec: SweepSpec) -> int:
-    """Check the grid, then insert a pending screening run; return its ``backtest_runs`` id."""
+    """Check the strategy and the grid, then insert a pending screening run; return its ``backtest_runs`` id."""
+    from vibe_quant.backtest.plan import plan_run
+
     base = msgspec.structs.replace(base, mode="screening", params={})
-    build_grid(base, spec)  # refuse a bad grid before any row exists
+    plan_run(base)  # refuse an unknown strategy or a bad config before any row exists
+    build_grid(base, spec)
     run_row = create_run(state, base)
     state.update("backtest_runs", run_row, {"sweep_spec": msgspec.to_builtins(spec)})
     return run_row
@@ -159,8 +158,18 @@ def _pid_alive(pid: int) -> bool:
     return pid != os.getpid()
 
 
-def check_replay(replay: str) -> None:
-    """Raise UserError unless `replay` is a screening replay mode."""
+def check_run_options(workers: int, executor: str = "process", replay: str = "active") -> None:
+    """Refuse bad ``--workers``/``--executor``/``--replay`` values (before any row is written).
+
+    Raises
+    ------
+    UserError
+        Naming the option, the value and the choices.
+    """
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
     if replay not in ("active", "full"):
         raise UserError(f"--replay {replay!r}: choose active (only the bars that matter) or full (every bar)")
 
@@ -173,17 +182,13 @@ def run_screening(
     """Run (or resume) screening run `run_row` and return its summary.
 
     `replay` (``active`` or ``full``) only changes speed, never results: see
-    :class:`~vibe_quant.backtest.runner.EngineSession`.
+    :class:`~vibe_quant.backtest.engine.EngineSession`.
 
     Finished points (rows already in ``sweep_results``) are not run again. Ctrl-C or SIGTERM
     stops the workers, keeps the finished points, marks the run ``cancelled`` and raises
     :class:`Cancelled`; run it again to resume.
     """
-    if executor not in EXECUTORS:
-        raise UserError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    check_replay(replay)
+    check_run_options(workers, executor, replay)
     with StateManager(home.db_path) as state:
         base, spec, row = load_screening_run(state, run_row)
         _refuse_if_live(row)

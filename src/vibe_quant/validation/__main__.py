@@ -3,6 +3,6 @@
 import sys
 
 from vibe_quant.cli import run
-from vibe_quant.validation.cli import validation_app
+from vibe_quant.cli.backtest import backtest_app
 
-sys.exit(run(validation_app))
+sys.exit(run(backtest_app))

@@ -1,0 +1,142 @@
+"""Where grid points run: a local process pool, or Ray (a local instance or a cluster).
+
+Both keep at most ``2 * workers`` points in flight (memory stays bounded whatever the grid
+size), start one :class:`~vibe_quant.batch.worker.PointWorker` per worker (data loaded
+once, engine reused) and yield results as they finish. Closing the generator early (a
+cancellation) stops the workers without waiting for the points in flight.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from vibe_quant.batch.worker import WorkerSpec, init_process, run_in_process
+from vibe_quant.errors import UserError
+
+EXECUTORS = ("process", "ray")
+
+
+def run_points(
+    points: Sequence[tuple[int, dict]], spec: WorkerSpec, workers: int, executor: str = "process",
+    address: str | None = None,
+) -> Iterator[dict]:  # fmt: skip
+    """Yield one result dict per ``(index, params)`` or ``(index, params, (start, end))`` in
+    `points`, in completion order."""
+    if executor == "process":
+        return _process_pool(points, spec, workers)
+    if executor == "ray":
+        return _ray(points, spec, workers, address)
+    raise UserError(f"executor {executor!r}: choose process or ray")
+
+
+def _process_pool(points, spec: WorkerSpec, workers: int) -> Iterator[dict]:
+    """Run `points` on `workers` processes; a worker that dies (a crash in the engine, the OOM
+    killer) breaks the pool: the points it had in flight are re-run one at a time on a fresh
+    worker, so a point that kills its worker again is recorded as an error instead of failing
+    the sweep, and the others complete."""
+    queue = deque(points)
+    while queue:
+        lost: list = []
+        yield from _pool_round(queue, spec, workers, lost)
+        for item in lost:  # isolate: one point, one fresh worker
+            solo: list = []
+            yield from _pool_round(deque([item]), spec, 1, solo)
+            if solo:
+                index, params, period = (*item, None)[:3]
+                yield {"index": index, "params": params, "period": period, "metrics": None, "returns": None,
+                       "warnings": [], "elapsed_s": 0.0,
+                       "rss_mb": 0.0, "error": "the worker process died running this point, twice (a crash or out of memory)"}  # fmt: skip
+
+
+def _pool_round(queue: deque, spec: WorkerSpec, workers: int, lost: list) -> Iterator[dict]:
+    """Run points from `queue` until it is empty or the pool breaks (then `lost` gets the points in flight)."""
+    # spawn: workers start clean (no copy of the parent's threads, locks or open database).
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=init_process, initargs=(spec,))  # fmt: skip
+    in_flight: dict = {}
+    finished = False
+    try:
+        while queue and len(in_flight) < 2 * workers:
+            item = queue.popleft()
+            in_flight[pool.submit(run_in_process, *item)] = item
+        while in_flight:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = in_flight.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    lost.append(item)
+                    continue
+                yield result
+            if lost:
+                lost.extend(in_flight.values())
+                in_flight.clear()
+                break
+            while queue and len(in_flight) < 2 * workers:
+                item = queue.popleft()
+                in_flight[pool.submit(run_in_process, *item)] = item
+        finished = not lost
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # cancelled, failed or broken: do not wait for the points in flight
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ray(points, spec: WorkerSpec, workers: int, address: str | None) -> Iterator[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--executor ray needs Ray: pip install 'vibe-quant[ray]'") from None
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        # No address: a private local Ray instance with `workers` CPUs (what the tests use).
+        kwargs = {"address": address} if address else {"num_cpus": workers}
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
+    actor_cls = ray.remote(num_cpus=1)(_RayWorker)
+    actors = [actor_cls.remote(spec) for _ in range(workers)]
+    todo = iter(points)
+    in_flight: dict = {}
+    try:
+        for k, item in enumerate(_take(todo, 2 * workers)):
+            actor = actors[k % workers]
+            in_flight[actor.run.remote(*item)] = actor
+        while in_flight:
+            done, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in done:
+                actor = in_flight.pop(ref)
+                yield ray.get(ref)
+                for item in _take(todo, 1):
+                    in_flight[actor.run.remote(*item)] = actor
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started_here:
+            ray.shutdown()
+
+
+class _RayWorker:
+    """A Ray actor holding one PointWorker (data and engine live as long as the actor)."""
+
+    def __init__(self, spec: WorkerSpec):
+        init_process(spec)
+
+    def run(self, index: int, params: dict, period: tuple[str, str] | None = None) -> dict:
+        return run_in_process(index, params, period)
+
+
+def _take(iterator, n: int) -> list:
+    out = []
+    for item in iterator:
+        out.append(item)
+        if len(out) == n:
+            break
+    return out

@@ -1,0 +1,133 @@
+"""A batch worker: loads the run's market data once and reuses one engine for every point.
+
+The same :class:`PointWorker` runs inside a process-pool worker and inside a Ray actor, so the
+two executors compute identical metrics. A point's result is a plain dict (picklable, small):
+its index, parameters, metrics, daily returns, run time, error and the worker's peak RSS.
+
+A point may name a sub-period of the run (walk-forward windows): the worker slices the data it
+already holds and keeps one engine for the latest period, so submit points period by period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import resource
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from vibe_quant.errors import VibeQuantError
+
+log = logging.getLogger(__name__)
+
+# Metrics kept per point: sweep_results columns plus what the later stages read.
+POINT_METRICS = (
+    "total_return", "cagr", "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown",
+    "max_drawdown_duration_days", "volatility_annual", "total_trades", "winning_trades", "losing_trades",
+    "win_rate", "profit_factor", "avg_trade_duration_hours", "total_fees", "total_funding", "total_slippage",
+    "gross_pnl", "net_pnl", "final_equity", "liquidations", "fills",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to start (picklable): the data home, the specs file and the base run."""
+
+    home: str
+    specs: str | None
+    base: dict  # BacktestConfig as plain data (a point sets its parameters, maybe its period)
+    reuse_engine: bool = True
+    replay: str = "active"  # EngineSession replay: active (screening's fast path) or full
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / 1024 / 1024
+
+
+class PointWorker:
+    """Runs grid points of one screening run in this process."""
+
+    def __init__(self, spec: WorkerSpec):
+        from vibe_quant.backtest.config import parse_config
+        from vibe_quant.backtest.market_data import load_market_data
+        from vibe_quant.backtest.plan import plan_run
+        from vibe_quant.instruments.specs import InstrumentSpecs
+
+        self.spec = spec
+        self.base = plan_run(parse_config(spec.base))
+        self.data = load_market_data(Path(spec.home) / "catalog", self.base, InstrumentSpecs(spec.specs))
+        self.session = None
+        self.period: tuple[str, str] | None = None  # the session's sub-period (None: the whole run)
+        self.period_data = self.data
+
+    def run(self, index: int, params: dict, period: tuple[str, str] | None = None) -> dict:
+        """Run one point (on `period` = (start, end) ISO dates inside the run's, when given)."""
+        from vibe_quant.backtest.engine import EngineSession, run_backtest
+        from vibe_quant.backtest.market_data import slice_market_data
+        from vibe_quant.backtest.plan import plan_run
+        from vibe_quant.stats.performance import daily_returns
+
+        t0 = time.perf_counter()
+        out = {"index": index, "params": params, "period": period, "metrics": None, "returns": None,
+               "warnings": [], "error": None}  # fmt: skip
+        try:
+            config = msgspec.structs.replace(self.base.config, params=params)
+            if period is not None:
+                config = msgspec.structs.replace(
+                    config, start=dt.date.fromisoformat(period[0]), end=dt.date.fromisoformat(period[1])
+                )
+            plan = plan_run(config)
+            if period != self.period:
+                self.close()
+                self.period = period
+                self.period_data = self.data if period is None else slice_market_data(self.data, plan)
+            if self.spec.reuse_engine:
+                if self.session is None:
+                    self.session = EngineSession(plan, self.period_data, replay=self.spec.replay)
+                result = self.session.run(plan, reports=False)
+            else:
+                result = run_backtest(plan, self.period_data, replay=self.spec.replay)
+            out["metrics"] = {k: result.metrics.get(k) for k in POINT_METRICS}
+            out["returns"] = daily_returns(result.equity_ts, result.equity, plan.venue.starting_balance,
+                                           plan.period.start_ns)  # fmt: skip
+            out["warnings"] = list(result.warnings)
+            out["bars"], out["bars_replayed"] = result.bars_processed, result.extra["bars_replayed"]
+        except VibeQuantError as exc:  # the point's parameters are invalid: recorded, the batch goes on
+            out["error"] = str(exc)
+        except Exception as exc:  # a bug: recorded with its type; the engine may be broken, start a new one
+            log.exception("batch point %s %s failed", index, params)
+            out["error"] = f"{type(exc).__name__}: {exc}"
+            self.close()
+        out["elapsed_s"] = time.perf_counter() - t0
+        out["rss_mb"] = peak_rss_mb()
+        return out
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.dispose()
+            self.session = None
+
+
+# -- process-pool entry points (one PointWorker per worker process) ------------------------------
+
+_worker: PointWorker | None = None
+
+
+def init_process(spec: WorkerSpec) -> None:
+    global _worker
+    # Ctrl-C reaches the whole process group: the parent cancels, workers must not die mid-point.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger().setLevel(logging.ERROR)  # warnings travel with each result instead
+    _worker = PointWorker(spec)
+
+
+def run_in_process(index: int, params: dict, period: tuple[str, str] | None = None) -> dict:
+    assert _worker is not None, "init_process was not called in this worker"
+    return _worker.run(index, params, period)

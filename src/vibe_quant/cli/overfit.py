@@ -1,0 +1,79 @@
+"""``vq overfit`` / ``python -m vibe_quant.overfitting``: DSR, walk-forward, purged K-fold,
+CPCV and PBO between screening and validation."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from vibe_quant.cli.app import common_options, get_home, state
+from vibe_quant.errors import UserError
+from vibe_quant.present.overfitting import print_report
+
+overfit_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                          help="Overfitting filters on a screening run's candidates: DSR, WFA, purged K-fold, CPCV, PBO.")  # fmt: skip
+overfit_app.callback()(common_options)
+out = Console(soft_wrap=True)
+
+
+@overfit_app.command("run")
+def run_command(
+    run_id: Annotated[int, typer.Option("--run-id", help="Screening run id (backtest_runs.id, from `vq screen run`).")],
+    filters: Annotated[str | None, typer.Option(help="Comma-separated, applied in this order: dsr, wfa, pkfold, cpcv, pbo (default: the config's enabled ones: dsr,wfa,pkfold).")] = None,
+    config: Annotated[str | None, typer.Option("--config", help="YAML with seed 001's `overfitting:` block (thresholds, windows, folds).")] = None,
+    candidates: Annotated[str, typer.Option(help="Which points to filter: passed (the hard filters), front (Pareto) or all.")] = "passed",
+    workers: Annotated[int, typer.Option(help="Parallel workers for the walk-forward backtests.")] = max(1, os.cpu_count() or 1),
+    validate: Annotated[bool | None, typer.Option("--validate/--no-validate", help="Validate the survivors with full costs and flag execution-sensitive ones (default: the config's consistency.enabled).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the report JSON on stdout.")] = False,
+) -> None:  # fmt: skip
+    """Filter a screening run's candidates; print the funnel; store pass/fail per filter in SQLite."""
+    from vibe_quant.cli.screen import home_specs
+    from vibe_quant.overfitting.config import load_config, select_filters
+    from vibe_quant.overfitting.pipeline import run_overfitting
+    from vibe_quant.progress import RichProgress
+
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    cfg = load_config(config)
+    chosen = select_filters(cfg, filters)
+    home = get_home(writable=True)
+    specs = str(state.specs) if state.specs else home_specs(home)
+    quiet = state.quiet or as_json
+    if quiet:
+        report = run_overfitting(home, run_id, cfg, chosen, workers, specs, candidates, validate)
+    else:
+        with RichProgress(Console(stderr=True)) as progress:
+            tasks: dict[str, object] = {}
+            names = {"returns": "re-running points for their daily returns", "wfa": "walk-forward backtests",
+                     "validate": "validating survivors (full costs)"}  # fmt: skip
+
+            def tick(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.task(names[stage], total)
+                progress.update(tasks[stage], done, total)
+
+            report = run_overfitting(home, run_id, cfg, chosen, workers, specs, candidates, validate, on_progress=tick)
+    if as_json:
+        typer.echo(report.report_json.read_text(), nl=False)
+        return
+    print_report(report, out)
+
+
+@overfit_app.command("show")
+def show_command(run_id: Annotated[int, typer.Argument(help="Screening run id.")]) -> None:
+    """Print the last overfitting report of a screening run."""
+    from vibe_quant.state import StateManager
+
+    home = get_home(writable=False)
+    with StateManager(home.db_path) as db:
+        row = db.get("backtest_runs", run_id)
+    if row is None:
+        raise UserError(f"no backtest run {run_id} in the state database")
+    if not row.get("overfitting"):
+        raise UserError(f"run {run_id} has no overfitting report: vq overfit run --run-id {run_id}")
+    md = home.runs / f"screening-{run_id}" / "overfitting.md"
+    typer.echo(md.read_text() if md.exists() else json.dumps(row["overfitting"], indent=2))

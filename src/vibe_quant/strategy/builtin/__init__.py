@@ -1,0 +1,1 @@
+"""Python strategies shipped with vibe-quant (registered by name in ``strategy/registry.py``)."""
