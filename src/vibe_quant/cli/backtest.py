@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vibe_quant.cli.app import common_options, get_home, get_specs, state
+from vibe_quant.cli.context import common_options, get_home, get_specs, state
 from vibe_quant.cli.options import RiskOption, SizingOption, parse_date, parse_params, with_flags
 from vibe_quant.errors import UserError
 from vibe_quant.progress import rich_progress

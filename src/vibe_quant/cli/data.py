@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vibe_quant.cli.app import common_options, get_home, get_specs, state
+from vibe_quant.cli.context import common_options, get_home, get_specs, state
 from vibe_quant.errors import UserError
 from vibe_quant.present.data import print_status
 

@@ -35,7 +35,7 @@ def demo_command() -> None:
 
     Uses ``--home DIR`` when given, else a new temporary directory ($VQ_HOME is not touched).
     """
-    from vibe_quant.cli.app import attach_log_file, get_specs, state
+    from vibe_quant.cli.context import attach_log_file, get_specs, state
     from vibe_quant.data.ingest import IngestRequest, run_ingest
     from vibe_quant.data.query import connect_catalog
     from vibe_quant.data.rebuild import rebuild_from_archive
@@ -294,7 +294,7 @@ def demo_ticks(h, specs) -> bool:
     from nautilus_trader.model.identifiers import InstrumentId, Venue
     from nautilus_trader.model.objects import Money
 
-    from vibe_quant.cli.app import state
+    from vibe_quant.cli.context import state
     from vibe_quant.data.csv_import import run_import
     from vibe_quant.data.ingest import IngestRequest, run_ingest
     from vibe_quant.data.rebuild import rebuild_from_archive

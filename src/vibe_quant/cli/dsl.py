@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vibe_quant.cli.app import common_options, get_home
+from vibe_quant.cli.context import common_options, get_home
 
 dsl_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                       help="The strategy language: validate, show, schema, list, save.")  # fmt: skip

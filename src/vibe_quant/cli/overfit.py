@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vibe_quant.cli.app import common_options, get_home, state
+from vibe_quant.cli.context import common_options, get_home, home_specs, state
 from vibe_quant.errors import UserError
 from vibe_quant.present.overfitting import print_report
 
@@ -31,7 +31,6 @@ def run_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the report JSON on stdout.")] = False,
 ) -> None:  # fmt: skip
     """Filter a screening run's candidates; print the funnel; store pass/fail per filter in SQLite."""
-    from vibe_quant.cli.screen import home_specs
     from vibe_quant.overfitting.config import load_config, select_filters
     from vibe_quant.overfitting.pipeline import run_overfitting
     from vibe_quant.progress import RichProgress
@@ -41,7 +40,7 @@ def run_command(
     cfg = load_config(config)
     chosen = select_filters(cfg, filters)
     home = get_home(writable=True)
-    specs = str(state.specs) if state.specs else home_specs(home)
+    specs = home_specs(home)
     quiet = state.quiet or as_json
     if quiet:
         report = run_overfitting(home, run_id, cfg, chosen, workers, specs, candidates, validate)

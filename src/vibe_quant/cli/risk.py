@@ -11,7 +11,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from vibe_quant.cli.app import common_options, get_home
+from vibe_quant.cli.context import common_options, get_home
 from vibe_quant.errors import UserError
 from vibe_quant.risk.config import TABLES
 

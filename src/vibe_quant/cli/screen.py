@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vibe_quant.cli.app import common_options, get_home, get_specs, state
+from vibe_quant.cli.context import common_options, get_home, get_specs, home_specs, state
 from vibe_quant.cli.options import RiskOption, SizingOption, parse_axes, parse_date, parse_params, with_flags
 from vibe_quant.errors import UserError
 from vibe_quant.present.format import fmt
@@ -78,7 +78,7 @@ def run_command(
         with StateManager(home.db_path) as db:
             run_row = create_screening_run(db, base, spec)
     home = get_home(writable=True)
-    specs = str(state.specs) if state.specs else home_specs(home)
+    specs = home_specs(home)
     with rich_progress(not (state.quiet or as_json)) as progress:
         task = progress.task(f"screening run {run_row}", None)
 
@@ -116,12 +116,6 @@ def build_base(home, strategy, symbols, timeframe, start, end, leverage, balance
         "end": parse_date("--end", end).isoformat() if end else last.isoformat(), "mode": "screening",
         "leverage": leverage, "starting_balance": balance, **config_fields(sizing, risk, home.db_path),
     })  # fmt: skip
-
-
-def home_specs(home) -> str | None:
-    """The home's own instrument_specs.yaml, if it has one."""
-    path = home.root / "instrument_specs.yaml"
-    return str(path) if path.exists() else None
 
 
 @screen_app.command("top")

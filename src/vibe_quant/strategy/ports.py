@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from nautilus_trader.model.data import Bar
 
     from vibe_quant.strategy.account import AccountView
-    from vibe_quant.strategy.leg import Leg
 
 DEFAULT_PORTS = "vibe_quant.strategy.node:node_ports"
 
@@ -44,9 +43,10 @@ class EntryGate(Protocol):
 
     post_only_bars: int | None  # entries as post-only limits resting this many bars, or None
 
-    def attach(self, leg: Leg) -> None: ...
+    def attach(self, leg) -> None:
+        """Guard `leg` (a :class:`~vibe_quant.strategy.leg.Leg`; strategies attach theirs when built)."""
 
-    def entry(self, leg: Leg, bar: Bar, direction: int, qty: float, price: float, stop: float | None) -> float:
+    def entry(self, leg, bar: Bar, direction: int, qty: float, price: float, stop: float | None) -> float:
         """The quantity to send (0: refused, the refusal logged)."""
 
 
