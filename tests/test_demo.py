@@ -36,8 +36,9 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     bundles = {
         c["strategy"]: b
         for b, c in configs.items()
-        if (c["strategy"] == "ema_trend_atr" and c.get("sizing") is None) or len(c["symbols"]) == 2
-    }  # (step 10 runs Strategy A again with each sizer)
+        if (c["strategy"] == "ema_trend_atr" and c.get("sizing") is None)
+        or (len(c["symbols"]) == 2 and c["kind"] == "dsl")
+    }  # (step 10 runs Strategy A again with each sizer; step 12 runs two-symbol Python strategies)
     assert set(bundles) == {"ema_trend_atr", "rsi_mean_reversion_mtf"}
     bundle = bundles["ema_trend_atr"]
     assert f"backtest:   {bundle.resolve()}" in out
@@ -89,3 +90,9 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     assert {db_run["sizing_config_id"] for db_run in runs if db_run["sizing_config_id"]} == {1, 2, 3}
     assert any(db_run["risk_config_id"] == 2 for db_run in runs)  # live_safety
     assert "risk run:" in out
+    # step 12: a portfolio strategy trades exactly like one strategy per symbol
+    assert "python: ema_cross, ema_trend_atr, ema_cross_basket; dsl: " in out
+    assert "ema_cross_basket (one PortfolioStrategy, two legs) vs ema_cross (one strategy per symbol)" in out
+    assert "identical fills and equity curve" in out
+    assert "vq backtest list (the 5 newest runs)" in out
+    assert out.count("warning: funding not modelled for FILUSDT") == out.count("funding not modelled for FILUSDT")

@@ -381,3 +381,35 @@ def test_planted_edge_is_significant_and_family_not_overfit() -> None:
     assert int(np.argmax(sharpes)) == 17
     assert family_dsr(m, 17) > 0.95
     assert probability_of_backtest_overfitting(m, 10) < 0.1
+
+
+def test_moments_match_scipy_on_many_samples() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        r = rng.standard_t(df=3, size=int(rng.integers(3, 400))) * 0.01 + rng.normal(0, 0.001)
+        _, skew, kurt, _ = return_moments(r)
+        assert skew == pytest.approx(sps.skew(r), rel=1e-9, abs=1e-12)
+        assert kurt == pytest.approx(sps.kurtosis(r, fisher=False), rel=1e-9)
+
+
+def test_cscv_ranks_ties_and_flat_trials_as_scipy_rankdata() -> None:
+    """The rank of the IS best among all trials out of sample, ties averaged (scipy's rankdata)."""
+    from itertools import combinations
+
+    rng = np.random.default_rng(11)
+    m = np.round(rng.normal(0.0, 0.01, size=(64, 6)), 3)  # rounded: equal returns, tied Sharpes
+    m[:, 4] = m[:, 3]  # two identical trials
+    m[:, 5] = 0.0  # a flat trial (never picked, ranked lowest)
+    out = cscv(m, n_splits=8)
+    blocks = m.reshape(8, 8, -1)
+    for k, chosen in enumerate(combinations(range(8), 4)):
+        rest = [b for b in range(8) if b not in chosen]
+
+        def sharpe(idx):
+            x = blocks[idx].reshape(-1, m.shape[1])
+            sd = x.std(axis=0, ddof=1)
+            return np.where(sd > 1e-12, x.mean(axis=0) / np.where(sd > 0, sd, 1), -np.inf)
+
+        best = int(np.argmax(sharpe(list(chosen))))
+        omega = sps.rankdata(sharpe(rest))[best] / (m.shape[1] + 1)
+        assert out.logits[k] == pytest.approx(np.log(omega / (1 - omega)), rel=1e-9)

@@ -226,8 +226,8 @@ class EngineSession:
         # built would let anything run in between (another session) change this run's fills.
         self.engine.change_fill_model(self.venue, self._fill_model(states, recorder))
         for message in funding_warnings(plan, self.data):
-            recorder.warn(message)
-            log.warning(message)
+            recorder.warn(message)  # in the result, its summary and the views; the log file gets it too
+            log.info(message)
         account = SimAccount(self.module)
         gate = self._gate(plan, account, recorder)
         table = self.replay != "full" and gate is None and plan.strategy.precomputed

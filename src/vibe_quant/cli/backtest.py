@@ -7,9 +7,8 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from vibe_quant.cli.context import common_options, get_home, get_specs, state
+from vibe_quant.cli.context import common_options, console, get_home, get_specs, state
 from vibe_quant.cli.options import RiskOption, SizingOption, parse_date, parse_params, with_flags
 from vibe_quant.errors import UserError
 from vibe_quant.progress import rich_progress
@@ -17,7 +16,7 @@ from vibe_quant.progress import rich_progress
 backtest_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                            help="Backtests with funding, liquidation, next-open fills and our metrics.")  # fmt: skip
 backtest_app.callback()(common_options)
-out = Console(soft_wrap=True)
+out = console()
 
 FLAGS = {"strategy": "--strategy", "symbols": "--symbols", "timeframe": "--timeframe", "start": "--start",
          "end": "--end", "params": "--param", "mode": "--mode", "latency": "--latency", "leverage": "--leverage",

@@ -11,7 +11,19 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-err_console = Console(stderr=True)
+PIPED_WIDTH = 160  # columns when the output is a file or a pipe (rich would assume 80 and fold words)
+
+
+def console(stderr: bool = False) -> Console:
+    """A console for the CLI: the terminal's width, or 160 columns when piped; paths and commands
+    are never broken across lines (``soft_wrap``)."""
+    out = Console(stderr=stderr, soft_wrap=True)
+    if not out.is_terminal:
+        out.width = PIPED_WIDTH
+    return out
+
+
+err_console = console(stderr=True)
 
 
 class State:

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from vibe_quant.cli.context import common_options, get_home, get_specs, state
+from vibe_quant.cli.context import common_options, console, get_home, get_specs, state
 from vibe_quant.errors import UserError
 from vibe_quant.present.data import print_status
 
@@ -23,7 +22,7 @@ data_app = typer.Typer(
     help="Ingest, inspect, validate, rebuild and query market data.",
 )
 data_app.callback()(common_options)
-out = Console(soft_wrap=True)  # never break paths and commands across lines
+out = console()
 
 
 def _date(option: str, text: str | None) -> dt.date | None:

@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from vibe_quant.cli.context import common_options, get_home
+from vibe_quant.cli.context import common_options, console, get_home
 
 dsl_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                       help="The strategy language: validate, show, schema, list, save.")  # fmt: skip
 dsl_app.callback()(common_options)
-out = Console(soft_wrap=True)
+out = console()
 
 FileArg = Annotated[str, typer.Argument(help="A strategy .yaml file, or the name of a shipped strategy.")]
 

@@ -8,16 +8,15 @@ import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from vibe_quant.cli.context import common_options, get_home, home_specs, state
+from vibe_quant.cli.context import common_options, console, get_home, home_specs, state
 from vibe_quant.errors import UserError
 from vibe_quant.present.overfitting import print_report
 
 overfit_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                           help="Overfitting filters on a screening run's candidates: DSR, WFA, purged K-fold, CPCV, PBO.")  # fmt: skip
 overfit_app.callback()(common_options)
-out = Console(soft_wrap=True)
+out = console()
 
 
 @overfit_app.command("run")
@@ -45,7 +44,7 @@ def run_command(
     if quiet:
         report = run_overfitting(home, run_id, cfg, chosen, workers, specs, candidates, validate)
     else:
-        with RichProgress(Console(stderr=True)) as progress:
+        with RichProgress(console(stderr=True)) as progress:
             tasks: dict[str, object] = {}
             names = {"returns": "re-running points for their daily returns", "wfa": "walk-forward backtests",
                      "validate": "validating survivors (full costs)"}  # fmt: skip

@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
-from vibe_quant.cli.context import common_options, get_home
+from vibe_quant.cli.context import common_options, console, get_home
 from vibe_quant.errors import UserError
 from vibe_quant.risk.config import TABLES
 
@@ -19,7 +18,7 @@ sizing_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exce
 risk_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 sizing_app.callback()(common_options)
 risk_app.callback()(common_options)
-out = Console()
+out = console()
 
 
 def _rows(kind: str) -> list[dict]:

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from vibe_quant.cli.context import common_options, get_home, get_specs, home_specs, state
+from vibe_quant.cli.context import common_options, console, get_home, get_specs, home_specs, state
 from vibe_quant.cli.options import RiskOption, SizingOption, parse_axes, parse_date, parse_params, with_flags
 from vibe_quant.errors import UserError
 from vibe_quant.present.format import fmt
@@ -21,7 +20,7 @@ from vibe_quant.progress import rich_progress
 screen_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                          help="Screen a strategy's parameter grid in parallel; Pareto front in SQLite.")  # fmt: skip
 screen_app.callback()(common_options)
-out = Console(soft_wrap=True)
+out = console()
 FLAGS = {"strategy": "--strategy", "symbols": "--symbols", "timeframe": "--timeframe", "start": "--start",
          "end": "--end", "leverage": "--leverage", "starting_balance": "--balance"}  # fmt: skip
 

@@ -113,7 +113,7 @@ class DslKind:
 
             with StateManager(db_path) as db:
                 names += [r["name"] for r in db.find("strategies", strategy_type="dsl")]
-        return names
+        return sorted(set(names))
 
     def bind(self, spec: StrategySpec) -> BoundDsl:
         """Apply the parameters to the document and check it; the run's timeframe must be its own.

@@ -48,7 +48,7 @@ def print_report(report, out: Console) -> None:
             verdict += f"; validated: Sharpe {fmt(c.validation['screening_sharpe'], '.2f')} -> {fmt(c.validation['validation_sharpe'], '.2f')} (run {c.validation['run_id']})"
             if c.validation["execution_sensitive"]:
                 verdict += " [yellow]execution-sensitive[/]"
-        params = ", ".join(f"{k}={v}" for k, v in c.row["parameters"].items() if k in varying) or "(no swept parameter)"
+        params = "\n".join(f"{k}={v}" for k, v in c.row["parameters"].items() if k in varying) or "(no swept parameter)"
         table.add_row(str(c.id), *cells, verdict, params)
     out.print(table)
     out.print(f"report: {report.report_md}\n        {report.report_json}")

@@ -31,7 +31,7 @@ def print_summary(summary, report: Path, top: int, out: Console) -> None:
         table.add_column(col, justify="left" if col == "parameters" else "right", overflow="fold")
     varying = [k for k in (g.points[0] if g.points else {}) if len({str(p[k]) for p in g.points}) > 1]
     for row in summary.front[:top]:
-        params = ", ".join(f"{k}={v}" for k, v in row["parameters"].items() if k in varying) or "(no swept parameter)"
+        params = "\n".join(f"{k}={v}" for k, v in row["parameters"].items() if k in varying) or "(no swept parameter)"
         table.add_row(str(row["id"]), params, fmt(row["sharpe_ratio"], ",.2f"), fmt(row["max_drawdown"], '.1%'),
                       fmt(row["profit_factor"], ",.2f"), fmt(row["total_return"], '.1%'), fmt(row["total_trades"]),
                       fmt(row["win_rate"], '.1%'))  # fmt: skip

@@ -49,8 +49,6 @@ def cscv(returns_matrix: np.ndarray, n_splits: int = 16) -> CSCVResult:
     """
     from itertools import combinations
 
-    from scipy.stats import rankdata
-
     m = np.asarray(returns_matrix, dtype=float)
     if m.ndim != 2 or m.shape[1] < 2:
         raise ValueError(f"returns_matrix must be (observations, trials) with >= 2 trials, got shape {m.shape}")
@@ -80,7 +78,10 @@ def cscv(returns_matrix: np.ndarray, n_splits: int = 16) -> CSCVResult:
     is_sr, oos_sr = sharpe(in_sample), sharpe(1.0 - in_sample)
     best = np.argmax(is_sr, axis=1)
     rows = np.arange(len(combos))
-    omega = rankdata(oos_sr, axis=1)[rows, best] / (m.shape[1] + 1)
+    # the IS best's average rank among all trials out of sample (ties share their mean rank)
+    pick = oos_sr[rows, best][:, None]
+    rank = (oos_sr < pick).sum(axis=1) + ((oos_sr == pick).sum(axis=1) + 1) / 2
+    omega = rank / (m.shape[1] + 1)
     logits = np.log(omega / (1 - omega))
     return CSCVResult(
         pbo=float(np.mean(logits <= 0)), logits=logits, is_sharpe=is_sr[rows, best], oos_sharpe=oos_sr[rows, best],
