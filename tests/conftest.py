@@ -28,6 +28,19 @@ def specs() -> InstrumentSpecs:
     return InstrumentSpecs()
 
 
+@pytest.fixture(scope="session")
+def aug_2023_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """FILUSDT and NEARUSDT klines of August 2023 (1m to 4h), ingested once per session: read only."""
+    import datetime as dt
+
+    from vibe_quant.data.ingest import IngestRequest, run_ingest
+
+    home = Home(tmp_path_factory.mktemp("aug_2023") / "home").ensure()
+    request = IngestRequest(str(MIRROR), ("FILUSDT", "NEARUSDT"), ("klines",), dt.date(2023, 8, 1), dt.date(2023, 9, 1))
+    run_ingest(home, request, InstrumentSpecs())
+    return home.catalog
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home(tmp_path / "home").ensure()

@@ -21,13 +21,10 @@ from nautilus_trader.model.data import FundingRateUpdate
 from nautilus_trader.model.identifiers import InstrumentId
 
 import vibe_quant.dsl
-from tests.conftest import MIRROR
 from vibe_quant.backtest.config import parse_config
 from vibe_quant.backtest.engine import EngineSession
 from vibe_quant.backtest.market_data import load_market_data
 from vibe_quant.backtest.plan import plan_run
-from vibe_quant.data.ingest import IngestRequest, run_ingest
-from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
 from vibe_quant.strategy.registry import find_strategy
 
@@ -40,11 +37,8 @@ DROP = {"execution_time_seconds"}
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory):
-    home = Home(tmp_path_factory.mktemp("feed") / "home").ensure()
-    run_ingest(home, IngestRequest(str(MIRROR), SYMBOLS, ("klines",), START, END + dt.timedelta(days=1)),
-               InstrumentSpecs())  # fmt: skip
-    return home.catalog
+def catalog(aug_2023_catalog):
+    return aug_2023_catalog  # FILUSDT + NEARUSDT, August 2023 (tests/conftest.py)
 
 
 def with_funding(data, seed: int = 7):

@@ -22,12 +22,9 @@ from nautilus_trader.model.objects import Money
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.trading.config import StrategyFactory
 
-from tests.conftest import MIRROR
 from vibe_quant.backtest.config import BacktestConfig
 from vibe_quant.backtest.plan import plan_run
-from vibe_quant.data.ingest import IngestRequest, run_ingest
 from vibe_quant.errors import ConfigError
-from vibe_quant.home import Home
 from vibe_quant.instruments.factory import crypto_perpetual
 from vibe_quant.instruments.specs import InstrumentSpecs
 from vibe_quant.strategy.node import NodeAccount
@@ -40,11 +37,8 @@ SYMBOLS = ("FILUSDT", "NEARUSDT")
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory):
-    home = Home(tmp_path_factory.mktemp("node") / "home").ensure()
-    run_ingest(home, IngestRequest(str(MIRROR), SYMBOLS, ("klines",), START, END + dt.timedelta(days=1)),
-               InstrumentSpecs())  # fmt: skip
-    return home.catalog
+def catalog(aug_2023_catalog):
+    return aug_2023_catalog  # FILUSDT + NEARUSDT, August 2023 (tests/conftest.py)
 
 
 class Watcher(Actor):

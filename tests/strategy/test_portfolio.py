@@ -13,14 +13,11 @@ import pytest
 from nautilus_trader.indicators import AverageTrueRange, ExponentialMovingAverage, MovingAverageType
 
 from tests.backtest.test_feed import with_funding
-from tests.conftest import MIRROR
 from vibe_quant.backtest.config import BacktestConfig
 from vibe_quant.backtest.engine import run_backtest
 from vibe_quant.backtest.market_data import load_market_data
 from vibe_quant.backtest.plan import plan_run
-from vibe_quant.data.ingest import IngestRequest, run_ingest
 from vibe_quant.errors import ConfigError
-from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
 from vibe_quant.risk.config import RISK_PRESETS, SIZING_PRESETS
 from vibe_quant.strategy.builtin.ema_trend_atr import EmaTrendAtr
@@ -75,11 +72,8 @@ class EmaTrendAtrBasket(PortfolioStrategy):
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory):
-    home = Home(tmp_path_factory.mktemp("portfolio") / "home").ensure()
-    run_ingest(home, IngestRequest(str(MIRROR), SYMBOLS, ("klines",), START, END + dt.timedelta(days=1)),
-               InstrumentSpecs())  # fmt: skip
-    return home.catalog
+def catalog(aug_2023_catalog):
+    return aug_2023_catalog  # FILUSDT + NEARUSDT, August 2023 (tests/conftest.py)
 
 
 def run(catalog, strategy: str, **config):

@@ -18,15 +18,31 @@ class EmaCrossConfig(PerpStrategyConfig, frozen=True, kw_only=True):
     allow_short: bool = True
 
 
+def check_ema_cross(name: str, cfg) -> None:
+    """The parameter rules of the EMA cross (any config with fast, slow and exposure)."""
+    if not 0 < cfg.fast < cfg.slow:
+        raise ConfigError(f"{name} needs 0 < fast < slow, got fast={cfg.fast}, slow={cfg.slow}")
+    if cfg.exposure <= 0:
+        raise ConfigError(f"{name} exposure must be > 0, got {cfg.exposure}")
+
+
+def cross_act(leg, bar: Bar, direction: int, fast: float, slow: float, exposure: float, equity: float) -> None:
+    """Act on a new EMA-cross signal on `leg`: already on that side, nothing; else signal and move
+    there with `exposure` x `equity` in notional (capped at Binance's limit at the leverage)."""
+    current = leg.book.signed_qty
+    if (current > 0) - (current < 0) == direction:
+        return
+    leg.signal(bar, direction, fast=fast, slow=slow)
+    price = bar.close.as_double()
+    leg.go(bar, direction, min(equity * exposure / price, leg.max_qty(price)))
+
+
 class EmaCross(PerpStrategy):
     """Trend-following EMA crossover, reversing through flat (close, then open)."""
 
     @classmethod
     def check(cls, cfg: EmaCrossConfig) -> None:
-        if not 0 < cfg.fast < cfg.slow:
-            raise ConfigError(f"ema_cross needs 0 < fast < slow, got fast={cfg.fast}, slow={cfg.slow}")
-        if cfg.exposure <= 0:
-            raise ConfigError(f"ema_cross exposure must be > 0, got {cfg.exposure}")
+        check_ema_cross("ema_cross", cfg)
 
     @classmethod
     def lookback_bars(cls, cfg: EmaCrossConfig) -> int:
@@ -48,11 +64,5 @@ class EmaCross(PerpStrategy):
         direction = 1 if up else (-1 if cfg.allow_short else 0)
         if direction == self._signalled:
             return  # act once per signal: a refused or stopped-out entry waits for the next cross
-        current = self.position_qty()
-        if (current > 0) - (current < 0) == direction:
-            self._signalled = direction
-            return
-        self.signal(bar, direction, fast=self.fast.value, slow=self.slow.value)
-        price = bar.close.as_double()
-        self.go(bar, direction, min(self.equity() * cfg.exposure / price, self.max_qty(price)))
+        cross_act(self.leg, bar, direction, self.fast.value, self.slow.value, cfg.exposure, self.equity())
         self._signalled = direction

@@ -13,7 +13,7 @@ from __future__ import annotations
 from nautilus_trader.indicators import ExponentialMovingAverage
 from nautilus_trader.model.data import Bar
 
-from vibe_quant.errors import ConfigError
+from vibe_quant.strategy.builtin.ema_cross import check_ema_cross, cross_act
 from vibe_quant.strategy.portfolio import PortfolioStrategy, PortfolioStrategyConfig
 
 
@@ -29,10 +29,7 @@ class EmaCrossBasket(PortfolioStrategy):
 
     @classmethod
     def check(cls, cfg: EmaCrossBasketConfig) -> None:
-        if not 0 < cfg.fast < cfg.slow:
-            raise ConfigError(f"ema_cross_basket needs 0 < fast < slow, got fast={cfg.fast}, slow={cfg.slow}")
-        if cfg.exposure <= 0:
-            raise ConfigError(f"ema_cross_basket exposure must be > 0, got {cfg.exposure}")
+        check_ema_cross("ema_cross_basket", cfg)
 
     @classmethod
     def lookback_bars(cls, cfg: EmaCrossBasketConfig) -> int:
@@ -58,11 +55,5 @@ class EmaCrossBasket(PortfolioStrategy):
         direction = 1 if fast.value > slow.value else (-1 if cfg.allow_short else 0)
         if direction == self.signalled[bar.bar_type]:
             return  # act once per signal: a refused or stopped-out entry waits for the next cross
-        current = leg.position_qty()
-        if (current > 0) - (current < 0) == direction:
-            self.signalled[bar.bar_type] = direction
-            return
-        leg.signal(bar, direction, fast=fast.value, slow=slow.value)
-        price = bar.close.as_double()
-        leg.go(bar, direction, min(self.equity() * cfg.exposure / price, leg.max_qty(price)))
+        cross_act(leg, bar, direction, fast.value, slow.value, cfg.exposure, self.equity())
         self.signalled[bar.bar_type] = direction
