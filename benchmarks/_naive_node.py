@@ -30,7 +30,7 @@ from nautilus_trader.model.data import Bar
 
 from vibe_quant.backtest.account import SimAccount
 from vibe_quant.backtest.config import parse_config
-from vibe_quant.backtest.engine import assemble, instrument_states, merged_bars
+from vibe_quant.backtest.engine import assemble, instrument_states, merge_bars
 from vibe_quant.backtest.execution import PerpFillModel
 from vibe_quant.backtest.market_data import load_market_data
 from vibe_quant.backtest.plan import plan_run
@@ -92,7 +92,8 @@ def run_naive(home_root: str, base: dict, params: dict) -> dict:
     data = load_market_data(Path(catalog), plan, InstrumentSpecs())
     instruments, states = instrument_states(plan, data)
     recorder = RunRecorder()
-    sequence = merged_bars(cfg.symbols, data, states)[1]
+    state_list = list(states.values())
+    sequence = [state_list[k] for k in merge_bars(cfg.symbols, data)[1]]
     key = f"{id(states)}"
     _PREPARED[key] = (states, recorder, sequence, (cfg.mode, cfg.spread_ticks, cfg.impact,
                       max(cfg.latency_ns[0], 1) + cfg.latency_ns[1], cfg.prob_fill_on_limit, cfg.prob_slippage, cfg.seed))  # fmt: skip

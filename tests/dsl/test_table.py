@@ -477,7 +477,7 @@ def test_sides_hold_from_the_ready_bar_and_both_at_once_is_no_signal(streamed, c
     assert one_side.sig == [0] * r + [1] * (n - r)
     assert one_side.exit_long == [False] * r + [True] * (n - r)
     assert one_side.exit_short == [False] * n  # no conditions: never
-    assert asked == state.ts[r:]  # the time filters are asked about the signal bars only
+    assert asked == list(state.ts[r:])  # the time filters are asked about the signal bars only
     assert one_side.first_action(0, None, -1) == r + 100  # blocked until then
     assert one_side.first_action(r + 101, 1, r + 100) == n  # held, and no bar without a signal follows
 

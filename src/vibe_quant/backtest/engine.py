@@ -14,6 +14,7 @@ builds the strategies through the plan's bound strategy and never asks which kin
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -165,8 +166,7 @@ class EngineSession:
                                update_latency_nanos=update, cancel_latency_nanos=cancel)  # fmt: skip
         # The engine replays bars in (ts, insertion) order: the venue module indexes its lists by
         # the same merged sequence instead of looking up each bar's type (see venue.py).
-        self.all_bars, owners = merged_bars(plan.symbols, data, self.template)
-        self._owner_index = [plan.symbols.index(st.symbol) for st in owners]
+        self.all_bars, self._owner_index = merge_bars(plan.symbols, data)
         # per merged bar, its index among its symbol's bars; per symbol, the merged index of its bars
         self._own, by_symbol = bar_positions(self._owner_index)
         self._merged = [by_symbol.get(x, []) for x in range(len(plan.symbols))]
@@ -262,7 +262,24 @@ class EngineSession:
         return result
 
     def _run_engine(self, active: list | None) -> int:
-        """Run the engine over the bars (only the active ones given the strategies); return how many it replayed."""
+        """Run the engine over the bars (only the active ones given the strategies); return how many it replayed.
+
+        The objects alive when the run starts (bars lists, states, engine, modules: ~100k tracked
+        by the cyclic garbage collector) are frozen for the run (``gc.freeze``) so the full
+        collections the run's own allocations trigger do not traverse them again each time
+        (measured on 902,880 1m bars: 1.66 s -> 1.25 s of collections, and the run's collections
+        reclaim nothing: 4 objects). Not done when the process already froze objects itself.
+        """
+        freeze = gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
+        try:
+            return self._replay(active)
+        finally:
+            if freeze:
+                gc.unfreeze()
+
+    def _replay(self, active: list | None) -> int:
         from vibe_quant.backtest.feed import ActiveFeed
 
         if self.replay == "full":
@@ -322,12 +339,25 @@ class _Recorded:
         return self.session.indicator_cache(instrument_id)
 
 
-def merged_bars(symbols, data: MarketData, states: dict) -> tuple[list, list]:
-    """Return all execution bars sorted by close time (ties in symbol order) and their owners."""
-    by_symbol = {st.symbol: st for st in states.values()}
-    tagged = [(bar.ts_init, k, bar) for k, symbol in enumerate(symbols) for bar in data.bars[symbol]]
-    tagged.sort(key=lambda t: (t[0], t[1]))
-    return [t[2] for t in tagged], [by_symbol[symbols[t[1]]] for t in tagged]
+def merge_bars(symbols, data: MarketData) -> tuple[list, list[int]]:
+    """Return all execution bars sorted by close time (ties in symbol order) and, per bar, the
+    index of its symbol in `symbols`.
+
+    A stable sort of the close times in symbol order (no per-bar key tuples: those took ~150 MB
+    at peak on 900k bars). Bars already in order (one symbol from the catalog) are returned as
+    the catalog's own list, not a copy: nothing writes to either.
+    """
+    lists = [data.bars[symbol] for symbol in symbols]
+    if len(lists) == 1:
+        bars = lists[0]
+        ts = np.fromiter((b.ts_init for b in bars), dtype=np.int64, count=len(bars))
+        if bool(np.all(ts[1:] >= ts[:-1])):
+            return bars, [0] * len(bars)
+    flat = [bar for bars in lists for bar in bars]
+    ts = np.fromiter((b.ts_init for b in flat), dtype=np.int64, count=len(flat))
+    order = np.argsort(ts, kind="stable")
+    owner = np.repeat(np.arange(len(lists)), [len(bars) for bars in lists])
+    return [flat[j] for j in order.tolist()], owner[order].tolist()
 
 
 def assemble(plan: RunPlan, recorder: RunRecorder, states: dict, run_id: str, bars: int,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,9 +79,13 @@ class InstrumentState(InstrumentBook):
     strategies read through their ports, plus what only the simulation needs (fill-model inputs,
     liquidation price, the next funding settlement).
 
-    The execution bars are known before the run, so their fields sit in plain lists and the
-    venue module only advances ``i`` as the engine processes each bar: reading a float from a
-    list costs a fraction of converting a NautilusTrader ``Price`` on every bar.
+    The execution bars are known before the run, so their fields sit in flat arrays and the
+    venue module only advances ``i`` as the engine processes each bar: reading a float from an
+    array costs a fraction of converting a NautilusTrader ``Price`` on every bar. The arrays are
+    ``array('q')`` (times) and ``array('d')`` (prices, volumes, rolling inputs): 8 bytes a bar
+    each, where a list of Python floats takes 32-40, and items read back as Python ints and
+    floats (numpy scalars would leak into records). Plain lists work too (tests build states by
+    hand).
     """
 
     vol_window: int = 20
@@ -92,20 +97,21 @@ class InstrumentState(InstrumentBook):
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Bar close times (int64) and closes (float64) as numpy arrays."""
-        if self._arrays is None:
+        if self._arrays is None:  # views of array('q')/array('d') fields, copies of lists
             self._arrays = (np.asarray(self.ts, dtype=np.int64), np.asarray(self.closes, dtype=np.float64))
         return self._arrays
 
     @classmethod
     def from_bars(cls, bars: list, **fields) -> InstrumentState:
         st = cls(**fields)
-        st.ts = [b.ts_init for b in bars]
-        st.opens = [b.open.as_double() for b in bars]
-        st.highs = [b.high.as_double() for b in bars]
-        st.lows = [b.low.as_double() for b in bars]
-        st.closes = [b.close.as_double() for b in bars]
-        st.volumes = [b.volume.as_double() for b in bars]
-        st.vols, st.avg_volumes = rolling_inputs(np.asarray(st.closes), np.asarray(st.volumes), st.vol_window)
+        st.ts = array("q", [b.ts_init for b in bars])
+        st.opens = array("d", [b.open.as_double() for b in bars])
+        st.highs = array("d", [b.high.as_double() for b in bars])
+        st.lows = array("d", [b.low.as_double() for b in bars])
+        st.closes = array("d", [b.close.as_double() for b in bars])
+        st.volumes = array("d", [b.volume.as_double() for b in bars])
+        vols, avg_volumes = rolling_inputs(np.asarray(st.closes), np.asarray(st.volumes), st.vol_window)
+        st.vols, st.avg_volumes = array("d", vols.tobytes()), array("d", avg_volumes.tobytes())
         st.arrays()
         return st
 
@@ -124,7 +130,7 @@ class InstrumentState(InstrumentBook):
         return self.avg_volumes[self.i] if self.i >= 0 else 0.0
 
 
-def rolling_inputs(closes: np.ndarray, volumes: np.ndarray, window: int) -> tuple[list, list]:
+def rolling_inputs(closes: np.ndarray, volumes: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Per bar ``i``: std (ddof 1) of the close changes and mean volume of the `window` bars
     before ``i`` (bar ``i`` itself excluded: a fill at its open cannot know it).
 
@@ -135,7 +141,7 @@ def rolling_inputs(closes: np.ndarray, volumes: np.ndarray, window: int) -> tupl
     vols = np.zeros(n)
     avg = np.zeros(n)
     if n == 0:
-        return [], []
+        return vols, avg
     diffs = np.diff(closes)  # diffs[k] = closes[k+1] - closes[k]
     c1 = np.concatenate(([0.0], np.cumsum(diffs)))
     c2 = np.concatenate(([0.0], np.cumsum(diffs * diffs)))
@@ -153,7 +159,7 @@ def rolling_inputs(closes: np.ndarray, volumes: np.ndarray, window: int) -> tupl
     vlo = np.maximum(0, idx - window)
     count = idx - vlo
     avg = np.where(count > 0, (cv[idx] - cv[vlo]) / np.maximum(count, 1), 0.0)
-    return vols.tolist(), avg.tolist()
+    return vols, avg
 
 
 class PerpFillModel(FillModel):

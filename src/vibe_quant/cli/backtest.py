@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vibe_quant.cli.context import common_options, console, get_home, get_specs, state
+from vibe_quant.cli.context import common_options, console, err_console, get_home, get_specs, state
 from vibe_quant.cli.options import RiskOption, SizingOption, parse_date, parse_params, with_flags
 from vibe_quant.errors import UserError
 from vibe_quant.progress import rich_progress
@@ -84,6 +84,8 @@ def run(
         run_row, result, bundle = execute(home, plan, get_specs(), run_row=run_id, progress=progress)
     if as_json:
         sys.stdout.write((bundle / "summary.json").read_text())
+        for warning in result.warnings:  # also in the JSON; said on stderr so a terminal shows it
+            err_console.print(f"warning: {warning}", style="yellow", highlight=False)
         return
     from vibe_quant.present.backtest import print_result
 
