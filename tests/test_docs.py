@@ -1,5 +1,5 @@
-"""Documentation references resolve: every ``docs/<page>.md#<anchor>`` cited in ``src/`` (and every
-link between the pages in ``docs/``) names a page and a heading that exist, and no comment cites the
+"""Documentation references resolve: every ``docs/<page>.md#<anchor>`` cited in ``src/`` or ``tests/``
+(and every link between the pages in ``docs/``) names a page and a heading that exist, and no comment cites the
 specification documents kept outside the repository (a reader cannot open them; ``docs/specs.md``
 and ``docs/nautilus.md`` say what the code takes from them)."""
 
@@ -49,8 +49,8 @@ def anchors(page: Path) -> set[str]:
     return out
 
 
-def source_files() -> list[Path]:
-    return sorted(p for p in SRC.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
+def source_files(*roots: Path) -> list[Path]:
+    return sorted(p for root in roots for p in root.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
 
 
 def test_github_anchor_rules() -> None:
@@ -61,17 +61,17 @@ def test_github_anchor_rules() -> None:
     assert github_anchor("Strategies A, B, C", seen) == "strategies-a-b-c-1"
 
 
-def test_every_docs_anchor_cited_in_src_exists() -> None:
+def test_every_docs_anchor_cited_in_src_and_tests_exists() -> None:
     pages = {page.name: anchors(page) for page in DOCS.glob("*.md")}
     dangling = []
     cited = 0
-    for path in source_files():
+    for path in source_files(SRC, ROOT / "tests"):
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             for page, anchor in CODE_REF.findall(line):
                 cited += 1
                 if page not in pages or (anchor and anchor not in pages[page]):
                     dangling.append(f"{path.relative_to(ROOT)}:{n}: docs/{page}#{anchor}")
-    assert cited > 0, "no docs/*.md reference found in src (is the pattern right?)"
+    assert cited > 0, "no docs/*.md reference found (is the pattern right?)"
     assert not dangling, "references to missing pages or headings:\n" + "\n".join(dangling)
 
 
@@ -89,7 +89,7 @@ def test_links_between_docs_resolve(page: str) -> None:
 def test_src_cites_no_document_outside_the_repository() -> None:
     found = [
         f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
-        for path in source_files()
+        for path in source_files(SRC)
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if OUTSIDE.search(line)
     ]
