@@ -65,7 +65,7 @@ def _no_vq_home(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home after the seed's acceptance ingest (FILUSDT 2023-08), run as a real process."""
+    """A home after the acceptance ingest (docs/specs.md#acceptance-commands; FILUSDT 2023-08), run as a real process."""
     home = tmp_path_factory.mktemp("cli") / "home"
     done = run_module("vibe_quant.data", "--home", str(home), "-q", *ACCEPTANCE)
     assert done.returncode == 0, done.stderr

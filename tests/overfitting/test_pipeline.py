@@ -241,7 +241,7 @@ def test_module_entry_point(screened) -> None:
 def test_two_years_give_about_twelve_walk_forward_windows_with_the_seed_defaults() -> None:
     two_years = base_config(start="2023-01-01", end="2024-12-31")
     windows = wfa_windows(two_years, WalkForward())
-    assert len(windows) == 13  # seed 001: floor((24 - 9 - 3) / 1) + 1
+    assert len(windows) == 13  # docs/specs.md#walk-forward-analysis: floor((24 - 9 - 3) / 1) + 1
     assert (windows[0].train_days, windows[0].test_days) == (270, 90)
     with pytest.raises(ConfigError, match="give 0 window"):
         wfa_windows(base_config(start="2023-01-01", end="2023-10-31"), WalkForward())

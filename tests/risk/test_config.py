@@ -1,5 +1,5 @@
-"""Sizing and risk configurations: the seed shapes, errors that name the place, the built-in
-presets' numbers (seed 001 / seed 000), presets in a real SQLite state database, YAML files, and
+"""Sizing and risk configurations: the file shapes, errors that name the place, the built-in
+presets' numbers (docs/specs.md#risk-presets), presets in a real SQLite state database, YAML files, and
 what a risk config does to a BacktestConfig."""
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def test_sizing_presets() -> None:
     assert tuple(SIZING_PRESETS) == ("fixed_fractional", "kelly", "atr")
     assert {name: cfg.method for name, cfg in SIZING_PRESETS.items()} == {n: n for n in SIZING_PRESETS}
     ff = SIZING_PRESETS["fixed_fractional"]
-    assert (ff.risk_per_trade, ff.max_position_pct, ff.max_leverage) == (0.02, 0.10, 20)  # seed 001's example
+    assert (ff.risk_per_trade, ff.max_position_pct, ff.max_leverage) == (0.02, 0.10, 20)  # example in docs/specs.md
 
 
 # -- presets in the state database -----------------------------------------------------------------

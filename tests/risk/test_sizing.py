@@ -1,4 +1,4 @@
-"""Position sizers on hand-computed numbers (seed 001 section 9), the ATR against NautilusTrader's
+"""Position sizers on hand-computed numbers (docs/specs.md#position-sizing), the ATR against NautilusTrader's
 own indicator, properties of the capped size over wide random inputs, and the gate's correlation
 and heat helpers on fake instrument states."""
 
@@ -250,7 +250,7 @@ def test_a_cap_equal_to_the_size_does_not_bind() -> None:
 
 
 def test_seed_caps_bind_on_a_tight_stop() -> None:
-    """Seed 001's fixed fractional: 2% to a 0.5 stop wants 4x equity; max position 10% wins."""
+    """The spec's fixed fractional example: 2% to a 0.5 stop wants 4x equity; max position 10% wins."""
     d = size(SizingConfig(method="fixed_fractional"), req(stop_distance=STOP))
     assert d.qty == pytest.approx(100.0, rel=1e-12)  # 10,000 notional at 100
     assert d.limits == ["max_position_pct"]

@@ -1,4 +1,4 @@
-"""Hard filters and the 3-objective Pareto front (seed 001 section 6)."""
+"""Hard filters and the 3-objective Pareto front (docs/specs.md#screening-hard-filters, docs/specs.md#pareto-front)."""
 
 from __future__ import annotations
 

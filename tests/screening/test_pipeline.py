@@ -238,7 +238,7 @@ def test_replay_full_stores_the_metrics_of_the_active_replay(cli, fil_home: Home
 
 
 def test_screening_and_validation_agree_on_signals(fil_home: Home) -> None:
-    """Seed 001 integration test: the same parameters give > 90% the same signals in both modes."""
+    """The spec's integration test (docs/specs.md#screening-to-validation-consistency): the same parameters give > 90% the same signals in both modes."""
     data = load_market_data(fil_home.catalog, plan_run(base_config()), InstrumentSpecs())
     params = {"rsi.period": 14, "stop_loss.atr_multiplier": 2.0}
     signals = {}

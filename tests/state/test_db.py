@@ -1,4 +1,4 @@
-"""State database: WAL connections, the seed-001 schema, migrations and ``StateManager`` CRUD."""
+"""State database: WAL connections, the schema of docs/specs.md#state-database, migrations and ``StateManager`` CRUD."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from vibe_quant.errors import UserError
 from vibe_quant.state import SCHEMA_VERSION, StateManager, connect, transaction
 from vibe_quant.state.db import migrate
 
-# Seed 001 section 4, column for column, plus the data stage's own tables (0001_initial.sql).
+# docs/specs.md#state-database, column for column, plus the data stage's own tables (0001_initial.sql).
 EXPECTED_COLUMNS: dict[str, list[str]] = {
     "strategies": [
         "id", "name", "description", "dsl_config", "strategy_type", "created_at", "updated_at", "is_active",

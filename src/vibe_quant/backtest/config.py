@@ -1,6 +1,6 @@
 """Backtest configuration: one frozen, validated object per run, fully resolved before hashing.
 
-Two venue presets (seed 001 sections 6-7):
+Two venue presets (docs/specs.md#venue-presets):
 
 * ``screening``: simple probabilistic fills (a market or stop fill slips one tick with
   probability ``prob_slippage``; a limit touched exactly fills with ``prob_fill_on_limit``),
@@ -25,7 +25,7 @@ from vibe_quant.data.bars import TIMEFRAME_BY_LABEL
 from vibe_quant.errors import ConfigError, did_you_mean
 from vibe_quant.risk.config import RiskConfig, SizingConfig
 
-# (base, insert, update, cancel) latency in ns, seed 001 section 7.
+# (base, insert, update, cancel) latency in ns, docs/specs.md#latency-presets.
 LATENCY_PRESETS: dict[str, tuple[int, int, int, int]] = {
     "none": (0, 0, 0, 0),
     "co_located": (1_000_000, 500_000, 500_000, 500_000),

@@ -40,7 +40,7 @@ SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 def volume_slippage(spread: float, volatility: float, order_size: float, avg_volume: float, impact: float) -> float:
-    """Seed 001's validation slippage ``spread/2 + impact * volatility * sqrt(size / avg_volume)``.
+    """The validation slippage ``spread/2 + impact * volatility * sqrt(size / avg_volume)`` (docs/specs.md#slippage-model).
 
     Parameters
     ----------
@@ -51,7 +51,7 @@ def volume_slippage(spread: float, volatility: float, order_size: float, avg_vol
     order_size, avg_volume : float
         Order quantity and average bar volume, both in base units.
     impact : float
-        The impact coefficient (0.1 in seed 001).
+        The impact coefficient (0.1 by default, docs/specs.md#slippage-model).
 
     Returns
     -------

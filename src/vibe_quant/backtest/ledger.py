@@ -27,7 +27,7 @@ QTY_EPS = 10.0**-QTY_DECIMALS
 
 @dataclass
 class Trade:
-    """One round trip, with every column of seed 001's ``trades`` table."""
+    """One round trip, with every column of the ``trades`` table (docs/specs.md#trades-table)."""
 
     symbol: str
     direction: str  # LONG / SHORT

@@ -1,9 +1,9 @@
 """Persist a backtest: state-database rows and the result bundle ``runs/<run_id>/``.
 
-Bundle (seed 002 Artifact G, plus what later stages read): ``config_resolved.yaml``,
+Bundle (docs/specs.md#result-bundle, plus what later stages read): ``config_resolved.yaml``,
 ``manifest_ref.json``, ``summary.json``, ``fills.csv``, ``positions.csv``, ``trades.csv``,
 ``funding.csv``, ``equity.parquet`` and ``events.jsonl`` (also hard-linked as
-``logs/events/<run_id>.jsonl``, seed 001's location). Files are staged and moved in together.
+``logs/events/<run_id>.jsonl``, docs/specs.md#event-log). Files are staged and moved in together.
 Readers never recompute: the dashboard and reports read these files.
 """
 

@@ -24,7 +24,7 @@ Then, for each bar, before NautilusTrader matches it:
    trade loses exactly its margin.
 5. **SL before TP**: when a bar reaches both a position's resting stop and its take-profit
    limit, the path inside the bar is unknown; the take-profit is cancelled so the stop fills
-   (pessimistic, seed 001 section 7).
+   (pessimistic, docs/specs.md#stop-loss-before-take-profit).
 
 It also follows fills and positions on the message bus to keep isolated margins, the
 reference prices of fills, the event log, and the equity curve (balance plus unrealised PnL at

@@ -129,7 +129,7 @@ def demo_command() -> None:
     from vibe_quant.screening.pipeline import SweepSpec, create_screening_run, run_screening
 
     screen_base = msgspec.structs.replace(dsl_config, symbols=("FILUSDT",), mode="screening", latency=None)
-    # Three months of one symbol trade less than seed 001's 50-trade filter asks; the demo says so.
+    # Three months of one symbol trade less than the 50-trade hard filter asks (docs/specs.md#screening-hard-filters); the demo says so.
     screen_spec = SweepSpec(
         overrides={"rsi.period": [14, 21], "rsi_oversold_threshold": [30, 35], "rsi_overbought_threshold": [75, 80],
                    "stop_loss.atr_multiplier": [1.5, 2.5], "take_profit.percent": [4.0], "ema_trend_4h.period": [30],
@@ -162,7 +162,7 @@ def demo_command() -> None:
     from vibe_quant.overfitting.pipeline import run_overfitting
     from vibe_quant.present.overfitting import print_report
 
-    # Seed thresholds; windows and folds sized for three months (the seed's are for two years).
+    # Default thresholds (docs/specs.md#overfitting-filters); windows and folds sized for three months (the defaults are for two years).
     of_config = OverfittingConfig(
         walk_forward=WalkForward(train_window_days=42, test_window_days=14, step_days=14, min_windows=3),
         purged_kfold=PurgedKFold(n_splits=4),

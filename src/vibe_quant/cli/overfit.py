@@ -23,7 +23,7 @@ out = console()
 def run_command(
     run_id: Annotated[int, typer.Option("--run-id", help="Screening run id (backtest_runs.id, from `vq screen run`).")],
     filters: Annotated[str | None, typer.Option(help="Comma-separated, applied in this order: dsr, wfa, pkfold, cpcv, pbo (default: the config's enabled ones: dsr,wfa,pkfold).")] = None,
-    config: Annotated[str | None, typer.Option("--config", help="YAML with seed 001's `overfitting:` block (thresholds, windows, folds).")] = None,
+    config: Annotated[str | None, typer.Option("--config", help="YAML with an `overfitting:` block (thresholds, windows, folds; see docs/specs.md#overfitting-filters).")] = None,
     candidates: Annotated[str, typer.Option(help="Which points to filter: passed (the hard filters), front (Pareto) or all.")] = "passed",
     workers: Annotated[int, typer.Option(help="Parallel workers for the walk-forward backtests.")] = max(1, os.cpu_count() or 1),
     validate: Annotated[bool | None, typer.Option("--validate/--no-validate", help="Validate the survivors with full costs and flag execution-sensitive ones (default: the config's consistency.enabled).")] = None,

@@ -91,7 +91,7 @@ def _register(app: typer.Typer, kind: str) -> None:
     @app.command("save", help=f"Store a {kind} preset from a YAML file (replaces one of the same name).")
     def save(
         name: Annotated[str, typer.Argument(help="Preset name.")],
-        file: Annotated[Path, typer.Argument(help="The YAML file (seed 001's shape).", exists=True, dir_okay=False)],
+        file: Annotated[Path, typer.Argument(help="The YAML file (as `show` prints it).", exists=True, dir_okay=False)],
     ) -> None:
         _save(kind, name, file)
 

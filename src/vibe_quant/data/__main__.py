@@ -1,4 +1,4 @@
-"""``python -m vibe_quant.data ...`` is ``vq data ...`` (seed 001's acceptance commands)."""
+"""``python -m vibe_quant.data ...`` is ``vq data ...`` (docs/specs.md#acceptance-commands)."""
 
 import sys
 

@@ -45,7 +45,7 @@ NS_PER_HOUR = 3_600_000_000_000
 
 # -- FundingRateUpdate Arrow codec ----------------------------------------------------------------
 # NautilusTrader 1.221 defines FundingRateUpdate but ships no Arrow codec for it, so the catalog
-# cannot store it (NAUTILUS_FACTS.md). We register one. The funding interval travels as
+# cannot store it (docs/nautilus.md#fundingrateupdate-has-no-arrow-codec). We register one. The funding interval travels as
 # next_funding_ns = ts_event + interval, the time the exchange announced for the next settlement,
 # and is also stored as its own column for SQL.
 

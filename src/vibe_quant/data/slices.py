@@ -5,7 +5,7 @@ Nothing reads the whole catalog: each stream walks ``[start, end]`` in windows a
 interval (in their name) intersects it and filters rows by ``ts_init``. Memory holds one
 window per stream.
 
-Ordering (seed 002 "Determinism plan"): within a stream the catalog order, ``(ts_event, id)``
+Ordering (docs/specs.md#stream-ordering): within a stream the catalog order, ``(ts_event, id)``
 as ingested; across streams NautilusTrader's data iterator merges by ``ts_init`` and breaks
 ties by the order the streams were added, which :func:`add_streams` fixes as quotes, then
 trades, then bars, then custom data. At one timestamp a strategy therefore sees the quote

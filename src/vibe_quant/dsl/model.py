@@ -1,4 +1,4 @@
-"""The strategy document (seed 001 section 5) as frozen msgspec structs, and its JSON Schema.
+"""The strategy document (docs/specs.md#strategy-document) as frozen msgspec structs, and its JSON Schema.
 
 The structs check shapes and types; :mod:`vibe_quant.dsl.loader` checks meaning (names,
 timeframes, look-ahead) and maps every error to its line in the YAML file.

@@ -9,8 +9,8 @@ other isolated positions on the symbol)::
     LP = (WB + cum - side * qty * entry) / (qty * mmr - side * qty)
 
 For a position opened with initial margin ``WB = qty * entry / leverage`` and ``cum = 0`` this
-is ``entry * (1 - 1/leverage) / (1 - mmr)``, whose first-order expansion is seed 001's
-``entry * (1 - 1/leverage + mmr)`` for longs; ``tests/backtest/test_margin.py`` checks both.
+is ``entry * (1 - 1/leverage) / (1 - mmr)``, whose first-order expansion is the spec's
+``entry * (1 - 1/leverage + mmr)`` for longs (docs/specs.md#isolated-margin-liquidation); ``tests/backtest/test_margin.py`` checks both.
 """
 
 from __future__ import annotations

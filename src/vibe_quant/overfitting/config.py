@@ -1,5 +1,5 @@
-"""The overfitting pipeline's configuration: seed 001's ``overfitting:`` YAML block, extended
-with CPCV, PBO and the screening-to-validation consistency check (all defaults from the seeds).
+"""The overfitting pipeline's configuration: the ``overfitting:`` YAML block of docs/specs.md#overfitting-filters, extended
+with CPCV, PBO and the screening-to-validation consistency check (each default and its source: docs/specs.md#overfitting-filters).
 
 Filters run in the order given (``--filters dsr,wfa,pkfold``); a candidate eliminated by one is
 not tested by the next. Without ``--filters`` the enabled ones run in :data:`ORDER`.
@@ -91,7 +91,7 @@ class OverfittingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
         return [name for name in ORDER if getattr(self, SECTIONS[name]).enabled]
 
 
-# Filter name (CLI) -> config section, in the default order (seed 001: DSR, WFA, purged K-fold).
+# Filter name (CLI) -> config section, in the default order (docs/specs.md#overfitting-filters: DSR, WFA, purged K-fold).
 SECTIONS = {"dsr": "deflated_sharpe", "wfa": "walk_forward", "pkfold": "purged_kfold", "cpcv": "cpcv", "pbo": "pbo"}
 ORDER = tuple(SECTIONS)
 

@@ -140,7 +140,7 @@ class WindowResult:
 
 def walk_forward_filter(windows: list[WindowResult], cfg: WalkForward) -> Verdict:
     """WF efficiency = mean(OOS annualised return) / mean(IS annualised return); share of
-    profitable OOS windows; OOS Sharpe of the pooled test-window returns (seed 001 section 8)."""
+    profitable OOS windows; OOS Sharpe of the pooled test-window returns (docs/specs.md#walk-forward-analysis)."""
     is_ann = np.array([w.is_annual for w in windows])
     oos_ann = np.array([w.oos_annual for w in windows])
     profitable = float(np.mean([w.oos_return > 0 for w in windows]))
@@ -238,7 +238,7 @@ def cpcv_filter(matrix: np.ndarray, cfg: CPCV, purge: int, embargo: int, ids: li
 def execution_degradation(screening_sharpe: float | None, validation_sharpe: float | None,
                           max_degradation: float) -> tuple[float, bool]:  # fmt: skip
     """Relative Sharpe lost from screening to validation (full costs) and whether it makes the
-    candidate "execution-sensitive" (seed 001 Phase 3: more than `max_degradation`, 50%).
+    candidate "execution-sensitive" (docs/specs.md#screening-to-validation-consistency: more than `max_degradation`, 50%).
 
     A validation Sharpe that is undefined (no trade, flat equity) counts as fully degraded; a
     screening Sharpe <= 0 has nothing to lose (degradation nan, not flagged).

@@ -9,7 +9,7 @@ at the end: a failed or cancelled pipeline leaves the previous outcomes untouche
 * DSR uses every trial the sweep ran (``n_trials``) and their Sharpe variance.
 * WFA runs NautilusTrader backtests (screening mode, the worker pool) of each candidate on each
   window, from train start to test end: the strategy runs continuously, the train period is the
-  test period's indicator warm-up, and the test is scored on its own (seed 002's loop).
+  test period's indicator warm-up, and the test is scored on its own (docs/specs.md#walk-forward-loop).
 * Purged K-fold and CPCV split the daily returns; purge and embargo are the strategy's longest
   indicator lookback (or the configured bars) rounded up to days.
 * PBO (CSCV) and CPCV judge the selection across all trials: one verdict for every candidate.

@@ -1,6 +1,6 @@
 """Time-series splitters for the overfitting filters. Pure functions over index ranges and dates.
 
-* :func:`walk_forward_windows`: rolling train/test windows of calendar days (seed 001 section 8:
+* :func:`walk_forward_windows`: rolling train/test windows of calendar days (docs/specs.md#walk-forward-analysis:
   train 270, test 90, step 30 -> 13 windows from two years).
 * :func:`purged_kfold`: K contiguous test folds; the training set is every other observation
   except ``purge`` on each side of the test fold (an indicator's lookback reaches across the

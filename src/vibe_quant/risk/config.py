@@ -1,4 +1,4 @@
-"""Sizing and risk configurations (seed 001 section 9, seed 000 section 9): structs, the built-in
+"""Sizing and risk configurations (docs/specs.md#position-sizing, docs/specs.md#circuit-breakers): structs, the built-in
 presets, and resolution of ``--sizing`` / ``--risk`` (a preset stored in SQLite, or a YAML file).
 
 Units, everywhere: fractions of equity (0.10 = 10%). *Exposure* and *position size* are
@@ -6,12 +6,12 @@ notional (``|qty| x price``) over equity, so ``max_position_pct: 0.10`` is a pos
 equity, whatever the leverage. *Risk* (heat) is what a position loses if its stop fills at its
 price (without a stop: its isolated margin, the most it can lose).
 
-A sizing file is seed 001's shape::
+A sizing file has this shape (docs/specs.md#sizing-and-risk-files)::
 
     method: fixed_fractional          # or kelly, atr
     config: {risk_per_trade: 0.02, max_position_pct: 0.10, max_leverage: 20}
 
-A risk file has ``strategy_level:`` and ``portfolio_level:`` blocks (seed 001); a key left out
+A risk file has ``strategy_level:`` and ``portfolio_level:`` blocks (docs/specs.md#circuit-breakers); a key left out
 takes its default below, a key set to ``null`` turns that breaker off.
 """
 
@@ -100,13 +100,13 @@ class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
 
 
 SIZING_PRESETS: dict[str, SizingConfig] = {
-    "fixed_fractional": SizingConfig(method="fixed_fractional"),  # seed 001's example
+    "fixed_fractional": SizingConfig(method="fixed_fractional"),  # the spec's example: docs/specs.md#position-sizing
     "kelly": SizingConfig(method="kelly"),
     "atr": SizingConfig(method="atr"),
 }
 RISK_PRESETS: dict[str, RiskConfig] = {
-    "seed_default": RiskConfig(),  # seed 001 section 9's values
-    "live_safety": RiskConfig(  # seed 000 section 9: anything breached disables trading until resumed
+    "seed_default": RiskConfig(),  # docs/specs.md#risk-presets
+    "live_safety": RiskConfig(  # docs/specs.md#live-safety-and-kill-switch: anything breached disables trading until resumed
         strategy_level=StrategyRiskConfig(
             max_drawdown_scale_pct=None,
             max_drawdown_halt_pct=None,
@@ -129,11 +129,11 @@ RISK_PRESETS: dict[str, RiskConfig] = {
     ),
 }
 BUILTIN_NOTES = {
-    "fixed_fractional": "seed 001: risk 2% of equity to the stop, max position 10%, max leverage 20x",
+    "fixed_fractional": "risk 2% of equity to the stop, max position 10%, max leverage 20x",
     "kelly": "half Kelly from the strategy's own closed trades (priors W=0.5, R=1.5 for the first 20)",
     "atr": "risk 2% of equity over 2 x ATR(14)",
-    "seed_default": "seed 001: scale to 50% at 10% DD, halt at 15% DD, 2% daily loss, 10 losses; portfolio 20%/5%/50%/30%",
-    "live_safety": "seed 000: 3x leverage, 10% per position, 30% total, 2% daily loss and 5% 24h drawdown disable, "
+    "seed_default": "scale to 50% at 10% DD, halt at 15% DD, 2% daily loss, 10 losses; portfolio 20%/5%/50%/30%",
+    "live_safety": "3x leverage, 10% per position, 30% total, 2% daily loss and 5% 24h drawdown disable, "
     "post-only entries",
 }
 
@@ -153,7 +153,7 @@ def _convert(data, cls, where: str):
 
 
 def sizing_from_data(data: dict, where: str) -> SizingConfig:
-    """Seed shape ``{method, config: {...}}`` (or flat keys) -> :class:`SizingConfig`.
+    """File shape ``{method, config: {...}}`` (or flat keys) -> :class:`SizingConfig`.
 
     Raises
     ------
@@ -193,7 +193,7 @@ def risk_from_data(data: dict, where: str) -> RiskConfig:
 
 
 def sizing_data(cfg: SizingConfig) -> dict:
-    """Seed shape of a sizing config (what files and the ``sizing_configs`` table hold)."""
+    """File shape of a sizing config (what files and the ``sizing_configs`` table hold)."""
     body = msgspec.to_builtins(cfg)
     return {"method": body.pop("method"), "config": body}
 
@@ -234,7 +234,7 @@ TABLES = {"sizing": "sizing_configs", "risk": "risk_configs"}
 
 
 def preset_document(kind: str, row: dict) -> dict:
-    """A stored preset row as the document a file holds (seed 001's shape)."""
+    """A stored preset row as the document a file holds (docs/specs.md#sizing-and-risk-files)."""
     if kind == "sizing":
         return {"method": row["method"], "config": row["config"]}
     return {"strategy_level": row["strategy_level"], "portfolio_level": row["portfolio_level"]}

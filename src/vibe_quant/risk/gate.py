@@ -1,7 +1,7 @@
 """Sizing and risk at run time: the entry gate every ``PerpStrategy`` order passes, and the two
 NautilusTrader Actors that watch equity at each bar close.
 
-Seed 001 section 9's circuit-breaker flow, for every new position a strategy asks for
+The circuit-breaker flow (docs/specs.md#circuit-breaker-flow), for every new position a strategy asks for
 (``PerpStrategy.go``)::
 
     strategy-level check   halted (drawdown, daily loss, losses in a row, cooldown)? -> refuse, log
@@ -18,7 +18,7 @@ run's event log. The Actors (:class:`StrategyRiskActor`, :class:`PortfolioRiskAc
 registered before the strategies, so at a bar close they evaluate first: a breaker tripped at
 a close blocks the entries of that same close. A halt cancels the scope's open orders, closes its
 positions at market (cancelling a position's stop without closing it would leave it unprotected:
-seed 000's kill switch, cancel + flatten), sets the state (a portfolio halt also puts
+the kill switch of docs/specs.md#live-safety-and-kill-switch, cancel + flatten), sets the state (a portfolio halt also puts
 NautilusTrader's RiskEngine in ``HALTED``), writes a ``CIRCUIT_BREAKER`` event and calls the
 alert hooks (the alerts stage sends them to Telegram).
 """
@@ -254,7 +254,7 @@ class RiskGate:
             self.kill_switch(ts, f"portfolio_{trip.breaker}")
 
     def kill_switch(self, ts: int, reason: str) -> None:
-        """Seed 000's kill switch: cancel every open order, close every position, HALT the RiskEngine."""
+        """The kill switch (docs/specs.md#live-safety-and-kill-switch): cancel every open order, close every position, HALT the RiskEngine."""
         for leg in self.legs:
             leg.flatten(ts, reason)
         self._set_trading_state("HALTED")  # after the closing orders went out: they pass

@@ -142,7 +142,7 @@ class StrategyGuard(EquityGuard):
         self.losses_in_a_row = 0
 
     def scale(self) -> float:
-        """Size multiplier from the drawdown (seed: 50% size from 10% drawdown)."""
+        """Size multiplier from the drawdown (default: 50% size from 10% drawdown, docs/specs.md#circuit-breakers)."""
         limit = self.cfg.max_drawdown_scale_pct
         return self.cfg.drawdown_scale_factor if limit is not None and self.drawdown >= limit - EPS else 1.0
 

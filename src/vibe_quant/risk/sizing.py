@@ -1,4 +1,4 @@
-"""Position sizers (seed 001 section 9): the formulas, then the caps every method shares.
+"""Position sizers (docs/specs.md#position-sizing): the formulas, then the caps every method shares.
 
 Pure functions of numbers: the gate (:mod:`vibe_quant.risk.gate`) feeds them the run's equity,
 prices, open positions and the strategy's closed trades, so they are tested on their own.

@@ -1,4 +1,4 @@
-"""Hard filters and the Pareto front of a screening sweep (seed 001 section 6). Pure functions.
+"""Hard filters and the Pareto front of a screening sweep (docs/specs.md#pareto-front). Pure functions.
 
 Objectives, all maximised: Sharpe ratio, ``1 - max drawdown``, profit factor. A candidate is
 on the front when no other candidate is at least as good in every objective and strictly
@@ -19,7 +19,7 @@ OBJECTIVES = ("sharpe_ratio", "max_drawdown", "profit_factor")
 
 
 class HardFilters(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Constraints applied before ranking (seed 001 defaults)."""
+    """Constraints applied before ranking (defaults: docs/specs.md#screening-hard-filters)."""
 
     min_trades: int = 50
     max_drawdown: float = 0.30  # strictly below

@@ -1,4 +1,4 @@
-"""State database: seed-001 tables plus the data stage's index, behind ``StateManager``."""
+"""State database: the tables of docs/specs.md#state-database plus the data stage's index, behind ``StateManager``."""
 
 from vibe_quant.state.db import SCHEMA_VERSION, connect, transaction
 from vibe_quant.state.manager import StateManager

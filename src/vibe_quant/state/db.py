@@ -1,6 +1,6 @@
 """SQLite connection factory and schema migrations for the state database.
 
-Every connection runs in WAL mode with ``busy_timeout=5000`` (seed 001 section 4) so the
+Every connection runs in WAL mode with ``busy_timeout=5000`` (docs/specs.md#state-database) so the
 dashboard, background jobs and the CLI can share one file. Migrations are numbered SQL files in
 ``migrations/``; ``PRAGMA user_version`` records the last one applied.
 """

@@ -2,7 +2,7 @@
 
 Every annualised figure takes ``periods_per_year`` explicitly; crypto trades 365 days a year,
 so daily series use 365. Nothing here reads NautilusTrader's built-in statistics, which are
-fee- and size-blind (see NAUTILUS_FACTS.md).
+fee- and size-blind (see docs/nautilus.md#built-in-statistics).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ instruments, one account) has per instrument:
 
 * Target-position API: ``go(bar, direction, qty, reason, stop=, target=)``. Reversals are a close
   followed by an open (two orders): NautilusTrader's NETTING flip with one order overwrites the
-  closed position (docs/nautilus.md).
+  closed position (docs/nautilus.md#netting-flip-with-one-order).
 * Brackets: the entry goes out with its stop-market and take-profit limit (reduce-only) as one
   contingent order list: the exchange arms them the moment the entry fills (OTO), so they watch
   the entry bar itself, and one filling cancels the other (OUO). Their prices are set at the
@@ -133,7 +133,7 @@ class Leg:
         if direction == 0:
             return True
         gate = self.ports.gate
-        if gate is not None:  # sizing and risk checks (seed 001's circuit-breaker flow)
+        if gate is not None:  # sizing and risk checks (docs/specs.md#circuit-breaker-flow)
             qty = gate.entry(self, bar, direction, qty, price, stop)
             if qty <= 0:
                 return side_now != 0

@@ -1,6 +1,6 @@
 -- vibe-quant state database, schema version 1.
--- Tables of seed 001 section 4, verbatim, plus the data stage's own tables
--- (instrument mapping per seed 000 section 5.2, raw-lake index, ingest units and runs).
+-- Tables of docs/specs.md#state-database, verbatim, plus the data stage's own tables
+-- (instrument mapping per docs/specs.md#instrument-mapping, raw-lake index, ingest units and runs).
 
 CREATE TABLE strategies (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -148,7 +148,7 @@ CREATE INDEX idx_sweep_results_run ON sweep_results(run_id);
 CREATE INDEX idx_sweep_results_pareto ON sweep_results(is_pareto_optimal);
 CREATE INDEX idx_background_jobs_status ON background_jobs(status);
 
--- Instrument mapping (seed 000 5.2): venue symbol <-> canonical id, with the spec used.
+-- Instrument mapping (docs/specs.md#instrument-mapping): venue symbol <-> canonical id, with the spec used.
 CREATE TABLE instruments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     canonical_id TEXT NOT NULL UNIQUE,          -- BINANCE:BTCUSDT:PERP

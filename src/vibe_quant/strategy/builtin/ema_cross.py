@@ -1,4 +1,4 @@
-"""EMA-cross baseline (seed 002's default strategy): long when the fast EMA is above the slow
+"""EMA-cross baseline (docs/specs.md#ema-cross-baseline): long when the fast EMA is above the slow
 one, short when below (or flat with ``allow_short=False``), always sized at ``exposure`` times
 equity in notional."""
 

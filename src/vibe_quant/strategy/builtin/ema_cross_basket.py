@@ -1,4 +1,4 @@
-"""EMA cross over a basket: seed 002's baseline on every instrument of the run, as one portfolio
+"""EMA cross over a basket: the baseline of docs/specs.md#ema-cross-baseline on every instrument of the run, as one portfolio
 strategy on one account.
 
 Each instrument is long when its fast EMA is above its slow one, short when below (flat with

@@ -1,4 +1,4 @@
-"""Seed 000's Strategy A (EMA trend): enter on an EMA 20/100 cross, stop 1.5 x ATR(14), take
+"""Strategy A (EMA trend, docs/specs.md#strategies-a-b-c): enter on an EMA 20/100 cross, stop 1.5 x ATR(14), take
 profit 3 x ATR(14), risking 2% of equity per trade (size = equity * risk / stop distance, capped
 so the position's margin fits the leverage)."""
 
