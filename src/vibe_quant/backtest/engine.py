@@ -59,8 +59,7 @@ class BacktestResult:
     warnings: list[str]
     bars_processed: int
     elapsed_s: float
-    fills_report: object = None
-    positions_report: object = None
+    positions_report: object = None  # NautilusTrader's, for the bundle's positions.csv
     extra: dict = field(default_factory=dict)
 
 
@@ -206,7 +205,7 @@ class EngineSession:
     def run(self, plan: RunPlan, run_id: str | None = None, reports: bool = True,
             progress: Progress | None = None) -> BacktestResult:  # fmt: skip
         """Run `plan` (same market, period and venue as the session's) and return its result (with
-        NautilusTrader's fills and positions reports unless `reports` is False: screening skips them;
+        NautilusTrader's positions report unless `reports` is False: screening skips it;
         `progress` gets a task advanced as the bars are replayed)."""
         if plan.engine_key != self.plan.engine_key:
             mine, other = self.plan.config, plan.config
@@ -251,8 +250,7 @@ class EngineSession:
         self.module.finish()
         recorder.equity_ts, recorder.equity = self.module.equity_curve()
         result = assemble(plan, recorder, states, run_id or "", len(self.all_bars), elapsed)
-        if reports:
-            result.fills_report = self.engine.trader.generate_order_fills_report()
+        if reports:  # (not its fills report: fills.csv comes from our records, and it costs ~90 MB at 27k fills)
             result.positions_report = self.engine.trader.generate_positions_report()
         if gate is not None:
             result.extra["risk"] = gate.summary()
