@@ -171,3 +171,18 @@ def test_unknown_replay_mode_is_refused(catalog) -> None:
     with pytest.raises(ValueError, match="replay"):
         EngineSession(plan_run(base), data, replay="fast")
     assert np.all(np.diff([b.ts_init for b in data.bars["FILUSDT"]]) > 0)
+
+
+def test_the_streamed_positions_report_is_nautilus_traders(catalog) -> None:
+    from vibe_quant.backtest.engine import positions_report
+
+    plan = plan_run(parse_config({"strategy": "ema_cross", "symbols": ["FILUSDT", "NEARUSDT"], "timeframe": "15m",
+                                  "start": str(START), "end": str(END), "params": {"fast": 10, "slow": 40}}))  # fmt: skip
+    session = EngineSession(plan, load_market_data(catalog, plan, InstrumentSpecs()))
+    try:
+        session.run(plan, reports=False)
+        ours = positions_report(session.engine.cache)
+        assert len(ours) > 100  # NETTING: one position id per instrument, its round trips as snapshots
+        assert ours.equals(session.engine.trader.generate_positions_report())
+    finally:
+        session.dispose()

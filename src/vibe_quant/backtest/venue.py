@@ -68,11 +68,14 @@ _CLOSING_EVENTS = frozenset((OrderCanceled, OrderExpired, OrderRejected, OrderDe
 _COMMAND_EVENTS = frozenset((OrderSubmitted, OrderPendingCancel, OrderPendingUpdate))
 
 
-def bar_positions(owners: list) -> tuple[array, dict[object, array]]:
+def bar_positions(owners) -> tuple:
     """For bars in replay order tagged with their owner: each bar's index among its owner's bars,
     and per owner the replay index of each of its bars (``array('q')``: 8 bytes a bar where a
-    list of Python ints takes ~36)."""
-    own = array("q", bytes(8 * len(owners)))
+    list of Python ints takes ~36). With one owner both are ``range`` objects (no memory)."""
+    n = len(owners)
+    if n and owners.count(owners[0]) == n:
+        return range(n), {owners[0]: range(n)}
+    own = array("q", bytes(8 * n))
     merged: dict[object, array] = {}
     for m, owner in enumerate(owners):
         mine = merged.get(owner)
