@@ -41,10 +41,17 @@ def _shared_data_present() -> None:
 
 @pytest.fixture(autouse=True)
 def _restore_root_logging() -> Iterator[None]:
-    """``vq`` installs log handlers (one writes into the test's home); drop them after each test."""
+    """``vq`` installs log handlers (one writes into the test's home); drop them after each test.
+
+    A library calling ``logging.config.dictConfig`` in-process (import-linter's ``lint_imports``)
+    disables every logger that exists at that moment; re-enable them, or later tests log nothing.
+    """
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            logger.disabled = False
     for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)
