@@ -55,6 +55,10 @@ def fresh_home(fil_home: Home, tmp_path: Path) -> Home:
     return home
 
 
+def replace(args: list[str], old: str, new: str) -> list[str]:
+    return [new if a == old else a for a in args]
+
+
 def base_config(**extra):
     ref = find_strategy("rsi_mean_reversion_mtf")
     return parse_config({"strategy": ref.name, "kind": ref.kind, "document": ref.document, "symbols": ["FILUSDT"],
@@ -281,6 +285,15 @@ def test_cli_errors_are_clear(cli, fil_home: Home, tmp_path: Path) -> None:
     code, output = cli([*h, "screen", "run", "--strategy", "rsi_mean_reversion_mtf", "--symbols", "NEARUSDT"])
     assert code == 2
     assert "no 5m bars for NEARUSDT" in output
+    # with --start/--end the workers would load no data: refused before the run exists
+    code, output = cli([*h, *ARGS[:5], "NEARUSDT", *ARGS[6:]])
+    assert code == 2, output
+    assert (f"error: no 5m bars for NEARUSDT between {START} and {END} in {home.catalog}: run "
+            f"`vq data ingest --symbols NEARUSDT --start {START} --end {END}`") in output  # fmt: skip
+    code, output = cli([*h, *replace(replace(ARGS, str(START), "2024-01-01"), str(END), "2024-01-31")])
+    assert code == 2, output
+    assert (f"error: no 5m bars for FILUSDT between 2024-01-01 and 2024-01-31 in {home.catalog} (its 5m bars cover "
+            f"{START}..{END}): run `vq data ingest --symbols FILUSDT --start 2024-01-01 --end 2024-01-31`") in output  # fmt: skip
     with StateManager(home.db_path) as db:
         assert db.count("backtest_runs") == 0  # nothing half-created
 
@@ -314,3 +327,26 @@ def test_a_worker_that_dies_does_not_fail_the_sweep(fil_home: Home, monkeypatch:
     assert all(r["metrics"]["total_trades"] > 0 for r in results)
     assert rounds[0] == 2
     assert 1 in rounds  # the pool broke and the lost points ran alone on fresh workers
+
+
+def test_a_worker_that_cannot_load_the_data_reports_it_for_each_point(fil_home: Home, monkeypatch) -> None:
+    """Data missing for the whole run fails every point at once (no crash, no retry per point)."""
+    from vibe_quant.batch import executors
+    from vibe_quant.batch.executors import run_points
+    from vibe_quant.batch.worker import WorkerSpec
+
+    rounds = []
+    real_round = executors._pool_round
+
+    def counting_round(queue, spec, workers, lost):
+        rounds.append(workers)
+        yield from real_round(queue, spec, workers, lost)
+
+    monkeypatch.setattr(executors, "_pool_round", counting_round)
+    spec = WorkerSpec(str(fil_home.root), None, msgspec.to_builtins(base_config(symbols=["NEARUSDT"])))
+    results = list(run_points([(0, {"rsi.period": 7}), (1, {"rsi.period": 14})], spec, workers=1))
+    assert sorted(r["index"] for r in results) == [0, 1]
+    for r in results:
+        assert r["error"].startswith(f"no NEARUSDT-PERP.BINANCE instrument in {fil_home.catalog}: ingest it first")
+        assert r["metrics"] is None
+    assert rounds == [1]  # one pool, never broken
