@@ -547,6 +547,28 @@ def test_user_error_exits_2_with_one_message(
     assert list(fresh.runs.iterdir()) == []
 
 
+# (flag, bad value, the message): range errors name the flag that set the value, no row is created
+FLAG_ERRORS = [
+    ("--leverage", "0.5", "--leverage: expected `float` >= 1.0 (in the backtest config)"),
+    ("--leverage", "200", "--leverage: expected `float` <= 125.0 (in the backtest config)"),
+    ("--balance", "-5", "--balance: expected `float` > 0.0 (in the backtest config)"),
+    ("--balance", "0", "--balance: expected `float` > 0.0 (in the backtest config)"),
+    ("--maker-fee", "0.5", "--maker-fee: expected `float` <= 0.01 (in the backtest config)"),
+    ("--maker-fee", "-0.5", "--maker-fee: expected `float` >= -0.01 (in the backtest config)"),
+    ("--taker-fee", "2", "--taker-fee: expected `float` <= 0.01 (in the backtest config)"),
+    ("--mode", "fast", "--mode: invalid enum value 'fast' (in the backtest config)"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), FLAG_ERRORS, ids=[f"{f}={v}" for f, v, _ in FLAG_ERRORS])
+def test_range_errors_name_the_flag(fresh: Home, cli, flag: str, value: str, message: str) -> None:
+    args = [*RUN, flag, value] if flag not in RUN else replace(RUN, RUN[RUN.index(flag) + 1], value)
+    code, output = cli(["--home", str(fresh.root), *args])
+    assert code == 2, output
+    assert output.splitlines() == [f"error: {message}"]
+    assert run_rows(fresh) == []
+
+
 def test_missing_data_message_names_the_ingest_command(
     fresh: Home, cli: Callable[[list[str]], tuple[int, str]]
 ) -> None:

@@ -35,6 +35,10 @@ START, END = dt.date(2023, 8, 1), dt.date(2023, 9, 30)
 SWEEP = ["--sweep", "rsi.period=7,14", "--sweep", "stop_loss.atr_multiplier=1.5,3.0",
          "--param", "rsi_oversold_threshold=30", "--param", "rsi_overbought_threshold=70", "--param", "ema_fast.period=20",
          "--param", "ema_trend_4h.period=30", "--param", "take_profit.percent=3.0"]  # fmt: skip
+# The Python ema_cross over two values of `fast`, with loose filters (a run without --start/--end
+# screens the days of the catalog's first and last bars).
+EMA = ["screen", "run", "--strategy", "ema_cross", "--symbols", "FILUSDT", "--sweep", "fast=10,20", "--workers", "1",
+       "--min-trades", "1", "--max-dd", "0.9", "--min-pf", "0.1", "-q"]  # fmt: skip
 ARGS = ["screen", "run", "--strategy", "rsi_mean_reversion_mtf", "--symbols", "FILUSDT", "--start", str(START),
         "--end", str(END), "--min-trades", "5", "--max-dd", "0.9", "--min-pf", "0.5", *SWEEP]  # fmt: skip
 
@@ -350,3 +354,25 @@ def test_a_worker_that_cannot_load_the_data_reports_it_for_each_point(fil_home: 
         assert r["error"].startswith(f"no NEARUSDT-PERP.BINANCE instrument in {fil_home.catalog}: ingest it first")
         assert r["metrics"] is None
     assert rounds == [1]  # one pool, never broken
+
+
+# (flag, bad value, the message): range errors name the flag that set the value
+FLAG_ERRORS = [
+    ("--leverage", "0.5", "--leverage: expected `float` >= 1.0 (in the backtest config)"),
+    ("--leverage", "500", "--leverage: expected `float` <= 125.0 (in the backtest config)"),
+    ("--balance", "-5", "--balance: expected `float` > 0.0 (in the backtest config)"),
+    ("--max-dd", "2", "--max-dd: max_drawdown is a fraction in (0, 1], got 2.0 (30% is 0.30)"),
+    ("--min-trades", "-1", "--min-trades: min_trades must be >= 0, got -1"),
+    ("--min-pf", "-1", "--min-pf: min_profit_factor must be >= 0, got -1.0"),
+    ("--max-points", "-1", "--max-points: max_points must be >= 0 (0: every point), got -1"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), FLAG_ERRORS, ids=[f"{f}={v}" for f, v, _ in FLAG_ERRORS])
+def test_range_errors_name_the_flag(cli, fil_home: Home, tmp_path: Path, flag: str, value: str, message: str) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    code, output = cli(["--home", str(home.root), *EMA, flag, value])
+    assert code == 2, output
+    assert output.splitlines() == [f"error: {message}"]
+    with StateManager(home.db_path) as db:
+        assert db.count("backtest_runs") == 0

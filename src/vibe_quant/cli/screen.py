@@ -24,6 +24,8 @@ screen_app.callback()(common_options)
 out = Console(soft_wrap=True)
 FLAGS = {"strategy": "--strategy", "symbols": "--symbols", "timeframe": "--timeframe", "start": "--start",
          "end": "--end", "leverage": "--leverage", "starting_balance": "--balance"}  # fmt: skip
+SPEC_FLAGS = {"max_points": "--max-points", "min_trades": "--min-trades", "max_drawdown": "--max-dd",
+              "min_profit_factor": "--min-pf"}  # fmt: skip
 
 
 @screen_app.command("run")
@@ -56,9 +58,7 @@ def run_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary JSON on stdout.")] = False,
 ) -> None:  # fmt: skip
     """Screen a parameter grid; print the Pareto front; store every point in sweep_results."""
-    from vibe_quant.screening.pareto import HardFilters
     from vibe_quant.screening.pipeline import (
-        SweepSpec,
         check_run_options,
         create_screening_run,
         load_screening_run,
@@ -78,11 +78,8 @@ def run_command(
         run_row = resume
     else:
         base = build_base(home, strategy, symbols, timeframe, start, end, leverage, balance, sizing, risk)
-        axes = parse_axes(sweep or [])
-        axes.update({k: [v] for k, v in parse_params(param or []).items()})
-        spec = SweepSpec(overrides=axes, constraints=list(constraint or []), max_points=max_points,
-                         sample_seed=sample_seed,
-                         filters=HardFilters(min_trades=min_trades, max_drawdown=max_dd, min_profit_factor=min_pf))  # fmt: skip
+        spec = build_spec(sweep or [], param or [], constraint or [], max_points, sample_seed, min_trades, max_dd,
+                          min_pf)  # fmt: skip
         home = get_home(writable=True)
         with StateManager(home.db_path) as db:
             run_row = create_screening_run(db, base, spec)
@@ -128,6 +125,18 @@ def build_base(home, strategy, symbols, timeframe, start, end, leverage, balance
     })  # fmt: skip
     require_bars(home.catalog, ids, config.timeframe, config.start, config.end)  # workers would fail on every point
     return config
+
+
+@with_flags(SPEC_FLAGS, leading=True)
+def build_spec(sweep, param, constraint, max_points, sample_seed, min_trades, max_dd, min_pf):
+    """The grid of a new screening run from `vq screen run`'s options (errors name the flag)."""
+    from vibe_quant.screening.pareto import HardFilters
+    from vibe_quant.screening.pipeline import SweepSpec
+
+    axes = parse_axes(sweep)
+    axes.update({k: [v] for k, v in parse_params(param).items()})
+    return SweepSpec(overrides=axes, constraints=list(constraint), max_points=max_points, sample_seed=sample_seed,
+                     filters=HardFilters(min_trades=min_trades, max_drawdown=max_dd, min_profit_factor=min_pf))  # fmt: skip
 
 
 @screen_app.command("top")
