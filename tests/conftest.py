@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,17 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return code, captured.out + captured.err
 
     return invoke
+
+
+def vq(args: list[str]) -> tuple[int, str, str]:
+    """Run ``vq`` in-process with stdout and stderr kept apart; return (code, stdout, stderr).
+
+    Usable from module-scoped fixtures (no capsys); the autouse fixture above restores the
+    root logger after each test.
+    """
+    from vibe_quant.cli import app, run
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = run(app, args)
+    return code, out.getvalue(), err.getvalue()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import math
@@ -14,7 +13,6 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import MIRROR, PROJECT
+from tests.conftest import MIRROR, PROJECT, vq
 from vibe_quant import code_version
 from vibe_quant.backtest.config import parse_config
 from vibe_quant.backtest.market_data import load_market_data
@@ -67,18 +65,6 @@ VARIABLE_TIMING = {"execution_time_seconds"}
 
 def ns(day: str) -> int:
     return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()) * 1_000_000_000
-
-
-def vq(args: list[str]) -> tuple[int, str, str]:
-    """Run ``vq`` in-process with stdout and stderr kept apart; return (code, stdout, stderr).
-
-    Usable from module-scoped fixtures (no capsys); conftest's autouse fixture restores the
-    root logger after each test.
-    """
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = run(app, args)
-    return code, out.getvalue(), err.getvalue()
 
 
 def run_rows(home: Home) -> list[dict]:
@@ -385,6 +371,24 @@ def test_json_prints_only_the_summary_on_stdout(fresh: Home) -> None:
     assert stdout == summary_path.read_text()
     assert printed["run_id"] == row["run_hash"]
     assert "funding not modelled for FILUSDT" in stderr  # the log warning stays off stdout
+
+
+def test_data_sql_sees_the_result_tables(completed: Completed, cli) -> None:
+    h = ["--home", str(completed.home.root)]
+    trades = rows_of(completed.home, "trades", completed.run_row)
+    code, output = cli([*h, "data", "sql", "SELECT count(*) AS n FROM trades", "--format", "json"])
+    assert code == 0, output
+    assert json.loads(output) == [{"n": len(trades)}]
+    query = ("SELECT r.run_hash, r.parameters->>'strategy' AS strategy, b.sharpe_ratio, b.total_trades, "
+             "(SELECT count(*) FROM sweep_results) AS points FROM backtest_runs r JOIN backtest_results b ON b.run_id = r.id")  # fmt: skip
+    code, output = cli([*h, "data", "sql", query, "--format", "json"])
+    assert code == 0, output
+    (row,) = json.loads(output)
+    metrics = completed.summary()["metrics"]
+    assert (row["run_hash"], row["strategy"], row["total_trades"], row["points"]) == (
+        completed.run_id, "ema_cross", metrics["total_trades"], 0,
+    )  # fmt: skip
+    assert row["sharpe_ratio"] == pytest.approx(metrics["sharpe_ratio"], rel=1e-12)
 
 
 # -- 5. --run-id -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from tests.conftest import MIRROR
+from tests.conftest import MIRROR, vq
 from vibe_quant.backtest.config import parse_config
 from vibe_quant.backtest.engine import EngineSession, run_backtest
 from vibe_quant.backtest.market_data import load_market_data
@@ -56,6 +56,16 @@ def fresh_home(fil_home: Home, tmp_path: Path) -> Home:
     home = Home(tmp_path / "h").ensure()
     home.catalog.rmdir()
     home.catalog.symlink_to(fil_home.catalog, target_is_directory=True)
+    return home
+
+
+@pytest.fixture(scope="module")
+def ema_runs(fil_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """A home with two finished screening runs of :data:`EMA`: 1 without --start/--end, 2 with them."""
+    home = fresh_home(fil_home, tmp_path_factory.mktemp("ema"))
+    for extra in ([], ["--start", str(START), "--end", str(END)]):
+        code, out, err = vq(["--home", str(home.root), *EMA, *extra])
+        assert code == 0, out + err
     return home
 
 
@@ -376,3 +386,11 @@ def test_range_errors_name_the_flag(cli, fil_home: Home, tmp_path: Path, flag: s
     assert output.splitlines() == [f"error: {message}"]
     with StateManager(home.db_path) as db:
         assert db.count("backtest_runs") == 0
+
+
+def test_data_sql_sees_the_sweep_results(ema_runs: Home, cli) -> None:
+    query = ("SELECT s.run_id, count(*) AS points, min(s.parameters->>'fast') AS fast, max(r.run_mode) AS mode "
+             "FROM sweep_results s JOIN backtest_runs r ON r.id = s.run_id GROUP BY 1 ORDER BY 1")  # fmt: skip
+    code, output = cli(["--home", str(ema_runs.root), "data", "sql", query, "--format", "json"])
+    assert code == 0, output
+    assert json.loads(output) == [{"run_id": i, "points": 2, "fast": "10", "mode": "screening"} for i in (1, 2)]
