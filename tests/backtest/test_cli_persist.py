@@ -373,6 +373,87 @@ def test_json_prints_only_the_summary_on_stdout(fresh: Home) -> None:
     assert "funding not modelled for FILUSDT" in stderr  # the log warning stays off stdout
 
 
+# -- 4b. vq backtest list / show: read back, never recomputed ----------------------------------------
+
+
+@pytest.fixture
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Print the backtest views 200 columns wide (rich folds every cell of the runs table at 80)."""
+    from vibe_quant.cli import backtest as backtest_cli
+
+    monkeypatch.setattr(backtest_cli.out, "width", 200)
+
+
+def test_list_shows_the_run_with_its_sharpe(completed: Completed, cli, wide: None) -> None:
+    metrics = completed.summary()["metrics"]
+    code, output = cli(["--home", str(completed.home.root), "backtest", "list"])
+    assert code == 0, output
+    (line,) = [line for line in output.splitlines() if completed.run_id in line]
+    cells = [c.strip() for c in line.strip("│ ").split("│")]
+    assert cells == [
+        str(completed.run_row), "completed", "validation", "ema_cross", SYMBOL, "15m", "2023-08-01..2023-08-14",
+        f"{metrics['sharpe_ratio']:,.2f}", f"{metrics['total_return']:.1%}", f"{metrics['max_drawdown']:.1%}",
+        f"{metrics['total_trades']:,}", completed.run_id,
+    ]  # fmt: skip
+
+
+def test_list_json_rows_and_filters(completed: Completed, cli) -> None:
+    code, output = cli(["--home", str(completed.home.root), "backtest", "list", "--json"])
+    assert code == 0, output
+    (row,) = json.loads(output)
+    metrics = completed.summary()["metrics"]
+    assert (row["id"], row["run_hash"], row["status"], row["strategy"]) == (
+        completed.run_row, completed.run_id, "completed", "ema_cross",
+    )  # fmt: skip
+    assert row["sharpe_ratio"] == pytest.approx(metrics["sharpe_ratio"], rel=1e-12)
+    assert row["total_trades"] == metrics["total_trades"]
+    assert row["bundle_path"] == str(completed.bundle)
+    code, output = cli(["--home", str(completed.home.root), "backtest", "list", "--json", "--status", "failed"])
+    assert (code, json.loads(output)) == (0, [])
+    code, output = cli(["--home", str(completed.home.root), "backtest", "list", "--limit", "0"])
+    assert (code, output.strip()) == (2, "error: --limit must be >= 1, got 0")
+
+
+@pytest.mark.parametrize("by", ["row-id", "run-hash"])
+def test_show_reprints_the_run_from_its_bundle(completed: Completed, cli, by: str) -> None:
+    run = str(completed.run_row) if by == "row-id" else completed.run_id
+    code, output = cli(["--home", str(completed.home.root), "backtest", "show", run])
+    assert code == 0, output
+    assert output == completed.stdout  # the same view as the run printed, read back from summary.json
+    code, output = cli(["--home", str(completed.home.root), "backtest", "show", run, "--json"])
+    assert code == 0, output
+    assert json.loads(output) == completed.summary()
+
+
+def test_show_of_a_run_without_results_names_the_fix(fresh: Home, completed: Completed, cli) -> None:
+    h = ["--home", str(fresh.root)]
+    code, output = cli([*h, "backtest", "show", "999"])
+    assert (code, output.strip()) == (
+        2,
+        f"error: no backtest run '999' in {fresh.db_path} (vq backtest list shows them)",
+    )
+    run_row = pending_run(fresh)
+    code, output = cli([*h, "backtest", "show", str(run_row)])
+    assert (code, output.strip()) == (
+        2, f"error: backtest run {run_row} is pending: it has no results; run it: vq backtest run --run-id {run_row}"
+    )  # fmt: skip
+    code, output = cli([*h, *RUN])  # the reference run again: same run id, its own bundle in this home
+    assert code == 0, output
+    shutil.rmtree(fresh.runs / completed.run_id)
+    code, output = cli([*h, "backtest", "show", completed.run_id])
+    assert code == 2
+    assert output.strip() == (
+        f"error: backtest run {run_row + 1}: its bundle {fresh.runs / completed.run_id} is missing (deleted or moved). "
+        f"Fix: restore it, or run the same backtest again (the same options give run id {completed.run_id} and "
+        "rewrite the bundle)"
+    )
+    code, output = cli([*h, *RUN, "-q"])  # the fix
+    assert code == 0, output
+    code, output = cli([*h, "backtest", "show", completed.run_id, "--json"])
+    assert code == 0, output
+    assert json.loads(output)["run_id"] == completed.run_id
+
+
 def test_data_sql_sees_the_result_tables(completed: Completed, cli) -> None:
     h = ["--home", str(completed.home.root)]
     trades = rows_of(completed.home, "trades", completed.run_row)

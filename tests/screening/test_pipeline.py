@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -343,6 +344,100 @@ def test_a_worker_that_dies_does_not_fail_the_sweep(fil_home: Home, monkeypatch:
     assert 1 in rounds  # the pool broke and the lost points ran alone on fresh workers
 
 
+# -- Python strategies, the default period, vq screen list ------------------------------------------
+
+
+def test_a_python_strategy_is_screened_over_its_parameters(ema_runs: Home) -> None:
+    with StateManager(ema_runs.db_path) as db:
+        run = db.get("backtest_runs", 1)
+        rows = db.find("sweep_results", run_id=1)
+        strategy = db.get("strategies", run["strategy_id"])
+    assert (run["run_mode"], run["status"], run["symbols"], run["timeframe"]) == (
+        "screening",
+        "completed",
+        ["FILUSDT"],
+        "5m",
+    )
+    assert (run["parameters"]["kind"], run["parameters"]["strategy"], strategy["name"]) == (
+        "python",
+        "ema_cross",
+        "python:ema_cross",
+    )
+    assert sorted(r["parameters"]["fast"] for r in rows) == [10, 20]  # fix: stored 2 points
+    assert all(r["error_message"] is None and r["total_trades"] > 0 for r in rows)
+    assert len({r["total_trades"] for r in rows}) == 2  # the parameter reached the strategy
+
+
+def test_the_default_period_is_the_days_of_the_first_and_last_bar(ema_runs: Home) -> None:
+    from vibe_quant.data.query import connect_catalog
+
+    with connect_catalog(ema_runs) as q:
+        ((first_open, last_close),) = q.con.sql(
+            "SELECT min(open_time), max(close_time) FROM bars WHERE timeframe = '5m'"
+        ).fetchall()
+    with StateManager(ema_runs.db_path) as db:
+        defaulted, explicit = db.get("backtest_runs", 1), db.get("backtest_runs", 2)
+    assert first_open == dt.datetime(2023, 8, 1, 0, 0)
+    assert last_close == dt.datetime(2023, 10, 1, 0, 0)  # the last bar closes at the end of 2023-09-30
+    assert (defaulted["start_date"], defaulted["end_date"]) == ("2023-08-01", "2023-09-30")
+    assert (explicit["start_date"], explicit["end_date"]) == (str(START), str(END))
+    defaulted_metrics, explicit_metrics = metrics_by_point(ema_runs.db_path, 1), metrics_by_point(ema_runs.db_path, 2)
+    assert len(defaulted_metrics) == 2
+    for point, metrics in explicit_metrics.items():
+        for key in ("sharpe_ratio", "cagr", "sortino_ratio", "volatility_annual", "total_return", "total_trades"):
+            assert defaulted_metrics[point][key] == metrics[key], (point, key)
+    assert defaulted_metrics == explicit_metrics
+
+
+def test_screen_list_shows_the_runs_newest_first(ema_runs: Home, cli) -> None:
+    code, output = cli(["--home", str(ema_runs.root), "screen", "list"])
+    assert code == 0, output
+    # id, status, strategy, symbols, tf, period (its first line: the table folds it at 80 columns), points
+    cells = re.compile(r"^│\s*(\d+) │ (\S+)\s*│ (\S+)\s*│ (\S+)\s*│ (\S+)\s*│ (\S+)\s*│\s*(\d+) │")
+    rows = [m.groups() for line in output.splitlines() if (m := cells.match(line))]
+    assert rows == [(str(i), "completed", "ema_cross", "FILUSDT", "5m", rows[0][5], "2") for i in (2, 1)]
+    assert rows[0][5].startswith("2023-08-01")
+    code, output = cli(["--home", str(ema_runs.root), "screen", "list", "--json", "--limit", "1"])
+    assert code == 0, output
+    (row,) = json.loads(output)
+    assert (row["id"], row["strategy"], row["points"], row["status"]) == (2, "ema_cross", 2, "completed")
+    assert row["symbols"] == ["FILUSDT"]
+    code, output = cli(["--home", str(ema_runs.root), "backtest", "list", "--json"])
+    assert code == 0, output
+    assert json.loads(output) == []  # sweeps are not single backtests
+
+
+def test_screen_list_of_a_home_without_runs(fil_home: Home, cli, tmp_path: Path) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    code, output = cli(["--home", str(home.root), "screen", "list"])
+    assert code == 0, output
+    assert "no screening run yet: vq screen run --strategy" in output
+    code, output = cli(["--home", str(home.root), "screen", "list", "--json"])
+    assert (code, json.loads(output)) == (0, [])
+
+
+# (flag, bad value, the message): range errors name the flag that set the value
+FLAG_ERRORS = [
+    ("--leverage", "0.5", "--leverage: expected `float` >= 1.0 (in the backtest config)"),
+    ("--leverage", "500", "--leverage: expected `float` <= 125.0 (in the backtest config)"),
+    ("--balance", "-5", "--balance: expected `float` > 0.0 (in the backtest config)"),
+    ("--max-dd", "2", "--max-dd: max_drawdown is a fraction in (0, 1], got 2.0 (30% is 0.30)"),
+    ("--min-trades", "-1", "--min-trades: min_trades must be >= 0, got -1"),
+    ("--min-pf", "-1", "--min-pf: min_profit_factor must be >= 0, got -1.0"),
+    ("--max-points", "-1", "--max-points: max_points must be >= 0 (0: every point), got -1"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), FLAG_ERRORS, ids=[f"{f}={v}" for f, v, _ in FLAG_ERRORS])
+def test_range_errors_name_the_flag(cli, fil_home: Home, tmp_path: Path, flag: str, value: str, message: str) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    code, output = cli(["--home", str(home.root), *EMA, flag, value])
+    assert code == 2, output
+    assert output.splitlines() == [f"error: {message}"]
+    with StateManager(home.db_path) as db:
+        assert db.count("backtest_runs") == 0
+
+
 def test_a_worker_that_cannot_load_the_data_reports_it_for_each_point(fil_home: Home, monkeypatch) -> None:
     """Data missing for the whole run fails every point at once (no crash, no retry per point)."""
     from vibe_quant.batch import executors
@@ -366,26 +461,17 @@ def test_a_worker_that_cannot_load_the_data_reports_it_for_each_point(fil_home: 
     assert rounds == [1]  # one pool, never broken
 
 
-# (flag, bad value, the message): range errors name the flag that set the value
-FLAG_ERRORS = [
-    ("--leverage", "0.5", "--leverage: expected `float` >= 1.0 (in the backtest config)"),
-    ("--leverage", "500", "--leverage: expected `float` <= 125.0 (in the backtest config)"),
-    ("--balance", "-5", "--balance: expected `float` > 0.0 (in the backtest config)"),
-    ("--max-dd", "2", "--max-dd: max_drawdown is a fraction in (0, 1], got 2.0 (30% is 0.30)"),
-    ("--min-trades", "-1", "--min-trades: min_trades must be >= 0, got -1"),
-    ("--min-pf", "-1", "--min-pf: min_profit_factor must be >= 0, got -1.0"),
-    ("--max-points", "-1", "--max-points: max_points must be >= 0 (0: every point), got -1"),
-]
-
-
-@pytest.mark.parametrize(("flag", "value", "message"), FLAG_ERRORS, ids=[f"{f}={v}" for f, v, _ in FLAG_ERRORS])
-def test_range_errors_name_the_flag(cli, fil_home: Home, tmp_path: Path, flag: str, value: str, message: str) -> None:
-    home = fresh_home(fil_home, tmp_path)
-    code, output = cli(["--home", str(home.root), *EMA, flag, value])
-    assert code == 2, output
-    assert output.splitlines() == [f"error: {message}"]
-    with StateManager(home.db_path) as db:
-        assert db.count("backtest_runs") == 0
+def test_backtest_show_of_a_screening_run_points_to_screen_top(ema_runs: Home, cli) -> None:
+    code, output = cli(["--home", str(ema_runs.root), "backtest", "show", "1"])
+    assert code == 2
+    assert output.splitlines() == [
+        "error: run 1 is a screening sweep, not a backtest: vq screen top 1 shows its best points "
+        "(vq screen list: the sweeps)"
+    ]
+    code, output = cli(["--home", str(ema_runs.root), "screen", "top", "1"])
+    assert code == 0, output
+    assert "fast=10" in output
+    assert "fast=20" in output
 
 
 def test_data_sql_sees_the_sweep_results(ema_runs: Home, cli) -> None:
