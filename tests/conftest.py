@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -54,10 +56,17 @@ def _shared_data_present() -> None:
 
 @pytest.fixture(autouse=True)
 def _restore_root_logging() -> Iterator[None]:
-    """``vq`` installs log handlers (one writes into the test's home); drop them after each test."""
+    """``vq`` installs log handlers (one writes into the test's home); drop them after each test.
+
+    A library calling ``logging.config.dictConfig`` in-process (import-linter's ``lint_imports``)
+    disables every logger that exists at that moment; re-enable them, or later tests log nothing.
+    """
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            logger.disabled = False
     for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)
@@ -81,3 +90,17 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return code, captured.out + captured.err
 
     return invoke
+
+
+def vq(args: list[str]) -> tuple[int, str, str]:
+    """Run ``vq`` in-process with stdout and stderr kept apart; return (code, stdout, stderr).
+
+    Usable from module-scoped fixtures (no capsys); the autouse fixture above restores the
+    root logger after each test.
+    """
+    from vibe_quant.cli import app, run
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = run(app, args)
+    return code, out.getvalue(), err.getvalue()

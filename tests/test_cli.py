@@ -365,3 +365,90 @@ def test_commands_that_write_log_json_lines_into_the_home(tmp_path: Path, cli) -
     entries = [json.loads(line) for line in (home / "logs" / "vq.log").read_text().splitlines()]
     assert {"ts", "level", "logger", "msg"} <= set(entries[0])
     assert any(e["msg"].startswith("ingest run 1 committed: 1 file(s)") for e in entries)
+
+
+# -- a file where the home should be: one message, exit 2, nothing created -----------------------
+
+BLOCKED_COMMANDS = {
+    "data-ingest": ["data", "ingest", *ACCEPTANCE[1:]],
+    "data-status": ["data", "status"],
+    "data-sql": ["data", "sql", "SELECT 1"],
+    "demo": ["demo"],
+    "backtest-run": ["backtest", "run", "--strategy", "ema_cross", "--symbols", "FILUSDT", "--start", "2023-08-01",
+                     "--end", "2023-08-05"],
+    "backtest-list": ["backtest", "list"],
+    "screen-run": ["screen", "run", "--strategy", "ema_cross", "--symbols", "FILUSDT", "--sweep", "fast=10,20"],
+    "overfit-run": ["overfit", "run", "--run-id", "1"],
+    "sizing-list": ["sizing", "list"],
+}  # fmt: skip
+
+
+def listing(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("command", list(BLOCKED_COMMANDS), ids=list(BLOCKED_COMMANDS))
+def test_a_file_in_the_home_path_is_named_and_nothing_is_created(tmp_path: Path, cli, command: str) -> None:
+    (tmp_path / "file.txt").write_text("not a directory\n")
+    home = tmp_path / "file.txt" / "home"
+    code, output = cli(["--home", str(home), *BLOCKED_COMMANDS[command]])
+    assert code == 2, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert lines == [
+        f"error: data home {home}: {tmp_path / 'file.txt'} is a file, not a directory. Fix: choose a --home (or "
+        f"$VQ_HOME) that is a directory or does not exist yet, or move {tmp_path / 'file.txt'} away"
+    ]
+    assert listing(tmp_path) == ["file.txt"]
+
+
+@pytest.mark.parametrize(
+    ("blocked", "args"),
+    [("", ["data", "status"]), ("", ["data", "ingest", *ACCEPTANCE[1:]]), ("catalog", ["data", "ingest", *ACCEPTANCE[1:]])],
+    ids=["home-is-a-file-read", "home-is-a-file-write", "catalog-is-a-file"],
+)  # fmt: skip
+def test_a_file_as_the_home_or_one_of_its_folders(tmp_path: Path, cli, blocked: str, args: list[str]) -> None:
+    home = tmp_path / "home"
+    if blocked:
+        home.mkdir()
+    (home / blocked if blocked else home).write_text("x\n")
+    before = listing(tmp_path)
+    code, output = cli(["--home", str(home), *args])
+    assert code == 2, output
+    where = f"data home {home}" + (f": {home / blocked}" if blocked else "")
+    assert output.startswith(f"error: {where} is a file, not a directory. Fix: ")
+    assert "Traceback" not in output
+    assert listing(tmp_path) == before
+
+
+# -- a home that does not exist is not created by a command that fails --------------------------
+
+MISSING_HOME = {
+    "backtest-run": (
+        ["backtest", "run", "--strategy", "ema_cross", "--symbols", "FILUSDT", "--start", "2023-08-01", "--end",
+         "2023-08-05"],
+        "error: no data in {home} (no catalog/): ingest first, e.g. vq --home {home} data ingest --symbols FILUSDT",
+    ),
+    "screen-run": (
+        ["screen", "run", "--strategy", "rsi_mean_reversion_mtf", "--symbols", "FILUSDT", "--start", "2023-08-01",
+         "--end", "2023-08-05", "--sizing", "kelly"],
+        "error: no data in {home} (no catalog/): ingest first",
+    ),
+    "screen-resume": (["screen", "run", "--resume", "1"], "error: no data in {home} (no catalog/): ingest first"),
+    "screen-top": (["screen", "top", "1", "--create-runs"], "error: no state database in {home} (no state/vibe_quant.db): "
+                   "no screening run yet"),
+    "overfit-run": (["overfit", "run", "--run-id", "1"], "error: no state database in {home} (no state/vibe_quant.db): "
+                    "no screening run 1 to filter; screen first"),
+    "overfit-show": (["overfit", "show", "1"], "error: no state database in {home} (no state/vibe_quant.db): "),
+    "backtest-show": (["backtest", "show", "1"], "error: no state database in {home}: no run to show"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", list(MISSING_HOME), ids=list(MISSING_HOME))
+def test_a_missing_home_stays_missing_when_the_command_fails(tmp_path: Path, cli, command: str) -> None:
+    home = tmp_path / "new-home"
+    args, expected = MISSING_HOME[command]
+    code, output = cli(["--home", str(home), *args])
+    assert code == 2, output
+    assert output.startswith(expected.format(home=home)), output
+    assert "Traceback" not in output
+    assert not home.exists()

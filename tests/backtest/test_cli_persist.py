@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import math
@@ -14,7 +13,6 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import MIRROR, PROJECT
+from tests.conftest import MIRROR, PROJECT, vq
 from vibe_quant import code_version
 from vibe_quant.backtest.config import parse_config
 from vibe_quant.backtest.market_data import load_market_data
@@ -67,18 +65,6 @@ VARIABLE_TIMING = {"execution_time_seconds"}
 
 def ns(day: str) -> int:
     return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()) * 1_000_000_000
-
-
-def vq(args: list[str]) -> tuple[int, str, str]:
-    """Run ``vq`` in-process with stdout and stderr kept apart; return (code, stdout, stderr).
-
-    Usable from module-scoped fixtures (no capsys); conftest's autouse fixture restores the
-    root logger after each test.
-    """
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = run(app, args)
-    return code, out.getvalue(), err.getvalue()
 
 
 def run_rows(home: Home) -> list[dict]:
@@ -387,6 +373,105 @@ def test_json_prints_only_the_summary_on_stdout(fresh: Home) -> None:
     assert "funding not modelled for FILUSDT" in stderr  # the log warning stays off stdout
 
 
+# -- 4b. vq backtest list / show: read back, never recomputed ----------------------------------------
+
+
+@pytest.fixture
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Print the backtest views 200 columns wide (rich folds every cell of the runs table at 80)."""
+    from vibe_quant.cli import backtest as backtest_cli
+
+    monkeypatch.setattr(backtest_cli.out, "width", 200)
+
+
+def test_list_shows_the_run_with_its_sharpe(completed: Completed, cli, wide: None) -> None:
+    metrics = completed.summary()["metrics"]
+    code, output = cli(["--home", str(completed.home.root), "backtest", "list"])
+    assert code == 0, output
+    (line,) = [line for line in output.splitlines() if completed.run_id in line]
+    cells = [c.strip() for c in line.strip("│ ").split("│")]
+    assert cells == [
+        str(completed.run_row), "completed", "validation", "ema_cross", SYMBOL, "15m", "2023-08-01..2023-08-14",
+        f"{metrics['sharpe_ratio']:,.2f}", f"{metrics['total_return']:.1%}", f"{metrics['max_drawdown']:.1%}",
+        f"{metrics['total_trades']:,}", completed.run_id,
+    ]  # fmt: skip
+
+
+def test_list_json_rows_and_filters(completed: Completed, cli) -> None:
+    code, output = cli(["--home", str(completed.home.root), "backtest", "list", "--json"])
+    assert code == 0, output
+    (row,) = json.loads(output)
+    metrics = completed.summary()["metrics"]
+    assert (row["id"], row["run_hash"], row["status"], row["strategy"]) == (
+        completed.run_row, completed.run_id, "completed", "ema_cross",
+    )  # fmt: skip
+    assert row["sharpe_ratio"] == pytest.approx(metrics["sharpe_ratio"], rel=1e-12)
+    assert row["total_trades"] == metrics["total_trades"]
+    assert row["bundle_path"] == str(completed.bundle)
+    code, output = cli(["--home", str(completed.home.root), "backtest", "list", "--json", "--status", "failed"])
+    assert (code, json.loads(output)) == (0, [])
+    code, output = cli(["--home", str(completed.home.root), "backtest", "list", "--limit", "0"])
+    assert (code, output.strip()) == (2, "error: --limit must be >= 1, got 0")
+
+
+@pytest.mark.parametrize("by", ["row-id", "run-hash"])
+def test_show_reprints_the_run_from_its_bundle(completed: Completed, cli, by: str) -> None:
+    run = str(completed.run_row) if by == "row-id" else completed.run_id
+    code, output = cli(["--home", str(completed.home.root), "backtest", "show", run])
+    assert code == 0, output
+    assert output == completed.stdout  # the same view as the run printed, read back from summary.json
+    code, output = cli(["--home", str(completed.home.root), "backtest", "show", run, "--json"])
+    assert code == 0, output
+    assert json.loads(output) == completed.summary()
+
+
+def test_show_of_a_run_without_results_names_the_fix(fresh: Home, completed: Completed, cli) -> None:
+    h = ["--home", str(fresh.root)]
+    code, output = cli([*h, "backtest", "show", "999"])
+    assert (code, output.strip()) == (
+        2,
+        f"error: no backtest run '999' in {fresh.db_path} (vq backtest list shows them)",
+    )
+    run_row = pending_run(fresh)
+    code, output = cli([*h, "backtest", "show", str(run_row)])
+    assert (code, output.strip()) == (
+        2, f"error: backtest run {run_row} is pending: it has no results; run it: vq backtest run --run-id {run_row}"
+    )  # fmt: skip
+    code, output = cli([*h, *RUN])  # the reference run again: same run id, its own bundle in this home
+    assert code == 0, output
+    shutil.rmtree(fresh.runs / completed.run_id)
+    code, output = cli([*h, "backtest", "show", completed.run_id])
+    assert code == 2
+    assert output.strip() == (
+        f"error: backtest run {run_row + 1}: its bundle {fresh.runs / completed.run_id} is missing (deleted or moved). "
+        f"Fix: restore it, or run the same backtest again (the same options give run id {completed.run_id} and "
+        "rewrite the bundle)"
+    )
+    code, output = cli([*h, *RUN, "-q"])  # the fix
+    assert code == 0, output
+    code, output = cli([*h, "backtest", "show", completed.run_id, "--json"])
+    assert code == 0, output
+    assert json.loads(output)["run_id"] == completed.run_id
+
+
+def test_data_sql_sees_the_result_tables(completed: Completed, cli) -> None:
+    h = ["--home", str(completed.home.root)]
+    trades = rows_of(completed.home, "trades", completed.run_row)
+    code, output = cli([*h, "data", "sql", "SELECT count(*) AS n FROM trades", "--format", "json"])
+    assert code == 0, output
+    assert json.loads(output) == [{"n": len(trades)}]
+    query = ("SELECT r.run_hash, r.parameters->>'strategy' AS strategy, b.sharpe_ratio, b.total_trades, "
+             "(SELECT count(*) FROM sweep_results) AS points FROM backtest_runs r JOIN backtest_results b ON b.run_id = r.id")  # fmt: skip
+    code, output = cli([*h, "data", "sql", query, "--format", "json"])
+    assert code == 0, output
+    (row,) = json.loads(output)
+    metrics = completed.summary()["metrics"]
+    assert (row["run_hash"], row["strategy"], row["total_trades"], row["points"]) == (
+        completed.run_id, "ema_cross", metrics["total_trades"], 0,
+    )  # fmt: skip
+    assert row["sharpe_ratio"] == pytest.approx(metrics["sharpe_ratio"], rel=1e-12)
+
+
 # -- 5. --run-id -------------------------------------------------------------------------------------
 
 
@@ -545,6 +630,28 @@ def test_user_error_exits_2_with_one_message(
     assert rows_of(fresh, "backtest_results", row["id"]) == []
     assert rows_of(fresh, "trades", row["id"]) == []
     assert list(fresh.runs.iterdir()) == []
+
+
+# (flag, bad value, the message): range errors name the flag that set the value, no row is created
+FLAG_ERRORS = [
+    ("--leverage", "0.5", "--leverage: expected `float` >= 1.0 (in the backtest config)"),
+    ("--leverage", "200", "--leverage: expected `float` <= 125.0 (in the backtest config)"),
+    ("--balance", "-5", "--balance: expected `float` > 0.0 (in the backtest config)"),
+    ("--balance", "0", "--balance: expected `float` > 0.0 (in the backtest config)"),
+    ("--maker-fee", "0.5", "--maker-fee: expected `float` <= 0.01 (in the backtest config)"),
+    ("--maker-fee", "-0.5", "--maker-fee: expected `float` >= -0.01 (in the backtest config)"),
+    ("--taker-fee", "2", "--taker-fee: expected `float` <= 0.01 (in the backtest config)"),
+    ("--mode", "fast", "--mode: invalid enum value 'fast' (in the backtest config)"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), FLAG_ERRORS, ids=[f"{f}={v}" for f, v, _ in FLAG_ERRORS])
+def test_range_errors_name_the_flag(fresh: Home, cli, flag: str, value: str, message: str) -> None:
+    args = [*RUN, flag, value] if flag not in RUN else replace(RUN, RUN[RUN.index(flag) + 1], value)
+    code, output = cli(["--home", str(fresh.root), *args])
+    assert code == 2, output
+    assert output.splitlines() == [f"error: {message}"]
+    assert run_rows(fresh) == []
 
 
 def test_missing_data_message_names_the_ingest_command(

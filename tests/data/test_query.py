@@ -17,7 +17,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from tests.conftest import FUNDING_FILE, MIRROR, kline_zip
 from vibe_quant.data.ingest import IngestRequest, run_ingest
 from vibe_quant.data.parse import read_member
-from vibe_quant.data.query import MACROS, connect_catalog
+from vibe_quant.data.query import MACROS, STATE_TABLES, connect_catalog
 from vibe_quant.errors import UserError
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
@@ -67,7 +67,10 @@ def ns_to_datetime(ns: int) -> dt.datetime:
 
 def test_views_and_column_types(fil_home: Home) -> None:
     with connect_catalog(fil_home) as q:
-        assert [v for v in q.tables() if not v.startswith("_")] == ["bars", "ingest_units", "instruments", "raw_files"]
+        assert [v for v in q.tables() if not v.startswith("_")] == [
+            "backtest_results", "backtest_runs", "bars", "ingest_units", "instruments", "raw_files", "sweep_results",
+            "trades",
+        ]  # fmt: skip
         described = {name: kind for name, kind, *_ in q.con.sql("DESCRIBE bars").fetchall()}
     assert described == {
         "bar_type": "VARCHAR",
@@ -287,6 +290,58 @@ def test_state_tables_are_queryable(fil_home: Home) -> None:
     assert joined == [("FILUSDT", 744)]
 
 
+def state_rows(home: Home) -> dict[str, int]:
+    """A screening run with one sweep point and a backtest run with results and two trades, stored."""
+    from vibe_quant.state import StateManager
+
+    with StateManager(home.db_path) as db:
+        run = {"run_mode": "validation", "symbols": ["FILUSDT"], "timeframe": "15m", "start_date": "2023-08-01",
+               "end_date": "2023-08-14", "parameters": {"strategy": "ema_cross", "params": {"fast": 10}}}  # fmt: skip
+        backtest = db.insert("backtest_runs", {**run, "status": "completed", "run_hash": "ab" * 8})
+        db.insert("backtest_results", {"run_id": backtest, "sharpe_ratio": 1.25, "total_trades": 2})
+        for pnl, exit_time in ((10.5, "2023-08-02T00:00:00Z"), (-3.0, None)):
+            db.insert("trades", {"run_id": backtest, "symbol": "FILUSDT", "direction": "LONG", "entry_time": "2023-08-01T00:15:00Z",
+                                 "exit_time": exit_time, "entry_price": 4.1, "quantity": 100.0, "net_pnl": pnl})  # fmt: skip
+        sweep = db.insert("backtest_runs", {**run, "run_mode": "screening", "sweep_spec": {"max_points": 0}})
+        db.insert("sweep_results", {"run_id": sweep, "parameters": {"fast": 10}, "sharpe_ratio": 0.5, "total_trades": 7,
+                                    "is_pareto_optimal": 1, "passed_hard_filters": 0, "daily_returns": b"\x00" * 8})  # fmt: skip
+    return {"backtest": backtest, "sweep": sweep}
+
+
+def test_backtest_and_screening_tables_are_queryable(home: Home) -> None:
+    ids = state_rows(home)
+    assert rows(home, "SELECT count(*) FROM trades") == [(2,)]
+    assert rows(home, "SELECT count(*) FROM state.trades WHERE exit_time IS NULL") == [(1,)]
+    assert rows(home, "SELECT r.id, r.run_hash, b.sharpe_ratio, b.total_trades, sum(t.net_pnl) FROM backtest_runs r "
+                      "JOIN backtest_results b ON b.run_id = r.id JOIN trades t ON t.run_id = r.id GROUP BY ALL") == [
+        (ids["backtest"], "ab" * 8, 1.25, 2, 7.5)
+    ]  # fmt: skip
+    # JSON columns are text that DuckDB's JSON functions read; booleans are booleans; NULL integers stay integers
+    assert rows(home, "SELECT parameters->>'strategy', parameters->'params'->>'fast', symbols FROM backtest_runs "
+                      "ORDER BY id") == [("ema_cross", "10", '["FILUSDT"]')] * 2  # fmt: skip
+    assert rows(home, "SELECT run_id, parameters->>'fast', is_pareto_optimal, passed_hard_filters, daily_returns, "
+                      "passed_pbo FROM sweep_results") == [(ids["sweep"], "10", True, False, b"\x00" * 8, None)]  # fmt: skip
+    with connect_catalog(home) as q:
+        types = {name: kind for name, kind, *_ in q.con.sql("DESCRIBE sweep_results").fetchall()}
+        assert q.tables() == sorted(STATE_TABLES)  # no catalog data: the state tables only
+    assert (types["id"], types["sharpe_ratio"], types["total_trades"], types["is_pareto_optimal"]) == (
+        "BIGINT", "DOUBLE", "BIGINT", "BOOLEAN",
+    )  # fmt: skip
+    assert (types["parameters"], types["daily_returns"], types["point_key"]) == ("VARCHAR", "BLOB", "VARCHAR")
+
+
+def test_trade_ticks_keep_the_trades_name_and_backtest_trades_are_state_trades(
+    home: Home, specs: InstrumentSpecs
+) -> None:
+    from tests.data.test_ticks import FIXTURES
+
+    report = run_ingest(home, IngestRequest(str(FIXTURES), ("BTCUSDT",), ("aggTrades",)), specs)
+    assert report.bars_written() == {"trades": 40}
+    state_rows(home)
+    assert rows(home, "SELECT count(*), min(aggressor_side) FROM trades") == [(40, "BUYER")]  # the ticks
+    assert rows(home, "SELECT count(*), sum(net_pnl) FROM state.trades") == [(2, 7.5)]  # the backtests'
+
+
 def test_query_df_returns_a_frame(fil_home: Home) -> None:
     with connect_catalog(fil_home) as q:
         frame = q.query_df("SELECT timeframe, count(*) AS n FROM bars GROUP BY 1 ORDER BY n DESC")
@@ -298,7 +353,7 @@ def test_query_df_returns_a_frame(fil_home: Home) -> None:
     [
         ("SELEC 1", 'SQL failed: Parser Error: syntax error at or near "SELEC"'),
         ("SELECT nope FROM bars", 'SQL failed: Binder Error: Referenced column "nope" not found'),
-        ("SELECT * FROM trades", "SQL failed: Catalog Error: Table with name trades does not exist"),
+        ("SELECT * FROM quotes", "SQL failed: Catalog Error: Table with name quotes does not exist"),
     ],
     ids=["syntax", "unknown-column", "unknown-view"],
 )

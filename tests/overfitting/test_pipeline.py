@@ -26,7 +26,7 @@ from vibe_quant.errors import ConfigError
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
 from vibe_quant.overfitting import filters as F
-from vibe_quant.overfitting.config import OverfittingConfig, PurgedKFold, WalkForward
+from vibe_quant.overfitting.config import CPCV, PBO, DeflatedSharpe, OverfittingConfig, PurgedKFold, WalkForward
 from vibe_quant.overfitting.pipeline import lookback_days, run_overfitting, wfa_windows
 from vibe_quant.screening.pareto import HardFilters
 from vibe_quant.screening.pipeline import SweepSpec, create_screening_run, returns_from_blob, run_screening
@@ -255,3 +255,39 @@ def test_purge_is_the_longest_lookback_on_its_own_timeframe() -> None:
     assert lookback_days(base, [], 50) == 1  # 50 x 5 min
     assert lookback_days(base, [], 300) == 2  # 1500 min
     assert lookback_days(base, [], 0) == 0
+
+
+def test_every_stage_reports_progress_from_the_start_to_the_end(screened) -> None:
+    home, run_row = screened
+    with StateManager(home.db_path) as db:  # one point as if screened before daily returns were stored
+        victim = min(r["id"] for r in db.find("sweep_results", run_id=run_row))
+        db.update("sweep_results", victim, {"daily_returns": None})
+    lenient = msgspec.structs.replace(  # every filter lets the candidates through: every stage has work
+        SHORT,
+        pbo=PBO(max_pbo=1.0, n_splits=4),
+        deflated_sharpe=DeflatedSharpe(confidence_threshold=1e-9),
+        walk_forward=msgspec.structs.replace(SHORT.walk_forward, min_efficiency=-1e9, min_profitable_windows_pct=0.0),
+        purged_kfold=msgspec.structs.replace(SHORT.purged_kfold, min_mean_sharpe=-1e9, max_sharpe_std=1e9),
+        cpcv=CPCV(min_mean_sharpe=-1e9, max_sharpe_std=1e9),
+    )
+    chosen = ["pbo", "wfa", "dsr", "pkfold", "cpcv"]
+    calls: list[tuple[str, int, int]] = []
+    report = run_overfitting(home, run_row, lenient, chosen, workers=2, candidates="front", validate=True,
+                             on_progress=lambda stage, done, total: calls.append((stage, done, total)))  # fmt: skip
+    stages = ["returns", *chosen, "validate"]
+    front = report.funnel[0][1]
+    assert front >= 1
+    # every stage has a task before any work starts, sized by the most work it can take
+    assert calls[: len(stages)] == [("returns", 0, 1), ("pbo", 0, 1), ("wfa", 0, front * 3), ("dsr", 0, front),
+                                    ("pkfold", 0, front), ("cpcv", 0, 1), ("validate", 0, front)]  # fmt: skip
+    alive_before = dict(zip(chosen, [front] + [n for _, n in report.funnel[1:-1]], strict=True))
+    for stage in stages:
+        mine = [(done, total) for s, done, total in calls if s == stage]
+        assert [d for d, _ in mine] == sorted(d for d, _ in mine), stage  # never goes back
+        done, total = mine[-1]
+        assert done == total, (stage, mine)  # and ends complete
+        expected = {"returns": 1, "pbo": 1, "cpcv": 1, "wfa": alive_before["wfa"] * 3,
+                    "validate": len(report.survivors)}.get(stage, alive_before.get(stage))  # fmt: skip
+        assert total == expected, (stage, total, expected)
+    assert {s for s, _, _ in calls} == set(stages)
+    print("DEBUG", front, report.funnel, len(report.survivors))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -18,7 +19,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from tests.conftest import MIRROR
+from tests.conftest import MIRROR, vq
 from vibe_quant.backtest.config import parse_config
 from vibe_quant.backtest.engine import EngineSession, run_backtest
 from vibe_quant.backtest.market_data import load_market_data
@@ -35,6 +36,10 @@ START, END = dt.date(2023, 8, 1), dt.date(2023, 9, 30)
 SWEEP = ["--sweep", "rsi.period=7,14", "--sweep", "stop_loss.atr_multiplier=1.5,3.0",
          "--param", "rsi_oversold_threshold=30", "--param", "rsi_overbought_threshold=70", "--param", "ema_fast.period=20",
          "--param", "ema_trend_4h.period=30", "--param", "take_profit.percent=3.0"]  # fmt: skip
+# The Python ema_cross over two values of `fast`, with loose filters (a run without --start/--end
+# screens the days of the catalog's first and last bars).
+EMA = ["screen", "run", "--strategy", "ema_cross", "--symbols", "FILUSDT", "--sweep", "fast=10,20", "--workers", "1",
+       "--min-trades", "1", "--max-dd", "0.9", "--min-pf", "0.1", "-q"]  # fmt: skip
 ARGS = ["screen", "run", "--strategy", "rsi_mean_reversion_mtf", "--symbols", "FILUSDT", "--start", str(START),
         "--end", str(END), "--min-trades", "5", "--max-dd", "0.9", "--min-pf", "0.5", *SWEEP]  # fmt: skip
 
@@ -53,6 +58,20 @@ def fresh_home(fil_home: Home, tmp_path: Path) -> Home:
     home.catalog.rmdir()
     home.catalog.symlink_to(fil_home.catalog, target_is_directory=True)
     return home
+
+
+@pytest.fixture(scope="module")
+def ema_runs(fil_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """A home with two finished screening runs of :data:`EMA`: 1 without --start/--end, 2 with them."""
+    home = fresh_home(fil_home, tmp_path_factory.mktemp("ema"))
+    for extra in ([], ["--start", str(START), "--end", str(END)]):
+        code, out, err = vq(["--home", str(home.root), *EMA, *extra])
+        assert code == 0, out + err
+    return home
+
+
+def replace(args: list[str], old: str, new: str) -> list[str]:
+    return [new if a == old else a for a in args]
 
 
 def base_config(**extra):
@@ -281,6 +300,15 @@ def test_cli_errors_are_clear(cli, fil_home: Home, tmp_path: Path) -> None:
     code, output = cli([*h, "screen", "run", "--strategy", "rsi_mean_reversion_mtf", "--symbols", "NEARUSDT"])
     assert code == 2
     assert "no 5m bars for NEARUSDT" in output
+    # with --start/--end the workers would load no data: refused before the run exists
+    code, output = cli([*h, *ARGS[:5], "NEARUSDT", *ARGS[6:]])
+    assert code == 2, output
+    assert (f"error: no 5m bars for NEARUSDT between {START} and {END} in {home.catalog}: run "
+            f"`vq data ingest --symbols NEARUSDT --start {START} --end {END}`") in output  # fmt: skip
+    code, output = cli([*h, *replace(replace(ARGS, str(START), "2024-01-01"), str(END), "2024-01-31")])
+    assert code == 2, output
+    assert (f"error: no 5m bars for FILUSDT between 2024-01-01 and 2024-01-31 in {home.catalog} (its 5m bars cover "
+            f"{START}..{END}): run `vq data ingest --symbols FILUSDT --start 2024-01-01 --end 2024-01-31`") in output  # fmt: skip
     with StateManager(home.db_path) as db:
         assert db.count("backtest_runs") == 0  # nothing half-created
 
@@ -314,3 +342,141 @@ def test_a_worker_that_dies_does_not_fail_the_sweep(fil_home: Home, monkeypatch:
     assert all(r["metrics"]["total_trades"] > 0 for r in results)
     assert rounds[0] == 2
     assert 1 in rounds  # the pool broke and the lost points ran alone on fresh workers
+
+
+# -- Python strategies, the default period, vq screen list ------------------------------------------
+
+
+def test_a_python_strategy_is_screened_over_its_parameters(ema_runs: Home) -> None:
+    with StateManager(ema_runs.db_path) as db:
+        run = db.get("backtest_runs", 1)
+        rows = db.find("sweep_results", run_id=1)
+        strategy = db.get("strategies", run["strategy_id"])
+    assert (run["run_mode"], run["status"], run["symbols"], run["timeframe"]) == (
+        "screening",
+        "completed",
+        ["FILUSDT"],
+        "5m",
+    )
+    assert (run["parameters"]["kind"], run["parameters"]["strategy"], strategy["name"]) == (
+        "python",
+        "ema_cross",
+        "python:ema_cross",
+    )
+    assert sorted(r["parameters"]["fast"] for r in rows) == [10, 20]  # fix: stored 2 points
+    assert all(r["error_message"] is None and r["total_trades"] > 0 for r in rows)
+    assert len({r["total_trades"] for r in rows}) == 2  # the parameter reached the strategy
+
+
+def test_the_default_period_is_the_days_of_the_first_and_last_bar(ema_runs: Home) -> None:
+    from vibe_quant.data.query import connect_catalog
+
+    with connect_catalog(ema_runs) as q:
+        ((first_open, last_close),) = q.con.sql(
+            "SELECT min(open_time), max(close_time) FROM bars WHERE timeframe = '5m'"
+        ).fetchall()
+    with StateManager(ema_runs.db_path) as db:
+        defaulted, explicit = db.get("backtest_runs", 1), db.get("backtest_runs", 2)
+    assert first_open == dt.datetime(2023, 8, 1, 0, 0)
+    assert last_close == dt.datetime(2023, 10, 1, 0, 0)  # the last bar closes at the end of 2023-09-30
+    assert (defaulted["start_date"], defaulted["end_date"]) == ("2023-08-01", "2023-09-30")
+    assert (explicit["start_date"], explicit["end_date"]) == (str(START), str(END))
+    defaulted_metrics, explicit_metrics = metrics_by_point(ema_runs.db_path, 1), metrics_by_point(ema_runs.db_path, 2)
+    assert len(defaulted_metrics) == 2
+    for point, metrics in explicit_metrics.items():
+        for key in ("sharpe_ratio", "cagr", "sortino_ratio", "volatility_annual", "total_return", "total_trades"):
+            assert defaulted_metrics[point][key] == metrics[key], (point, key)
+    assert defaulted_metrics == explicit_metrics
+
+
+def test_screen_list_shows_the_runs_newest_first(ema_runs: Home, cli) -> None:
+    code, output = cli(["--home", str(ema_runs.root), "screen", "list"])
+    assert code == 0, output
+    # id, status, strategy, symbols, tf, period (its first line: the table folds it at 80 columns), points
+    cells = re.compile(r"^│\s*(\d+) │ (\S+)\s*│ (\S+)\s*│ (\S+)\s*│ (\S+)\s*│ (\S+)\s*│\s*(\d+) │")
+    rows = [m.groups() for line in output.splitlines() if (m := cells.match(line))]
+    assert rows == [(str(i), "completed", "ema_cross", "FILUSDT", "5m", rows[0][5], "2") for i in (2, 1)]
+    assert rows[0][5].startswith("2023-08-01")
+    code, output = cli(["--home", str(ema_runs.root), "screen", "list", "--json", "--limit", "1"])
+    assert code == 0, output
+    (row,) = json.loads(output)
+    assert (row["id"], row["strategy"], row["points"], row["status"]) == (2, "ema_cross", 2, "completed")
+    assert row["symbols"] == ["FILUSDT"]
+    code, output = cli(["--home", str(ema_runs.root), "backtest", "list", "--json"])
+    assert code == 0, output
+    assert json.loads(output) == []  # sweeps are not single backtests
+
+
+def test_screen_list_of_a_home_without_runs(fil_home: Home, cli, tmp_path: Path) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    code, output = cli(["--home", str(home.root), "screen", "list"])
+    assert code == 0, output
+    assert "no screening run yet: vq screen run --strategy" in output
+    code, output = cli(["--home", str(home.root), "screen", "list", "--json"])
+    assert (code, json.loads(output)) == (0, [])
+
+
+# (flag, bad value, the message): range errors name the flag that set the value
+FLAG_ERRORS = [
+    ("--leverage", "0.5", "--leverage: expected `float` >= 1.0 (in the backtest config)"),
+    ("--leverage", "500", "--leverage: expected `float` <= 125.0 (in the backtest config)"),
+    ("--balance", "-5", "--balance: expected `float` > 0.0 (in the backtest config)"),
+    ("--max-dd", "2", "--max-dd: max_drawdown is a fraction in (0, 1], got 2.0 (30% is 0.30)"),
+    ("--min-trades", "-1", "--min-trades: min_trades must be >= 0, got -1"),
+    ("--min-pf", "-1", "--min-pf: min_profit_factor must be >= 0, got -1.0"),
+    ("--max-points", "-1", "--max-points: max_points must be >= 0 (0: every point), got -1"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), FLAG_ERRORS, ids=[f"{f}={v}" for f, v, _ in FLAG_ERRORS])
+def test_range_errors_name_the_flag(cli, fil_home: Home, tmp_path: Path, flag: str, value: str, message: str) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    code, output = cli(["--home", str(home.root), *EMA, flag, value])
+    assert code == 2, output
+    assert output.splitlines() == [f"error: {message}"]
+    with StateManager(home.db_path) as db:
+        assert db.count("backtest_runs") == 0
+
+
+def test_a_worker_that_cannot_load_the_data_reports_it_for_each_point(fil_home: Home, monkeypatch) -> None:
+    """Data missing for the whole run fails every point at once (no crash, no retry per point)."""
+    from vibe_quant.batch import executors
+    from vibe_quant.batch.executors import run_points
+    from vibe_quant.batch.worker import WorkerSpec
+
+    rounds = []
+    real_round = executors._pool_round
+
+    def counting_round(queue, spec, workers, lost):
+        rounds.append(workers)
+        yield from real_round(queue, spec, workers, lost)
+
+    monkeypatch.setattr(executors, "_pool_round", counting_round)
+    spec = WorkerSpec(str(fil_home.root), None, msgspec.to_builtins(base_config(symbols=["NEARUSDT"])))
+    results = list(run_points([(0, {"rsi.period": 7}), (1, {"rsi.period": 14})], spec, workers=1))
+    assert sorted(r["index"] for r in results) == [0, 1]
+    for r in results:
+        assert r["error"].startswith(f"no NEARUSDT-PERP.BINANCE instrument in {fil_home.catalog}: ingest it first")
+        assert r["metrics"] is None
+    assert rounds == [1]  # one pool, never broken
+
+
+def test_backtest_show_of_a_screening_run_points_to_screen_top(ema_runs: Home, cli) -> None:
+    code, output = cli(["--home", str(ema_runs.root), "backtest", "show", "1"])
+    assert code == 2
+    assert output.splitlines() == [
+        "error: run 1 is a screening sweep, not a backtest: vq screen top 1 shows its best points "
+        "(vq screen list: the sweeps)"
+    ]
+    code, output = cli(["--home", str(ema_runs.root), "screen", "top", "1"])
+    assert code == 0, output
+    assert "fast=10" in output
+    assert "fast=20" in output
+
+
+def test_data_sql_sees_the_sweep_results(ema_runs: Home, cli) -> None:
+    query = ("SELECT s.run_id, count(*) AS points, min(s.parameters->>'fast') AS fast, max(r.run_mode) AS mode "
+             "FROM sweep_results s JOIN backtest_runs r ON r.id = s.run_id GROUP BY 1 ORDER BY 1")  # fmt: skip
+    code, output = cli(["--home", str(ema_runs.root), "data", "sql", query, "--format", "json"])
+    assert code == 0, output
+    assert json.loads(output) == [{"run_id": i, "points": 2, "fast": "10", "mode": "screening"} for i in (1, 2)]

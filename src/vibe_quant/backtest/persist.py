@@ -193,13 +193,18 @@ def load_summary(home: Home, run: str) -> tuple[dict, dict]:
         raise UserError(f"no backtest run {run!r} in {home.db_path} (vq backtest list shows them)")
     row = rows[-1]
     if row.get("sweep_spec") is not None:
-        raise UserError(f"run {row['id']} is a screening sweep: vq screen top {row['id']}")
+        raise UserError(f"run {row['id']} is a screening sweep, not a backtest: vq screen top {row['id']} shows its "
+                        "best points (vq screen list: the sweeps)")  # fmt: skip
     if not row.get("bundle_path"):
+        fix = ("wait for it to finish" if row["status"] == "running"
+               else f"run it: vq backtest run --run-id {row['id']}")  # fmt: skip
         raise UserError(f"backtest run {row['id']} is {row['status']}: it has no results"
-                        + (f" ({row['error_message']})" if row.get("error_message") else ""))  # fmt: skip
+                        + (f" ({row['error_message']})" if row.get("error_message") else "") + f"; {fix}")  # fmt: skip
     summary = Path(row["bundle_path"]) / "summary.json"
     if not summary.is_file():
-        raise UserError(f"backtest run {row['id']}: its bundle {summary.parent} is missing (deleted or moved)")
+        raise UserError(f"backtest run {row['id']}: its bundle {summary.parent} is missing (deleted or moved). Fix: "
+                        f"restore it, or run the same backtest again (the same options give run id {row['run_hash']} "
+                        "and rewrite the bundle)")  # fmt: skip
     return row, json.loads(summary.read_text())
 
 

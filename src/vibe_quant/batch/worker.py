@@ -118,16 +118,25 @@ class PointWorker:
 # -- process-pool entry points (one PointWorker per worker process) ------------------------------
 
 _worker: PointWorker | None = None
+_init_error: str | None = None
 
 
 def init_process(spec: WorkerSpec) -> None:
-    global _worker
+    global _worker, _init_error
     # Ctrl-C reaches the whole process group: the parent cancels, workers must not die mid-point.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger().setLevel(logging.ERROR)  # warnings travel with each result instead
-    _worker = PointWorker(spec)
+    try:
+        _worker = PointWorker(spec)
+    except VibeQuantError as exc:
+        # The run's data cannot be loaded (missing bars, a stale spec): every point reports it. Raising
+        # here would break the pool, and each point would be retried on fresh workers as a crash.
+        _init_error = str(exc)
 
 
 def run_in_process(index: int, params: dict, period: tuple[str, str] | None = None) -> dict:
+    if _init_error is not None:
+        return {"index": index, "params": params, "period": period, "metrics": None, "returns": None,
+                "warnings": [], "error": _init_error, "elapsed_s": 0.0, "rss_mb": peak_rss_mb()}  # fmt: skip
     assert _worker is not None, "init_process was not called in this worker"
     return _worker.run(index, params, period)

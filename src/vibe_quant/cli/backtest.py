@@ -65,10 +65,7 @@ def run(
     from vibe_quant.backtest.service import execute
     from vibe_quant.state import StateManager
 
-    home = get_home()
-    if not home.catalog.is_dir():
-        raise UserError(f"no data in {home.root} (no catalog/): ingest first, e.g. vq --home {home.root} data ingest "
-                        "--symbols FILUSDT --start 2023-08-01 --end 2023-10-31")  # fmt: skip
+    home = get_home().require_catalog()  # a home that does not exist is not created
     if run_id is not None:
         if strategy or symbols or sizing or risk:
             raise UserError("--run-id runs a stored configuration; do not combine it with --strategy/--symbols/"

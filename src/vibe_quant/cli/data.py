@@ -226,12 +226,19 @@ def validate(
     out.print("all checks passed")
 
 
+SQL_HELP = (
+    "SQL over the catalog views (bars, funding, trades, quotes, metrics, ...) and the state tables instruments, "
+    "raw_files, ingest_units, backtest_runs, backtest_results, trades, sweep_results (each also state.<table>: with "
+    "trade ticks in the catalog, trades is the ticks and state.trades the backtests' trades)."
+)
+
+
 @data_app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL over views bars, funding, instruments, raw_files, ingest_units.")],
+    query: Annotated[str, typer.Argument(help=SQL_HELP)],
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
-    """Query the catalog's Parquet files with DuckDB (prices decoded exactly as DECIMAL)."""
+    """Query the catalog's Parquet files and the stored runs with DuckDB (prices decoded exactly as DECIMAL)."""
     from vibe_quant.data.query import connect_catalog
 
     if fmt not in ("table", "csv", "json"):
@@ -241,7 +248,8 @@ def sql(
     if fmt == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     elif fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
+        # 15 decimals: pandas rounds floats to 10 by default (a Sharpe of -12.63868950278261 printed as -12.6386895028)
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso", double_precision=15) + "\n")
     else:
         table = Table()
         for col in frame.columns:

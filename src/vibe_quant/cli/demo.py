@@ -48,9 +48,10 @@ def demo_command() -> None:
     from vibe_quant.state import StateManager
 
     root = state.home if state.home is not None else Path(tempfile.mkdtemp(prefix="vq-demo-"))
+    h = Home(root.expanduser().resolve()).check()
     if root.exists() and any(root.iterdir()) and not (root / "state").exists():
         raise UserError(f"--home {root} exists and is not a vibe-quant home; choose an empty or new directory")
-    h = Home(root.resolve()).ensure()
+    h.ensure()
     attach_log_file(h)
     specs = get_specs()
     t0 = time.perf_counter()

@@ -4,6 +4,7 @@ and naming the flag in a configuration error."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from typing import Annotated
@@ -66,26 +67,33 @@ def parse_date(option: str, text: str) -> dt.date:
 _PATH = re.compile(r"\$\.(\w+)")
 
 
-def with_flags(flags: dict[str, str]):
+def with_flags(flags: dict[str, str], leading: bool = False):
     """Decorate a config builder so a ConfigError about a field names the flag that set it
-    (``Expected `float` >= 1.0 - at `$.leverage``` -> ``--leverage: expected `float` >= 1.0``)."""
+    (``Expected `float` >= 1.0 - at `$.leverage``` -> ``--leverage: expected `float` >= 1.0``;
+    with `leading`, also ``max_drawdown is ...`` -> ``--max-dd: max_drawdown is ...``)."""
 
     def wrap(build):
+        @functools.wraps(build)
         def built(*args, **kwargs):
             try:
                 return build(*args, **kwargs)
             except ConfigError as exc:
-                raise ConfigError(flag_message(str(exc), flags)) from None
+                raise ConfigError(flag_message(str(exc), flags, leading)) from None
 
         return built
 
     return wrap
 
 
-def flag_message(message: str, flags: dict[str, str]) -> str:
-    """Rewrite msgspec's ``... - at `$.field``` as ``--flag: ...`` when `field` has a flag."""
+def flag_message(message: str, flags: dict[str, str], leading: bool = False) -> str:
+    """Rewrite msgspec's ``... - at `$.field``` as ``--flag: ...`` when `field` has a flag; with
+    `leading`, prefix a message that starts with such a field's name (a config's own range check)
+    with ``--flag: ``."""
     match = _PATH.search(message)
-    if match is None or match.group(1) not in flags:
+    if match is None:
+        field = message.split(" ", 1)[0]
+        return f"{flags[field]}: {message}" if leading and field in flags else message
+    if match.group(1) not in flags:
         return message
     head, _, problem = message.partition(": ")
     problem = problem.split(" - at ")[0]

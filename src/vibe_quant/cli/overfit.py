@@ -17,6 +17,12 @@ overfit_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exc
                           help="Overfitting filters on a screening run's candidates: DSR, WFA, purged K-fold, CPCV, PBO.")  # fmt: skip
 overfit_app.callback()(common_options)
 out = console()
+# The pipeline's stages (overfitting.pipeline.run_overfitting's on_progress) -> progress bar labels.
+STAGES = {
+    "returns": "re-running points for their daily returns", "dsr": "DSR (deflated Sharpe)",
+    "pkfold": "purged K-fold", "cpcv": "CPCV (combinatorial purged CV)", "pbo": "PBO (CSCV)",
+    "wfa": "walk-forward backtests", "validate": "validating survivors (full costs)",
+}  # fmt: skip
 
 
 @overfit_app.command("run")
@@ -31,13 +37,14 @@ def run_command(
 ) -> None:  # fmt: skip
     """Filter a screening run's candidates; print the funnel; store pass/fail per filter in SQLite."""
     from vibe_quant.overfitting.config import load_config, select_filters
-    from vibe_quant.overfitting.pipeline import run_overfitting
+    from vibe_quant.overfitting.pipeline import load_request, run_overfitting
     from vibe_quant.progress import RichProgress
 
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     cfg = load_config(config)
     chosen = select_filters(cfg, filters)
+    load_request(get_home(), run_id, cfg, chosen, candidates)  # every option checked before anything is written
     home = get_home(writable=True)
     specs = home_specs(home)
     quiet = state.quiet or as_json
@@ -45,13 +52,11 @@ def run_command(
         report = run_overfitting(home, run_id, cfg, chosen, workers, specs, candidates, validate)
     else:
         with RichProgress(console(stderr=True)) as progress:
-            tasks: dict[str, object] = {}
-            names = {"returns": "re-running points for their daily returns", "wfa": "walk-forward backtests",
-                     "validate": "validating survivors (full costs)"}  # fmt: skip
+            tasks: dict[str, int] = {}
 
             def tick(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.task(names[stage], total)
+                if stage not in tasks:  # the pipeline announces each stage before it starts
+                    tasks[stage] = progress.task(STAGES.get(stage, stage), total)
                 progress.update(tasks[stage], done, total)
 
             report = run_overfitting(home, run_id, cfg, chosen, workers, specs, candidates, validate, on_progress=tick)
@@ -66,7 +71,7 @@ def show_command(run_id: Annotated[int, typer.Argument(help="Screening run id.")
     """Print the last overfitting report of a screening run."""
     from vibe_quant.state import StateManager
 
-    home = get_home(writable=False)
+    home = get_home().require_state("no screening run yet (vq screen run, then vq overfit run --run-id ID)")
     with StateManager(home.db_path) as db:
         row = db.get("backtest_runs", run_id)
     if row is None:

@@ -23,6 +23,8 @@ screen_app.callback()(common_options)
 out = console()
 FLAGS = {"strategy": "--strategy", "symbols": "--symbols", "timeframe": "--timeframe", "start": "--start",
          "end": "--end", "leverage": "--leverage", "starting_balance": "--balance"}  # fmt: skip
+SPEC_FLAGS = {"max_points": "--max-points", "min_trades": "--min-trades", "max_drawdown": "--max-dd",
+              "min_profit_factor": "--min-pf"}  # fmt: skip
 
 
 @screen_app.command("run")
@@ -55,24 +57,28 @@ def run_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary JSON on stdout.")] = False,
 ) -> None:  # fmt: skip
     """Screen a parameter grid; print the Pareto front; store every point in sweep_results."""
-    from vibe_quant.screening.pareto import HardFilters
-    from vibe_quant.screening.pipeline import SweepSpec, check_run_options, create_screening_run, run_screening
+    from vibe_quant.screening.pipeline import (
+        check_run_options,
+        create_screening_run,
+        load_screening_run,
+        run_screening,
+    )
     from vibe_quant.state import StateManager
 
     check_run_options(workers, executor, replay)
-    home = get_home()
+    home = get_home().require_catalog()  # every option is checked before anything is written
     if resume is not None:
         if strategy or symbols or sizing or risk:
             raise UserError("--resume continues a stored screening run; do not combine it with --strategy/--symbols/"
                             "--sizing/--risk")  # fmt: skip
+        home.require_state(f"no screening run {resume} to resume; pass the --home it ran in")
+        with StateManager(home.db_path) as db:
+            load_screening_run(db, resume)
         run_row = resume
     else:
         base = build_base(home, strategy, symbols, timeframe, start, end, leverage, balance, sizing, risk)
-        axes = parse_axes(sweep or [])
-        axes.update({k: [v] for k, v in parse_params(param or []).items()})
-        spec = SweepSpec(overrides=axes, constraints=list(constraint or []), max_points=max_points,
-                         sample_seed=sample_seed,
-                         filters=HardFilters(min_trades=min_trades, max_drawdown=max_dd, min_profit_factor=min_pf))  # fmt: skip
+        spec = build_spec(sweep or [], param or [], constraint or [], max_points, sample_seed, min_trades, max_dd,
+                          min_pf)  # fmt: skip
         home = get_home(writable=True)
         with StateManager(home.db_path) as db:
             run_row = create_screening_run(db, base, spec)
@@ -96,7 +102,7 @@ def run_command(
 def build_base(home, strategy, symbols, timeframe, start, end, leverage, balance, sizing, risk):
     """The base backtest config of a new screening run (dates default to the bars in the catalog)."""
     from vibe_quant.backtest.config import parse_config
-    from vibe_quant.data.catalog import catalog_days
+    from vibe_quant.data.catalog import catalog_days, require_bars
     from vibe_quant.instruments.specs import normalize_symbol
     from vibe_quant.risk.config import config_fields
     from vibe_quant.strategy.registry import find_strategy
@@ -107,14 +113,29 @@ def build_base(home, strategy, symbols, timeframe, start, end, leverage, balance
     ref = find_strategy(strategy, home.db_path)
     timeframe = timeframe or (ref.document or {}).get("timeframe") or "5m"
     syms = [normalize_symbol(s) for s in symbols.split(",") if s.strip()]
+    ids = [get_specs().get(s).nautilus_id for s in syms]
     if start is None or end is None:
-        first, last = catalog_days(home.catalog, [get_specs().get(s).nautilus_id for s in syms], timeframe)
-    return parse_config({
+        first, last = catalog_days(home.catalog, ids, timeframe)
+    config = parse_config({
         "strategy": ref.name, "kind": ref.kind, "document": ref.document, "symbols": syms, "timeframe": timeframe,
         "start": parse_date("--start", start).isoformat() if start else first.isoformat(),
         "end": parse_date("--end", end).isoformat() if end else last.isoformat(), "mode": "screening",
         "leverage": leverage, "starting_balance": balance, **config_fields(sizing, risk, home.db_path),
     })  # fmt: skip
+    require_bars(home.catalog, ids, config.timeframe, config.start, config.end)  # workers would fail on every point
+    return config
+
+
+@with_flags(SPEC_FLAGS, leading=True)
+def build_spec(sweep, param, constraint, max_points, sample_seed, min_trades, max_dd, min_pf):
+    """The grid of a new screening run from `vq screen run`'s options (errors name the flag)."""
+    from vibe_quant.screening.pareto import HardFilters
+    from vibe_quant.screening.pipeline import SweepSpec
+
+    axes = parse_axes(sweep)
+    axes.update({k: [v] for k, v in parse_params(param).items()})
+    return SweepSpec(overrides=axes, constraints=list(constraint), max_points=max_points, sample_seed=sample_seed,
+                     filters=HardFilters(min_trades=min_trades, max_drawdown=max_dd, min_profit_factor=min_pf))  # fmt: skip
 
 
 @screen_app.command("top")
@@ -131,6 +152,7 @@ def top_command(
     from vibe_quant.screening.pipeline import load_screening_run, ranked
     from vibe_quant.state import StateManager
 
+    get_home().require_state("no screening run yet (vq screen run --strategy ... --symbols ...)")
     home = get_home(writable=create_runs or export is not None)
     with StateManager(home.db_path) as db:
         base, _spec, row = load_screening_run(db, run_id)

@@ -168,14 +168,14 @@ def bar_span(root: Path, bar_type: str) -> tuple[int, int] | None:
     return ts_range(files[0][1])[0], ts_range(files[-1][1])[1]
 
 
-def catalog_days(root: Path, instrument_ids: list[str], timeframe: str) -> tuple[dt.date, dt.date]:
-    """First and last UTC day covered by `timeframe` bars of every instrument (the first bar's
-    open day, the last bar's close day; integer arithmetic, no float rounding).
+def bar_days(root: Path, instrument_id: str, timeframe: str) -> tuple[dt.date, dt.date] | None:
+    """First and last UTC day covered by `timeframe` bars of one instrument (the first bar's open
+    day, the last bar's close day; integer arithmetic, no float rounding); None without bars.
 
     Raises
     ------
     UserError
-        An unknown timeframe, or an instrument without such bars.
+        An unknown timeframe.
     """
     from vibe_quant.data.bars import NS_PER_MS, TIMEFRAME_BY_LABEL
     from vibe_quant.errors import UserError
@@ -184,16 +184,53 @@ def catalog_days(root: Path, instrument_ids: list[str], timeframe: str) -> tuple
     tf = TIMEFRAME_BY_LABEL.get(timeframe)
     if tf is None:
         raise UserError(f"timeframe {timeframe!r}: choose one of {', '.join(TIMEFRAME_BY_LABEL)}")
+    span = bar_span(root, tf.bar_type(instrument_id))
+    if span is None:
+        return None
+    # The first bar opens one step before its close; the last bar closes at midnight: its day is the one before.
+    return utc_day(span[0] - tf.step_ms * NS_PER_MS), utc_day(span[1] - 1)
+
+
+def catalog_days(root: Path, instrument_ids: list[str], timeframe: str) -> tuple[dt.date, dt.date]:
+    """First and last UTC day covered by `timeframe` bars of every instrument (see :func:`bar_days`).
+
+    Raises
+    ------
+    UserError
+        An unknown timeframe, or an instrument without such bars.
+    """
+    from vibe_quant.errors import UserError
+
     firsts, lasts = [], []
     for iid in instrument_ids:
-        span = bar_span(root, tf.bar_type(iid))
-        if span is None:
+        days = bar_days(root, iid, timeframe)
+        if days is None:
             symbol = iid.split("-")[0]
             raise UserError(f"no {timeframe} bars for {symbol} in {root}: ingest first "
                             f"(vq data ingest --symbols {symbol} ...) or pass --start/--end")  # fmt: skip
-        firsts.append(span[0] - tf.step_ms * NS_PER_MS)  # the first bar's open
-        lasts.append(span[1] - 1)  # the last bar closes at midnight: its day is the one before
-    return utc_day(max(firsts)), utc_day(min(lasts))
+        firsts.append(days[0])
+        lasts.append(days[1])
+    return max(firsts), min(lasts)
+
+
+def require_bars(root: Path, instrument_ids: list[str], timeframe: str, start: dt.date, end: dt.date) -> None:
+    """Check every instrument has `timeframe` bars between `start` and `end` (UTC days, inclusive).
+
+    Raises
+    ------
+    UserError
+        An unknown timeframe, or an instrument without bars in the range (with what it has and
+        the ingest command).
+    """
+    from vibe_quant.errors import UserError
+
+    for iid in instrument_ids:
+        days = bar_days(root, iid, timeframe)
+        if days is None or days[1] < start or days[0] > end:
+            symbol = iid.split("-")[0]
+            has = f" (its {timeframe} bars cover {days[0]}..{days[1]})" if days else ""
+            raise UserError(f"no {timeframe} bars for {symbol} between {start} and {end} in {root}{has}: run "
+                            f"`vq data ingest --symbols {symbol} --start {start} --end {end}`")  # fmt: skip
 
 
 def subtract(span: tuple[int, int], covered: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

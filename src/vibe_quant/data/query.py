@@ -11,7 +11,17 @@ Views:
   bid_size, ask_size;
 * ``metrics``, ``book_depth``, ``mark_price``, ``index_price``, ``premium_index``: the custom
   data (open interest, percent depth, mark/index/premium klines at close time), exact DECIMAL;
-* ``instruments``, ``raw_files``, ``ingest_units``: the state database's tables.
+* the state database's tables (:data:`STATE_TABLES`): ``instruments``, ``raw_files``,
+  ``ingest_units`` (the data stage) and ``backtest_runs``, ``backtest_results``, ``trades``,
+  ``sweep_results`` (backtests and screening runs), e.g. ``SELECT count(*) FROM trades``. Each
+  is also ``state.<table>``: where the catalog has trade ticks, ``trades`` is the tick view and
+  the backtests' trades are ``state.trades``.
+
+The state tables are copies read with Python's ``sqlite3`` when the connection opens (DuckDB's
+sqlite extension is downloaded on first use, and ``vq`` must work offline), typed from the
+tables' declared column types: INTEGER -> BIGINT, REAL -> DOUBLE, BOOLEAN -> BOOLEAN,
+BLOB -> BLOB, TEXT and JSON -> VARCHAR (DuckDB's JSON functions read the JSON text, e.g.
+``parameters->>'strategy'``).
 
 Prices are stored by NautilusTrader as little-endian i128 blobs (value * 10**16). The
 ``nt_decimal`` macro (:data:`MACROS`) decodes them in plain SQL, so the same definitions can
@@ -25,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import duckdb
+import pyarrow as pa
 
 from vibe_quant.errors import UserError
 from vibe_quant.home import Home
@@ -54,6 +65,29 @@ CUSTOM_VIEWS = {
 }
 
 
+# State database tables exposed as views (and as state.<table>), in this order.
+STATE_TABLES = ("instruments", "raw_files", "ingest_units", "backtest_runs", "backtest_results", "trades",
+                "sweep_results")  # fmt: skip
+_ARROW_TYPES = {"INTEGER": pa.int64(), "REAL": pa.float64(), "BOOLEAN": pa.bool_(), "BLOB": pa.binary()}
+
+
+def _state_table(db: sqlite3.Connection, table: str) -> pa.Table:
+    """All of `table` as an Arrow table typed from its declared column types."""
+    declared = [(row[1], (row[2] or "").upper()) for row in db.execute(f"PRAGMA table_info({table})")]
+    rows = db.execute(f"SELECT * FROM {table}").fetchall()
+    columns = {}
+    for i, (name, kind) in enumerate(declared):
+        values = [row[i] for row in rows]
+        arrow_type = _ARROW_TYPES.get(kind, pa.string())
+        if kind == "BOOLEAN":
+            values = [None if v is None else bool(v) for v in values]
+        try:
+            columns[name] = pa.array(values, arrow_type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # SQLite does not enforce declared types: keep the text
+            columns[name] = pa.array([None if v is None else str(v) for v in values], pa.string())
+    return pa.table(columns)
+
+
 class CatalogQuery:
     """A DuckDB connection with the catalog views registered."""
 
@@ -74,7 +108,9 @@ class CatalogQuery:
             raise UserError(f"SQL failed: {exc}".replace("\n", " ")) from exc
 
     def tables(self) -> list[str]:
-        return sorted(r[0] for r in self.con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall())
+        """The views a query can name, sorted (``state.<table>`` copies and ``_`` helpers not listed)."""
+        found = self.con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal AND schema_name = 'main'")
+        return sorted(name for (name,) in found.fetchall() if not name.startswith("_"))
 
 
 @contextmanager
@@ -130,13 +166,20 @@ def connect_catalog(home: Home) -> Iterator[CatalogQuery]:
                     FROM read_parquet({literal(home.catalog / "data" / kind / "*" / "*.parquet")})
                 """)
         if home.db_path.exists():
-            import pandas as pd
-
-            with sqlite3.connect(f"file:{home.db_path}?mode=ro", uri=True) as db:
-                for table in ("instruments", "raw_files", "ingest_units"):
-                    frame = pd.read_sql_query(f"SELECT * FROM {table}", db)
-                    con.register(f"_{table}", frame)
-                    con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}")
+            con.execute("CREATE SCHEMA state")
+            taken = set(CatalogQuery(con).tables())  # catalog views keep their names (trades: ticks)
+            db = sqlite3.connect(f"file:{home.db_path}?mode=ro", uri=True)
+            try:
+                present = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                for table in STATE_TABLES:
+                    if table not in present:
+                        continue
+                    con.register(f"_{table}", _state_table(db, table))
+                    con.execute(f"CREATE VIEW state.{table} AS SELECT * FROM _{table}")
+                    if table not in taken:
+                        con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}")
+            finally:
+                db.close()
         yield CatalogQuery(con)
     finally:
         con.close()

@@ -121,8 +121,6 @@ def lookback_days(base: BacktestConfig, params_list: list[dict], purge_bars: int
 
 
 def _candidates(rows: list[dict], which: str) -> list[dict]:
-    if which not in CANDIDATE_SETS:
-        raise UserError(f"--candidates {which!r}: choose one of {', '.join(CANDIDATE_SETS)}")
     ok = [r for r in rows if r["error_message"] is None and r["metrics"] is not None]
     if which == "passed":
         return [r for r in ok if r["passed_hard_filters"]]
@@ -147,8 +145,7 @@ def _fill_missing_returns(home: Home, run_row: int, base: BacktestConfig, trials
                 raise UserError(f"re-running point {row['parameters']} of run {run_row} failed: {result['error']}")
             row["daily_returns"] = returns_blob(result["returns"])
             state.update("sweep_results", row["id"], {"daily_returns": row["daily_returns"]})
-            if on_progress:
-                on_progress("returns", n, len(missing))
+            on_progress("returns", n, len(missing))
 
 
 def wfa_windows(base: BacktestConfig, cfg) -> list:
@@ -181,8 +178,7 @@ def _walk_forward(home: Home, base: BacktestConfig, alive: list[Candidate], cfg,
             errors.setdefault(cid, f"window {wi}: {result['error']}")
         else:
             results[(cid, wi)] = F.WindowResult(np.asarray(result["returns"]), windows[wi].train_days)
-        if on_progress:
-            on_progress("wfa", n, len(tasks))
+        on_progress("wfa", n, len(tasks))
     verdicts, per_candidate = {}, {}
     for c in alive:
         if c.id in errors:
@@ -198,19 +194,34 @@ def _walk_forward(home: Home, base: BacktestConfig, alive: list[Candidate], cfg,
     return verdicts, selection
 
 
-def run_overfitting(
-    home: Home, run_row: int, config: OverfittingConfig, filters: list[str], workers: int = 2,
-    specs_path: str | None = None, candidates: str = "passed", validate: bool | None = None,
-    on_progress: Callable[[str, int, int], None] | None = None,
-) -> OverfittingReport:  # fmt: skip
-    """Apply `filters` (in order) to screening run `run_row`'s candidates; store and report.
+@dataclass(frozen=True)
+class OverfittingRequest:
+    """A checked request: the screening run's base config, row, finished trials, candidates and
+    walk-forward windows."""
+
+    base: BacktestConfig
+    row: dict
+    trials: list[dict]
+    candidates: list[dict]
+    windows: list
+
+
+def load_request(home: Home, run_row: int, config: OverfittingConfig, filters: list[str],
+                 candidates: str = "passed") -> OverfittingRequest:  # fmt: skip
+    """Load screening run `run_row` and check the request before anything is written.
 
     Raises
     ------
     UserError
-        Not a completed screening run, or a walk-forward configuration with too few windows.
+        No state database or no such screening run, a run not completed or with fewer than 2
+        finished points, an unknown candidate set, or a walk-forward configuration with too few
+        windows.
     """
-    t0 = time.perf_counter()
+    home.require_state(
+        f"no screening run {run_row} to filter; screen first (vq screen run --strategy ... --symbols ...)"
+    )
+    if candidates not in CANDIDATE_SETS:
+        raise UserError(f"--candidates {candidates!r}: choose one of {', '.join(CANDIDATE_SETS)}")
     with StateManager(home.db_path) as state:
         base, _spec, row = load_screening_run(state, run_row)
         rows = state.find("sweep_results", run_id=run_row)
@@ -223,12 +234,50 @@ def run_overfitting(
         raise UserError(
             f"screening run {run_row} has {len(trials)} finished point(s); the filters need at least 2 trials"
         )
-    _fill_missing_returns(home, run_row, base, trials, workers, specs_path, on_progress)
+    windows = wfa_windows(base, config.walk_forward) if "wfa" in filters else []
+    return OverfittingRequest(base, row, trials, _candidates(trials, candidates), windows)
+
+
+def run_overfitting(
+    home: Home, run_row: int, config: OverfittingConfig, filters: list[str], workers: int = 2,
+    specs_path: str | None = None, candidates: str = "passed", validate: bool | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> OverfittingReport:  # fmt: skip
+    """Apply `filters` (in order) to screening run `run_row`'s candidates; store and report.
+
+    `on_progress(stage, done, total)` is called for every stage the pipeline will run as soon as
+    the request is checked (``done`` 0; ``total`` the most work it can take), then as the stage
+    advances, ending with ``done == total``. Stages: ``returns`` (re-running points screened
+    without stored daily returns; only when some are missing), each of `filters` (``dsr``,
+    ``pkfold``: one step per candidate still alive; ``pbo``, ``cpcv``: one step; ``wfa``: one
+    backtest per candidate and window), and ``validate`` (one validation backtest per survivor;
+    only when validating).
+
+    Raises
+    ------
+    UserError
+        As :func:`load_request`; a PBO/CPCV configuration the run's days cannot satisfy.
+    """
+    t0 = time.perf_counter()
+    request = load_request(home, run_row, config, filters, candidates)
+    base, trials = request.base, request.trials
+    validating = validate if validate is not None else config.consistency.enabled
+    progress = on_progress or (lambda stage, done, total: None)
+    missing = sum(r["daily_returns"] is None for r in trials)
+    if missing:
+        progress("returns", 0, missing)
+    n_cands = len(request.candidates)
+    for name in filters:  # the most work each stage can take (fewer candidates may reach it)
+        steps = {"wfa": n_cands * len(request.windows), "pbo": 1, "cpcv": 1}.get(name, n_cands)
+        progress(name, 0, steps)
+    if validating:
+        progress("validate", 0, n_cands)
+    _fill_missing_returns(home, run_row, base, trials, workers, specs_path, progress)
     returns = {r["id"]: returns_from_blob(r["daily_returns"]) for r in trials}
-    cands = [Candidate(r, returns[r["id"]]) for r in _candidates(trials, candidates)]
+    cands = [Candidate(r, returns[r["id"]]) for r in request.candidates]
     ids = [r["id"] for r in trials]
     matrix = np.column_stack([returns[i] for i in ids])
-    windows = wfa_windows(base, config.walk_forward) if "wfa" in filters else []
+    windows = request.windows
     purge = embargo = 0
     if {"pkfold", "cpcv"} & set(filters):
         purge = lookback_days(base, [c.row["parameters"] for c in cands] or [trials[0]["parameters"]],
@@ -247,27 +296,30 @@ def run_overfitting(
     trial_sharpes = F.TrialSharpes.of([returns[i] for i in ids])
     for name in filters:
         alive = [c for c in cands if c.alive]
-        if name == "dsr":
-            for c in alive:
-                c.verdicts[name] = F.deflated_sharpe(c.returns, trial_sharpes, config.deflated_sharpe)
-        elif name == "pkfold":
-            for c in alive:
-                c.verdicts[name] = F.purged_kfold_filter(c.returns, config.purged_kfold, purge, embargo)
+        if name in ("dsr", "pkfold"):
+            progress(name, 0, len(alive))
+            for n, c in enumerate(alive, 1):
+                c.verdicts[name] = (F.deflated_sharpe(c.returns, trial_sharpes, config.deflated_sharpe) if name == "dsr"
+                                    else F.purged_kfold_filter(c.returns, config.purged_kfold, purge, embargo))  # fmt: skip
+                progress(name, n, len(alive))
         elif name == "wfa":
+            progress(name, 0, len(alive) * len(windows))
             if alive:
                 verdicts, run_level["wfa"] = _walk_forward(home, base, alive, config.walk_forward, windows, workers,
-                                                           specs_path, on_progress)  # fmt: skip
+                                                           specs_path, progress)  # fmt: skip
                 for c in alive:
                     c.verdicts[name] = verdicts[c.id]
         elif name in run_verdicts:
             run_level[name] = run_verdicts[name].figures
             for c in alive:
                 c.verdicts[name] = run_verdicts[name]
+            progress(name, 1, 1)
         funnel.append((LABELS[name], sum(c.alive for c in cands)))
     report = OverfittingReport(run_row, base.strategy, filters, len(trials), cands, funnel, run_level,
                                time.perf_counter() - t0)  # fmt: skip
-    if validate if validate is not None else config.consistency.enabled:
-        _validate_survivors(home, base, report, config, specs_path, on_progress)
+    if validating:
+        progress("validate", 0, len(report.survivors))
+        _validate_survivors(home, base, report, config, specs_path, progress)
     _store(home, report, config)
     report.elapsed_s = time.perf_counter() - t0
     write_reports(home, report, config)
@@ -287,8 +339,7 @@ def _validate_survivors(home: Home, base: BacktestConfig, report: OverfittingRep
     try:
         for n, c in enumerate(survivors, 1):
             _validate_one(home, base, c, config, specs, report)
-            if on_progress:
-                on_progress("validate", n, len(survivors))
+            on_progress("validate", n, len(survivors))
     finally:
         runner_log.setLevel(level)
 

@@ -50,6 +50,10 @@ class SweepSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     sample_seed: int = 0
     filters: HardFilters = HardFilters()
 
+    def __post_init__(self) -> None:
+        if self.max_points < 0:
+            raise ConfigError(f"max_points must be >= 0 (0: every point), got {self.max_points}")
+
 
 @dataclass
 class Grid:
