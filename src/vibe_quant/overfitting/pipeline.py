@@ -333,15 +333,9 @@ def _validate_survivors(home: Home, base: BacktestConfig, report: OverfittingRep
 
     specs = InstrumentSpecs(specs_path)
     survivors = report.survivors
-    runner_log = logging.getLogger("vibe_quant.backtest.engine")
-    level = runner_log.level
-    runner_log.setLevel(logging.ERROR)  # one funding warning per run would repeat: collected below
-    try:
-        for n, c in enumerate(survivors, 1):
-            _validate_one(home, base, c, config, specs, report)
-            on_progress("validate", n, len(survivors))
-    finally:
-        runner_log.setLevel(level)
+    for n, c in enumerate(survivors, 1):  # each run's funding warnings are collected into the report
+        _validate_one(home, base, c, config, specs, report)
+        on_progress("validate", n, len(survivors))
 
 
 def _validate_one(home: Home, base: BacktestConfig, c: Candidate, config: OverfittingConfig, specs, report) -> None:
