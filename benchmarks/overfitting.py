@@ -108,7 +108,7 @@ def bench_wfa(home, n_candidates: int, workers: int) -> dict:
     cfg = WalkForward()
     windows = wfa_windows(base, cfg)
     t = time.perf_counter()
-    verdicts, _sel = _walk_forward(home, base, cands, cfg, windows, workers, None, None)
+    verdicts, _sel = _walk_forward(home, base, cands, cfg, windows, workers, None, lambda *_: None)
     ours = time.perf_counter() - t
     tasks = [(p, (w.train_start.isoformat(), w.test_end.isoformat())) for w in windows for p in params]
     plain = msgspec.to_builtins(base)
