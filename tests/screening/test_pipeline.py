@@ -313,15 +313,11 @@ def test_cli_errors_are_clear(cli, fil_home: Home, tmp_path: Path) -> None:
         assert db.count("backtest_runs") == 0  # nothing half-created
 
 
-def test_a_worker_that_dies_does_not_fail_the_sweep(fil_home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker killed mid-sweep (a crash, the OOM killer): its points re-run on a fresh worker."""
-    import multiprocessing as mp
-
+def pool_rounds(monkeypatch) -> list[int]:
+    """Record the worker count of each process-pool round the executor starts (a round per pool)."""
     from vibe_quant.batch import executors
-    from vibe_quant.batch.executors import run_points
-    from vibe_quant.batch.worker import WorkerSpec
 
-    rounds = []
+    rounds: list[int] = []
     real_round = executors._pool_round
 
     def counting_round(queue, spec, workers, lost):
@@ -329,6 +325,17 @@ def test_a_worker_that_dies_does_not_fail_the_sweep(fil_home: Home, monkeypatch:
         yield from real_round(queue, spec, workers, lost)
 
     monkeypatch.setattr(executors, "_pool_round", counting_round)
+    return rounds
+
+
+def test_a_worker_that_dies_does_not_fail_the_sweep(fil_home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed mid-sweep (a crash, the OOM killer): its points re-run on a fresh worker."""
+    import multiprocessing as mp
+
+    from vibe_quant.batch.executors import run_points
+    from vibe_quant.batch.worker import WorkerSpec
+
+    rounds = pool_rounds(monkeypatch)
 
     spec = WorkerSpec(str(fil_home.root), None, msgspec.to_builtins(base_config()))
     points = [(i, {"rsi.period": p}) for i, p in enumerate((7, 10, 14, 21))]
@@ -440,18 +447,10 @@ def test_range_errors_name_the_flag(cli, fil_home: Home, tmp_path: Path, flag: s
 
 def test_a_worker_that_cannot_load_the_data_reports_it_for_each_point(fil_home: Home, monkeypatch) -> None:
     """Data missing for the whole run fails every point at once (no crash, no retry per point)."""
-    from vibe_quant.batch import executors
     from vibe_quant.batch.executors import run_points
     from vibe_quant.batch.worker import WorkerSpec
 
-    rounds = []
-    real_round = executors._pool_round
-
-    def counting_round(queue, spec, workers, lost):
-        rounds.append(workers)
-        yield from real_round(queue, spec, workers, lost)
-
-    monkeypatch.setattr(executors, "_pool_round", counting_round)
+    rounds = pool_rounds(monkeypatch)
     spec = WorkerSpec(str(fil_home.root), None, msgspec.to_builtins(base_config(symbols=["NEARUSDT"])))
     results = list(run_points([(0, {"rsi.period": 7}), (1, {"rsi.period": 14})], spec, workers=1))
     assert sorted(r["index"] for r in results) == [0, 1]
