@@ -82,9 +82,6 @@ class PortfolioStrategy(Strategy):
     def equity(self) -> float:
         return self.ports.account.equity()
 
-    def idle(self) -> bool:
-        return all(leg.idle() for leg in self.legs)
-
     # -- order events: routed to the instrument's leg ------------------------------------------
 
     def on_order_filled(self, event) -> None:
