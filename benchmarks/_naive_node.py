@@ -144,7 +144,7 @@ def run_naive(home_root: str, base: dict, params: dict) -> dict:
     node.run()
     elapsed = time.perf_counter() - t1
     module.finish()
-    recorder.equity_ts, recorder.equity = module.equity_curve()
+    recorder.equity_ts, recorder.equity, _, _ = module.equity_curve()
     result = assemble(plan, recorder, states, "", len(data.bars[symbol]), elapsed)
     engine.dispose()
     del _PREPARED[key]

@@ -104,3 +104,29 @@ def vq(args: list[str]) -> tuple[int, str, str]:
     with redirect_stdout(out), redirect_stderr(err):
         code = run(app, args)
     return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def results_home(tmp_path_factory: pytest.TempPathFactory):
+    """A home with stored backtests, a screening sweep and its overfitting report (tests/results_home.py): read only."""
+    from tests.results_home import build_results_home
+
+    return build_results_home(tmp_path_factory.mktemp("results") / "home")
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (never `playwright install`: nothing is downloaded)."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium; .ci/run does)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

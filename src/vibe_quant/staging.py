@@ -107,3 +107,18 @@ class StagingArea:
 def clean_stale_staging(root: Path) -> None:
     """Remove staging left by a killed process (nothing in it was committed). Hold the home lock."""
     shutil.rmtree(root / STAGING, ignore_errors=True)
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write one file whole or not at all: a temporary file beside it, then an atomic rename."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -291,7 +291,7 @@ def test_bundle_funding_csv_keeps_its_header_when_empty(completed: Completed) ->
 def test_bundle_equity_has_one_row_per_bar_and_a_valid_drawdown(completed: Completed) -> None:
     metrics = completed.summary()["metrics"]
     equity = pq.read_table(completed.bundle / "equity.parquet").to_pandas()
-    assert list(equity.columns) == ["ts", "equity", "drawdown"]
+    assert list(equity.columns) == ["ts", "equity", "drawdown", "exposure", "margin"]
     assert len(equity) == BARS_15M
     assert equity["ts"].diff().dropna().gt(0).all()
     assert equity["ts"].iloc[0] == ns("2023-08-01T00:15:00")  # first bar's close

@@ -249,7 +249,7 @@ class EngineSession:
         elapsed = time.perf_counter() - t0
         self.runs += 1
         self.module.finish()
-        recorder.equity_ts, recorder.equity = self.module.equity_curve()
+        recorder.equity_ts, recorder.equity, recorder.exposure, recorder.margin = self.module.equity_curve(reports)
         self.module.changes = []  # rebuilt into the curve: its ~27k tuples make room for the reports
         result = assemble(plan, recorder, states, run_id or "", len(self.all_bars), elapsed)
         if reports:  # (not its fills report: fills.csv comes from our records, and it costs ~90 MB at 27k fills)

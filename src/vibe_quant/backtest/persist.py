@@ -2,7 +2,7 @@
 
 Bundle (docs/specs.md#result-bundle, plus what later stages read): ``config_resolved.yaml``,
 ``manifest_ref.json``, ``summary.json``, ``fills.csv``, ``positions.csv``, ``trades.csv``,
-``funding.csv``, ``equity.parquet`` and ``events.jsonl`` (also hard-linked as
+``funding.csv``, ``equity.parquet`` (ts, equity, drawdown, exposure, margin) and ``events.jsonl`` (also hard-linked as
 ``logs/events/<run_id>.jsonl``, docs/specs.md#event-log). Files are staged and moved in together.
 Readers never recompute: the dashboard and reports read these files.
 """
@@ -328,10 +328,15 @@ def write_bundle(home: Home, result: BacktestResult, data_digest: str) -> Path:
         if positions is None or not len(positions):
             positions = pd.DataFrame(columns=POSITION_COLUMNS).set_index("position_id")
         put("positions.csv", positions.to_csv())
-        equity = pa.table({
+        columns = {
             "ts": pa.array(result.equity_ts, pa.int64()), "equity": pa.array(result.equity, pa.float64()),
             "drawdown": pa.array(drawdown_series(result.equity) if len(result.equity) else np.empty(0)),
-        })  # fmt: skip
+        }  # fmt: skip
+        for name in ("exposure", "margin"):  # gross notional and isolated margin at each close
+            values = getattr(result.recorder, name)
+            if values is not None:
+                columns[name] = pa.array(values, pa.float64())
+        equity = pa.table(columns)
         pq.write_table(equity, staging.path(f"{rid}/equity.parquet"))
         staging.add(f"{rid}/equity.parquet", OnExists.REPLACE)
         events = result.recorder.all_events()

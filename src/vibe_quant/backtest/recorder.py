@@ -70,6 +70,8 @@ class RunRecorder(EventLog):
     liquidations: list[LiquidationRecord] = field(default_factory=list)
     equity_ts: list[int] = field(default_factory=list)
     equity: list[float] = field(default_factory=list)
+    exposure: object = None  # gross notional at each close (bundle runs only)
+    margin: object = None  # isolated margin of the open positions at each close (bundle runs only)
     # Set by the fill model when it prices an order, read when the fill event arrives.
     pricing: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     # Forced prices for venue-generated orders (liquidations): client order id -> price.

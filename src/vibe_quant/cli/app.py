@@ -36,6 +36,7 @@ def _register() -> None:
     from vibe_quant.cli.demo import demo_command
     from vibe_quant.cli.dsl import dsl_app
     from vibe_quant.cli.overfit import overfit_app
+    from vibe_quant.cli.report import report_command
     from vibe_quant.cli.risk import risk_app, sizing_app
     from vibe_quant.cli.screen import screen_app
 
@@ -54,6 +55,7 @@ def _register() -> None:
         sizing_app, name="sizing", help="Position-sizing presets (fixed_fractional, kelly, atr): list, show, save."
     )
     app.add_typer(risk_app, name="risk", help="Circuit-breaker presets (seed_default, live_safety): list, show, save.")
+    app.command("report", help="Self-contained HTML tearsheet of a stored backtest or screening sweep.")(report_command)
     app.command("demo", help="Run the pipeline on the bundled real sample and print where the outputs are.")(
         demo_command
     )

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ from vibe_quant.data.catalog import data_dir, parse_interval_filename
 from vibe_quant.data.custom import CUSTOM_TYPES
 from vibe_quant.data.files import INTERVAL_MINUTES
 from vibe_quant.home import Home
+from vibe_quant.staging import write_atomic
 from vibe_quant.state import StateManager
 
 MANIFEST = "manifest.json"
@@ -379,19 +378,12 @@ def render_report(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def write_artifacts(home: Home, state: StateManager, deep: bool = False) -> list[str]:
     """Write ``manifest.json`` and ``validation_report.md`` into the catalog; return warnings."""
     summary = summarize(home, state, deep=deep)
     home.catalog.mkdir(parents=True, exist_ok=True)
-    _atomic_write(home.catalog / MANIFEST, json.dumps(summary, indent=2, sort_keys=False) + "\n")
-    _atomic_write(home.catalog / REPORT, render_report(summary))
+    write_atomic(home.catalog / MANIFEST, json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    write_atomic(home.catalog / REPORT, render_report(summary))
     warnings = []
     for symbol, s in summary["symbols"].items():
         f = s["funding"]
@@ -400,3 +392,30 @@ def write_artifacts(home: Home, state: StateManager, deep: bool = False) -> list
         if deep and (s["ohlc_violations"] or any(s["aggregation_mismatches"].values())):
             warnings.append(f"{symbol}: deep check failed (see {REPORT})")
     return warnings
+
+
+def daily_coverage(home: Home, state: StateManager) -> list[dict]:
+    """1m bars per symbol and UTC day against the 1,440 a full day has, from the first to the last
+    day each symbol has bars (a day inside that span with no bar at all is listed with 0).
+
+    Returns
+    -------
+    list of dict
+        ``{"symbol", "day" (YYYY-MM-DD), "bars", "expected"}`` sorted by symbol and day.
+    """
+    day_ns = 86_400 * 1_000_000_000
+    expected = day_ns // (BASE_TIMEFRAME.step_ms * NS_PER_MS)
+    out: list[dict] = []
+    instruments = {_symbol_key(row): row for row in state.find("instruments", order_by="venue_symbol")}
+    for symbol, inst in sorted(instruments.items()):
+        files = _files(data_dir(home.catalog, "bar", BASE_TIMEFRAME.bar_type(inst["nautilus_id"])))
+        closes = _read_column(files, "ts_init")
+        if not closes.size:
+            continue
+        days = (closes - 1) // day_ns  # a bar closing at midnight belongs to the day it opened in
+        first, last = int(days.min()), int(days.max())
+        counts = np.bincount(days - first, minlength=last - first + 1)
+        for k, n in enumerate(counts.tolist()):
+            day = dt.datetime.fromtimestamp((first + k) * 86_400, dt.UTC).date().isoformat()
+            out.append({"symbol": symbol, "day": day, "bars": n, "expected": int(expected)})
+    return out

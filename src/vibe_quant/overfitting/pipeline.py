@@ -42,6 +42,7 @@ from vibe_quant.overfitting import filters as F
 from vibe_quant.overfitting.config import SECTIONS, OverfittingConfig
 from vibe_quant.overfitting.splits import walk_forward_windows
 from vibe_quant.screening.pipeline import load_screening_run, returns_blob, returns_from_blob
+from vibe_quant.staging import write_atomic
 from vibe_quant.state import StateManager
 
 log = logging.getLogger(__name__)
@@ -395,15 +396,9 @@ def write_reports(home: Home, report: OverfittingReport, config: OverfittingConf
         for c in report.candidates
     ]  # fmt: skip
     report.report_json = out / "overfitting.json"
-    _atomic(report.report_json, json.dumps(clean(doc), indent=2, default=str) + "\n")
+    write_atomic(report.report_json, json.dumps(clean(doc), indent=2, default=str) + "\n")
     report.report_md = out / "overfitting.md"
-    _atomic(report.report_md, markdown(report))
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(report.report_md, markdown(report))
 
 
 def markdown(report: OverfittingReport) -> str:
