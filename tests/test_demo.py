@@ -96,3 +96,9 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     assert "identical fills and equity curve" in out
     assert "vq backtest list (the 5 newest runs)" in out
     assert out.count("warning: funding not modelled for FILUSDT") == out.count("funding not modelled for FILUSDT")
+    # step 13: the HTML tearsheets of the backtest, the DSL run and the sweep, and how to open the dashboard
+    for path in (bundle / "report.html", bundles["rsi_mean_reversion_mtf"] / "report.html",
+                 home / "runs" / "screening-3" / "report.html"):  # fmt: skip
+        assert f"file://{path.resolve()}" in out
+        assert 1_000_000 < path.stat().st_size < 5_000_000
+    assert f"vq --home {home.resolve()} dashboard" in out

@@ -9,7 +9,7 @@ sweep of it in parallel (hard filters, Pareto front, rows in SQLite), filter its
 for overfitting (DSR, purged K-fold, CPCV, PBO, walk-forward; survivors validated), and size
 and guard a strategy with the sizing presets and circuit breakers, and ingest tick and derivatives
 datasets (COIN-M aggTrades, USD-M bookTicker, spot 1h klines, a generic OHLCV CSV) and stream a
-slice of them into a NautilusTrader engine.
+slice of them into a NautilusTrader engine, and write the HTML tearsheets of the runs (vq report).
 """
 
 from __future__ import annotations
@@ -187,6 +187,17 @@ def demo_command() -> None:
     out.rule("[bold]12. one strategy layer: a portfolio strategy, strategy kinds, stored runs")
     portfolio_same = demo_strategy_layer(h, specs)
 
+    out.rule("[bold]13. results you can see: HTML tearsheets from the stored results (vq report)")
+    from vibe_quant.present.report import write_report
+
+    reports = {}
+    for label, run in (("backtest", str(run_row)), ("dsl run", str(dsl_row)), ("screening", f"screening-{screen_row}")):
+        t1 = time.perf_counter()
+        reports[label] = write_report(h, run)
+        out.print(f"{label}: {reports[label]} ({reports[label].stat().st_size / 1e6:.1f} MB, "
+                  f"{time.perf_counter() - t1:.1f}s)")  # fmt: skip
+
+    report_lines = ("\n" + " " * 12).join(f"file://{p}  ({label})" for label, p in reports.items())
     out.rule("[bold]outputs")
     out.print(
         f"home:       {h.root}\ncatalog:    {h.catalog}\nmanifest:   {h.catalog / 'manifest.json'}\n"
@@ -196,6 +207,8 @@ def demo_command() -> None:
         f"(sweep_results rows of backtest_runs.id {screen_row})\n"
         f"overfit:    {overfit.report_md} (and .json; verdicts in sweep_results)\n"
         f"risk run:   {risk_bundle / 'summary.json'} (its CIRCUIT_BREAKER events: {risk_bundle / 'events.jsonl'})\n"
+        f"reports:    {report_lines}\n"
+        f"dashboard:  uv run --extra dashboard vq --home {h.root} dashboard   (then open http://127.0.0.1:8501)\n"
         f"try:        uv run vq --home {h.root} data sql \"SELECT * FROM bars WHERE timeframe='4h' LIMIT 5\""
     )
     out.print(f"try:        uv run vq --home {h.root} backtest run --strategy ema_cross --symbols NEARUSDT-PERP "
