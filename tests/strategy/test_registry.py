@@ -106,3 +106,17 @@ def test_lookback_of_each_kind() -> None:
     bars = plan_run(config(kind="dsl", document=doc)).strategy.lookback_bars
     period = doc["indicators"]["ema_trend_4h"]["period"]
     assert bars >= period * 48
+
+
+def test_each_kind_describes_its_parameters_for_forms():
+    from vibe_quant.strategy.registry import find_strategy, strategy_parameters
+
+    py = strategy_parameters(find_strategy("ema_cross"))
+    assert (py["fast"].type, py["fast"].default, py["exposure"].type, py["allow_short"].type) == (
+        "integer", 20, "float", "boolean")  # fmt: skip
+    assert "instrument_id" not in py
+    assert "order_id_tag" not in py
+    dsl = strategy_parameters(find_strategy("rsi_mean_reversion_mtf"))
+    rsi = dsl["rsi.period"]
+    assert (rsi.type, rsi.default, rsi.min, rsi.max, rsi.sweep) == ("integer", 14, 2, 100, [7, 10, 14, 21, 28])
+    assert dsl["take_profit.percent"].sweep == [2.0, 3.0, 4.0, 5.0]  # a sweep key without a schema entry

@@ -20,7 +20,7 @@ import msgspec
 from vibe_quant.dsl.analysis import Analysis
 from vibe_quant.errors import ConfigError
 from vibe_quant.strategy.grid import Expansion
-from vibe_quant.strategy.registry import LegSpec, StrategyRef, StrategySpec, per_leg
+from vibe_quant.strategy.registry import LegSpec, Parameter, StrategyRef, StrategySpec, per_leg
 
 
 def _canonical(document: dict) -> str:
@@ -138,6 +138,22 @@ class DslKind:
             raise ConfigError(f"DSL strategy {spec.name!r} has no document: give its FILE.yaml or a saved name")
         analysis = apply_params(compile_document(_canonical(spec.document)), spec.params)
         return expand(analysis, overrides, constraints)
+
+    def parameters(self, ref: StrategyRef) -> dict[str, Parameter]:
+        """The document's ``parameters_schema`` (type, bounds, default, description) and its ``sweep:`` keys."""
+        document = ref.document or {}
+        schema = document.get("parameters_schema") or {}
+        sweep = document.get("sweep") or {}
+        out = {}
+        for key in [*schema, *(k for k in sweep if k not in schema)]:
+            entry = schema.get(key, {})
+            values = sweep.get(key)
+            kind = entry.get("type") or ("float" if any(isinstance(v, float) for v in values or []) else "integer")
+            out[key] = Parameter(type=kind, default=entry.get("default", values[0] if values else None),
+                                 min=entry.get("min"), max=entry.get("max"), step=entry.get("step"),
+                                 sweep=list(values) if values is not None else None,
+                                 description=entry.get("description", ""))  # fmt: skip
+        return out
 
 
 DSL = DslKind()

@@ -18,7 +18,7 @@ import msgspec
 
 from vibe_quant.errors import ConfigError, did_you_mean
 from vibe_quant.strategy.grid import Expansion, grid_points, parse_constraint
-from vibe_quant.strategy.registry import LegSpec, StrategyRef, StrategySpec, per_leg
+from vibe_quant.strategy.registry import LegSpec, Parameter, StrategyRef, StrategySpec, per_leg
 
 # name -> (module, strategy class, config class)
 PYTHON_STRATEGIES: dict[str, tuple[str, str, str]] = {
@@ -168,6 +168,19 @@ class PythonKind:
             self.bind(msgspec.structs.replace(spec, params={**spec.params, **point}))
 
         return grid_points(axes, rules, lambda key: spec.params.get(key, defaults.get(key)), check)
+
+    def parameters(self, ref: StrategyRef) -> dict[str, Parameter]:
+        """The config class's own fields: type from the annotation, default from the field (no sweep of its own)."""
+        _, _, config_cls = _classes(ref.name)
+        own = _parameters(config_cls)
+        out = {}
+        for f in msgspec.structs.fields(config_cls):
+            if f.name not in own:
+                continue
+            default = None if f.default is msgspec.NODEFAULT else f.default
+            kind = {int: "integer", float: "float", bool: "boolean", str: "string"}.get(type(default), "string")
+            out[f.name] = Parameter(type=kind, default=default)
+        return out
 
 
 PYTHON = PythonKind()

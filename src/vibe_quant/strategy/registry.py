@@ -95,6 +95,26 @@ class StrategyKind(Protocol):
     def expand(self, spec: StrategySpec, overrides: Mapping[str, list], constraints: list[str]) -> Expansion:
         """The parameter grid of `spec` with `overrides` replacing or adding axes."""
 
+    def parameters(self, ref: StrategyRef) -> dict[str, Parameter]:
+        """The parameters a user sets or sweeps (forms are generated from them), by sweep key."""
+
+
+class Parameter(msgspec.Struct, frozen=True, kw_only=True):
+    """One parameter of a strategy as a form shows it: its type, default, bounds and default sweep values."""
+
+    type: str  # integer, float, boolean, string (or a kind's own, e.g. session_list)
+    default: object = None
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    sweep: list | None = None  # the strategy's own sweep values for this key, if it has a sweep
+    description: str = ""
+
+
+def strategy_parameters(ref: StrategyRef) -> dict[str, Parameter]:
+    """The parameters of `ref` (found with :func:`find_strategy`), asked of its kind."""
+    return strategy_kind(ref.kind).parameters(ref)
+
 
 def strategy_kind(name: str) -> StrategyKind:
     """The registered kind `name`.
