@@ -25,7 +25,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "backtest_runs": [
         "id", "strategy_id", "sizing_config_id", "risk_config_id", "run_mode", "symbols", "timeframe",
         "start_date", "end_date", "parameters", "latency_preset", "status", "pid", "heartbeat_at", "started_at",
-        "completed_at", "error_message", "created_at", "run_hash", "bundle_path", "sweep_spec", "overfitting",
+        "completed_at", "error_message", "created_at", "run_hash", "bundle_path", "sweep_spec", "overfitting", "host",
     ],
     "backtest_results": [
         "id", "run_id", "total_return", "cagr", "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown",
@@ -50,7 +50,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     ],
     "background_jobs": [
         "id", "run_id", "pid", "job_type", "status", "heartbeat_at", "started_at", "completed_at", "log_file",
-        "error_message",
+        "error_message", "command", "label", "exit_code", "progress", "pid_started", "host",
     ],
     "instruments": [
         "id", "canonical_id", "nautilus_id", "venue", "venue_symbol", "contract", "base_currency",
@@ -163,7 +163,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 6  # ... 0004_screening, 0005_overfitting, 0006_tick_datasets
+    assert SCHEMA_VERSION == 7  # ... 0004_screening, 0005_overfitting, 0006_tick_datasets, 0007_jobs
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
