@@ -136,6 +136,31 @@ def test_every_connection_is_wal_with_busy_timeout_and_foreign_keys(db_path: Pat
         second.close()
 
 
+def _open(path: str, barrier) -> str:
+    barrier.wait()
+    try:
+        StateManager(path).close()
+    except sqlite3.Error as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    # Each would switch the file to WAL and run every migration: without one-at-a-time setup,
+    # "table strategies already exists" or "database is locked" in most trials.
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(4, mp_context=ctx) as pool:
+        for trial in range(3):
+            path = tmp_path / f"{trial}.db"
+            barrier = ctx.Manager().Barrier(4)
+            assert list(pool.map(_open, [str(path)] * 4, [barrier] * 4)) == ["ok"] * 4
+            with StateManager(path) as db:
+                assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
 def test_state_manager_connection_has_the_same_pragmas(db: StateManager) -> None:
     assert pragmas(db.conn) == ("wal", 5000, 1)
 
