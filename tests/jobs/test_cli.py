@@ -137,3 +137,19 @@ def test_backtest_list_shows_a_run_killed_with_kill_9_as_failed(home: Home) -> N
     assert row["host"] == this_host()
     code, out, err = vq(["--home", str(home.root), "backtest", "list"])
     assert "marked failed" not in err  # once
+
+
+def test_a_job_marked_failed_for_a_stale_heartbeat_can_still_be_killed(home: Home, sleeper) -> None:
+    job_id, proc = sleeper
+    with StateManager(home.db_path) as state:
+        state.update("background_jobs", job_id, {"heartbeat_at": "2001-01-01T00:00:00+00:00"})
+    code, out = jobs(home, "list", "--all")
+    assert code == 0
+    assert f"marked failed: job {job_id}: no heartbeat for" in out
+    job = get_job(home, job_id)
+    assert (job.status, job.alive) == ("failed", True)
+    code, out = jobs(home, "kill", str(job_id), "--yes", "--grace", "2")
+    assert code == 0, out
+    assert proc.wait(timeout=5) == -signal.SIGTERM
+    assert get_job(home, job_id).status == "killed"
+    assert not get_job(home, job_id).alive

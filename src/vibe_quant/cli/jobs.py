@@ -103,10 +103,11 @@ def kill_command(
 ) -> None:
     """Stop a job and its worker processes: SIGTERM to its process group, SIGKILL after --grace seconds."""
     from vibe_quant.jobs import get_job, kill_job
+    from vibe_quant.jobs.runner import can_kill
 
     home = get_home()
     job = get_job(home, job_id)
-    if job.status != "running":
+    if not can_kill(job):
         raise UserError(
             f"job {job_id} is already {job.status}: nothing to kill (vq jobs logs {job_id} shows its output)"
         )

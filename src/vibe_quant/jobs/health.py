@@ -68,6 +68,14 @@ def parse_time(text: str | None) -> dt.datetime | None:
     return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when
 
 
+def process_alive(row: dict) -> bool:
+    """Whether the row's process still runs on this machine (False for another host's row, or no pid)."""
+    pid, host = row.get("pid"), row.get("host")
+    if pid is None or (host is not None and host != this_host()):
+        return False
+    return pid_alive(pid) and _same_process(row, pid)
+
+
 def _same_process(row: dict, pid: int) -> bool:
     started = process_start(pid)
     if started is None:
@@ -100,9 +108,8 @@ def job_health(row: dict, now: dt.datetime | None = None) -> Health:
     status = row.get("status") or "pending"
     if status != "running":
         return Health(status, age)
-    pid, host = row.get("pid"), row.get("host")
-    local = host is None or host == this_host()
-    if pid is not None and local and not (pid_alive(pid) and _same_process(row, pid)):
+    local = row.get("host") is None or row.get("host") == this_host()
+    if row.get("pid") is not None and local and not process_alive(row):
         return Health("gone", age)
     if age is not None and age > STALE_S:
         return Health("stale", age)

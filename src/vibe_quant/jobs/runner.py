@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from vibe_quant.errors import UserError
 from vibe_quant.home import Home
-from vibe_quant.jobs.health import iso_utc, job_health, now_utc, reconcile
+from vibe_quant.jobs.health import iso_utc, job_health, now_utc, process_alive, reconcile
 from vibe_quant.jobs.procs import group_members, pid_alive, process_start, this_host
 from vibe_quant.state import StateManager
 
@@ -32,7 +32,8 @@ class Job:
     """A ``background_jobs`` row as shown: its stored fields plus its health now.
 
     ``health`` is ``running``, ``stale``, ``gone`` or the final status; ``progress`` the job's
-    progress tasks (``{"description", "completed", "total"}``), newest last.
+    progress tasks (``{"description", "completed", "total"}``), newest last. ``alive``: its process
+    still runs on this machine (a job marked failed for a stale heartbeat may still be running).
     """
 
     id: int
@@ -51,6 +52,12 @@ class Job:
     log_file: str | None
     error_message: str | None
     run_id: int | None
+    alive: bool
+
+
+def can_kill(job: Job) -> bool:
+    """A running job, or one marked failed (stale) whose process still runs."""
+    return job.status == "running" or (job.status == "failed" and job.alive)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ def _job(row: dict) -> Job:
         heartbeat_age_s=health.heartbeat_age_s, progress=tuple(row.get("progress") or ()),
         started_at=row.get("started_at"), completed_at=row.get("completed_at"), exit_code=row.get("exit_code"),
         log_file=row.get("log_file"), error_message=row.get("error_message"), run_id=row.get("run_id"),
+        alive=process_alive(row),
     )  # fmt: skip
 
 
@@ -205,7 +213,8 @@ def job_log(home: Home, job_id: int, tail: int | None = None) -> str:
 
 
 def kill_job(home: Home, job_id: int, grace_s: float = 10.0) -> KillOutcome:
-    """Stop a running job and every process of its group: SIGTERM, then SIGKILL after `grace_s`.
+    """Stop a running job (or one marked failed for a stale heartbeat whose process still runs) and
+    every process of its group: SIGTERM, then SIGKILL after `grace_s`.
 
     The job is marked ``killed`` once no process of its group is left; a backtest run the job's
     process had marked running is marked failed. A job whose process was already gone is marked
@@ -228,7 +237,7 @@ def kill_job(home: Home, job_id: int, grace_s: float = 10.0) -> KillOutcome:
     if grace_s < 0:
         raise UserError(f"--grace must be >= 0 seconds, got {grace_s}")
     job = get_job(home, job_id)
-    if job.status != "running":
+    if not can_kill(job):
         raise UserError(f"job {job_id} is already {job.status}"
                         + (f" (exit code {job.exit_code})" if job.exit_code is not None else "")
                         + ": nothing to kill (vq jobs logs " + str(job_id) + " shows its output)")  # fmt: skip
@@ -237,9 +246,8 @@ def kill_job(home: Home, job_id: int, grace_s: float = 10.0) -> KillOutcome:
     pgid = job.pid
     # The group id is the job's pid (new session); a pid in use as a group id is never reused, so
     # members of that group are the job's own workers even when the job's main process is gone.
-    leader_ours = job.health != "gone"
     members = group_members(pgid)
-    if not leader_ours and (not members or pid_alive(pgid)):
+    if not job.alive and (not members or pid_alive(pgid)):
         reconcile(home)
         return KillOutcome(job_id, pgid, (), 0.0, (), "failed")
     signals = ["SIGTERM"]
