@@ -25,7 +25,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "backtest_runs": [
         "id", "strategy_id", "sizing_config_id", "risk_config_id", "run_mode", "symbols", "timeframe",
         "start_date", "end_date", "parameters", "latency_preset", "status", "pid", "heartbeat_at", "started_at",
-        "completed_at", "error_message", "created_at", "run_hash", "bundle_path", "sweep_spec", "overfitting",
+        "completed_at", "error_message", "created_at", "run_hash", "bundle_path", "sweep_spec", "overfitting", "host",
     ],
     "backtest_results": [
         "id", "run_id", "total_return", "cagr", "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown",
@@ -50,7 +50,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     ],
     "background_jobs": [
         "id", "run_id", "pid", "job_type", "status", "heartbeat_at", "started_at", "completed_at", "log_file",
-        "error_message",
+        "error_message", "command", "label", "exit_code", "progress", "pid_started", "host",
     ],
     "instruments": [
         "id", "canonical_id", "nautilus_id", "venue", "venue_symbol", "contract", "base_currency",
@@ -136,6 +136,31 @@ def test_every_connection_is_wal_with_busy_timeout_and_foreign_keys(db_path: Pat
         second.close()
 
 
+def _open(path: str, barrier) -> str:
+    barrier.wait()
+    try:
+        StateManager(path).close()
+    except sqlite3.Error as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    # Each would switch the file to WAL and run every migration: without one-at-a-time setup,
+    # "table strategies already exists" or "database is locked" in most trials.
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(4, mp_context=ctx) as pool:
+        for trial in range(3):
+            path = tmp_path / f"{trial}.db"
+            barrier = ctx.Manager().Barrier(4)
+            assert list(pool.map(_open, [str(path)] * 4, [barrier] * 4)) == ["ok"] * 4
+            with StateManager(path) as db:
+                assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
 def test_state_manager_connection_has_the_same_pragmas(db: StateManager) -> None:
     assert pragmas(db.conn) == ("wal", 5000, 1)
 
@@ -163,7 +188,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 6  # ... 0004_screening, 0005_overfitting, 0006_tick_datasets
+    assert SCHEMA_VERSION == 7  # ... 0004_screening, 0005_overfitting, 0006_tick_datasets, 0007_jobs
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 

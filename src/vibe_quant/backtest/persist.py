@@ -12,8 +12,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import math
 import os
+import socket
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -209,7 +212,11 @@ def load_summary(home: Home, run: str) -> tuple[dict, dict]:
 
 
 class Heartbeat:
-    """Mark a run running (pid, heartbeat every few seconds) from a background thread."""
+    """Mark a run running (pid, host, heartbeat every few seconds) from a background thread.
+
+    A beat the database refuses (busy past its timeout) is skipped, not fatal: a dead heartbeat
+    thread would get a live run declared stale (``vibe_quant.jobs.health``).
+    """
 
     def __init__(self, db_path: Path, run_row: int, interval_s: float = HEARTBEAT_S):
         self.db_path, self.run_row, self.interval_s = db_path, run_row, interval_s
@@ -220,14 +227,18 @@ class Heartbeat:
         now = now_iso()
         with StateManager(self.db_path) as state:
             state.update("backtest_runs", self.run_row, {"status": "running", "pid": os.getpid(), "started_at": now,
-                                                         "heartbeat_at": now, "error_message": None})  # fmt: skip
+                                                         "heartbeat_at": now, "error_message": None,
+                                                         "host": socket.gethostname()})  # fmt: skip
         self._thread.start()
         return self
 
     def _beat(self) -> None:
         with StateManager(self.db_path) as state:
             while not self._stop.wait(self.interval_s):
-                state.update("backtest_runs", self.run_row, {"heartbeat_at": now_iso()})
+                try:
+                    state.update("backtest_runs", self.run_row, {"heartbeat_at": now_iso()})
+                except sqlite3.OperationalError as exc:
+                    logging.getLogger(__name__).warning("run %d heartbeat not written: %s", self.run_row, exc)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._stop.set()

@@ -8,6 +8,7 @@ keeps its traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -35,6 +36,7 @@ def _register() -> None:
     from vibe_quant.cli.data import data_app
     from vibe_quant.cli.demo import demo_command
     from vibe_quant.cli.dsl import dsl_app
+    from vibe_quant.cli.jobs import jobs_app
     from vibe_quant.cli.overfit import overfit_app
     from vibe_quant.cli.report import report_command
     from vibe_quant.cli.risk import risk_app, sizing_app
@@ -55,6 +57,9 @@ def _register() -> None:
         sizing_app, name="sizing", help="Position-sizing presets (fixed_fractional, kelly, atr): list, show, save."
     )
     app.add_typer(risk_app, name="risk", help="Circuit-breaker presets (seed_default, live_safety): list, show, save.")
+    app.add_typer(
+        jobs_app, name="jobs", help="Background jobs: start a vq command in the background, list, logs, kill."
+    )
     app.command("report", help="Self-contained HTML tearsheet of a stored backtest or screening sweep.")(report_command)
     app.command("demo", help="Run the pipeline on the bundled real sample and print where the outputs are.")(
         demo_command
@@ -116,5 +121,15 @@ def run(typer_app: typer.Typer, args: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    """Console-script entry point of ``vq``."""
-    sys.exit(run(app))
+    """Console-script entry point of ``vq``; in a background job (``VQ_JOB_ID`` set) it also beats
+    and records how the command ended (:class:`~vibe_quant.jobs.session.JobSession`)."""
+    if not os.environ.get("VQ_JOB_ID"):
+        sys.exit(run(app))
+    from vibe_quant.jobs.session import JobSession
+
+    session = JobSession.from_env()
+    if session is None:
+        sys.exit(run(app))
+    with session:
+        session.exit_code = run(app)
+    sys.exit(session.exit_code)

@@ -123,9 +123,14 @@ def list_command(
 ) -> None:  # fmt: skip
     """Past backtests (validation and screening-mode runs; screening sweeps: `vq screen list`)."""
     from vibe_quant.backtest.persist import list_runs
+    from vibe_quant.jobs import reconcile
     from vibe_quant.present.backtest import runs_table
+    from vibe_quant.present.jobs import reconciled_lines
 
-    rows = list_runs(get_home(), limit=limit, status=status, sweeps=False)
+    home = get_home()
+    for line in reconciled_lines(reconcile(home)):  # a run whose process died is shown failed, saying why
+        err_console.print(line, highlight=False)
+    rows = list_runs(home, limit=limit, status=status, sweeps=False)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
         return

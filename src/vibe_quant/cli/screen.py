@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from vibe_quant.cli.context import common_options, console, get_home, get_specs, home_specs, state
+from vibe_quant.cli.context import common_options, console, err_console, get_home, get_specs, home_specs, state
 from vibe_quant.cli.options import RiskOption, SizingOption, parse_axes, parse_date, parse_params, with_flags
 from vibe_quant.errors import UserError
 from vibe_quant.present.format import fmt
@@ -211,9 +211,14 @@ def list_command(
 ) -> None:
     """Past screening runs: strategy, symbols, period, status and points stored."""
     from vibe_quant.backtest.persist import list_runs
+    from vibe_quant.jobs import reconcile
+    from vibe_quant.present.jobs import reconciled_lines
     from vibe_quant.present.screening import sweeps_table
 
-    rows = list_runs(get_home(), limit=limit, sweeps=True)
+    home = get_home()
+    for line in reconciled_lines(reconcile(home)):  # a sweep whose process died is shown failed, saying why
+        err_console.print(line, highlight=False)
+    rows = list_runs(home, limit=limit, sweeps=True)
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
         return

@@ -7,6 +7,7 @@ dashboard, background jobs and the CLI can share one file. Migrations are number
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,11 +46,31 @@ def connect(path: str | Path) -> sqlite3.Connection:
     """
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys=ON")
-    migrate(conn)
+    if not _ready(conn):
+        # A new database, or the first open after an upgrade. Processes opening it at once (the
+        # dashboard, a job, its workers) would each switch it to WAL and run the same migration:
+        # "database is locked", "table ... already exists". One at a time; the others find it done.
+        with _setup_lock(Path(path)):
+            conn.execute("PRAGMA journal_mode=WAL")
+            migrate(conn)
     return conn
+
+
+def _ready(conn: sqlite3.Connection) -> bool:
+    wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    return wal and conn.execute("PRAGMA user_version").fetchone()[0] >= max(n for n, _, _ in _migrations())
+
+
+@contextmanager
+def _setup_lock(path: Path) -> Iterator[None]:
+    with open(path.with_name(path.name + ".setup.lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
