@@ -479,3 +479,27 @@ def test_data_sql_sees_the_sweep_results(ema_runs: Home, cli) -> None:
     code, output = cli(["--home", str(ema_runs.root), "data", "sql", query, "--format", "json"])
     assert code == 0, output
     assert json.loads(output) == [{"run_id": i, "points": 2, "fast": "10", "mode": "screening"} for i in (1, 2)]
+
+
+def test_screen_run_then_overfit_filters_the_passed_points(fil_home: Home, tmp_path: Path) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    code, out, err = vq(["--home", str(home.root), *EMA, "--overfit", "dsr"])
+    assert code == 0, out + err
+    assert "funnel: in 2 -> DSR" in out
+    with StateManager(home.db_path) as db:
+        report = db.get("backtest_runs", 1)["overfitting"]
+        judged = [r["passed_deflated_sharpe"] for r in db.find("sweep_results", run_id=1)]
+    assert report["filters"] == ["dsr"]
+    assert all(v is not None for v in judged)
+
+
+def test_screen_run_refuses_a_bad_overfit_filter_before_the_sweep(fil_home: Home, tmp_path: Path) -> None:
+    home = fresh_home(fil_home, tmp_path)
+    code, out, err = vq(["--home", str(home.root), *EMA, "--overfit", "dsr,wfx"])
+    assert code == 2
+    assert "wfx" in err
+    with StateManager(home.db_path) as db:
+        assert db.count("backtest_runs") == 0
+    code, _, err = vq(["--home", str(home.root), *EMA, "--overfit", "dsr", "--json"])
+    assert code == 2
+    assert "without --json" in err

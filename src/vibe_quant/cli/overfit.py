@@ -37,33 +37,37 @@ def run_command(
 ) -> None:  # fmt: skip
     """Filter a screening run's candidates; print the funnel; store pass/fail per filter in SQLite."""
     from vibe_quant.overfitting.config import load_config, select_filters
-    from vibe_quant.overfitting.pipeline import load_request, run_overfitting
-    from vibe_quant.progress import RichProgress
+    from vibe_quant.overfitting.pipeline import load_request
 
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     cfg = load_config(config)
     chosen = select_filters(cfg, filters)
     load_request(get_home(), run_id, cfg, chosen, candidates)  # every option checked before anything is written
-    home = get_home(writable=True)
-    specs = home_specs(home)
-    quiet = state.quiet or as_json
-    if quiet:
-        report = run_overfitting(home, run_id, cfg, chosen, workers, specs, candidates, validate)
-    else:
-        with RichProgress(console(stderr=True)) as progress:
-            tasks: dict[str, int] = {}
-
-            def tick(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:  # the pipeline announces each stage before it starts
-                    tasks[stage] = progress.task(STAGES.get(stage, stage), total)
-                progress.update(tasks[stage], done, total)
-
-            report = run_overfitting(home, run_id, cfg, chosen, workers, specs, candidates, validate, on_progress=tick)
+    report = run_filters(run_id, cfg, chosen, workers, candidates, validate, quiet=as_json)
     if as_json:
         typer.echo(report.report_json.read_text(), nl=False)
         return
     print_report(report, out)
+
+
+def run_filters(run_id: int, cfg, chosen: list[str], workers: int, candidates: str, validate: bool | None,
+                quiet: bool = False):  # fmt: skip
+    """Run the overfitting pipeline on screening run `run_id` with a progress bar per stage; return its report."""
+    from vibe_quant.overfitting.pipeline import run_overfitting
+    from vibe_quant.progress import rich_progress
+
+    home = get_home(writable=True)
+    specs = home_specs(home)
+    with rich_progress(not (state.quiet or quiet)) as progress:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:  # the pipeline announces each stage before it starts
+                tasks[stage] = progress.task(STAGES.get(stage, stage), total)
+            progress.update(tasks[stage], done, total)
+
+        return run_overfitting(home, run_id, cfg, chosen, workers, specs, candidates, validate, on_progress=tick)
 
 
 @overfit_app.command("show")

@@ -54,9 +54,11 @@ def run_command(
     replay: Annotated[str, typer.Option(help="active: replay only the bars where the strategy can act (fast); full: every bar. Same results.")] = "active",
     sizing: SizingOption = None,
     risk: RiskOption = None,
+    overfit: Annotated[str | None, typer.Option("--overfit", help="Then run these overfitting filters on the points that passed the hard filters, e.g. dsr,wfa (see vq overfit run).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary JSON on stdout.")] = False,
 ) -> None:  # fmt: skip
-    """Screen a parameter grid; print the Pareto front; store every point in sweep_results."""
+    """Screen a parameter grid; print the Pareto front; store every point in sweep_results (then, with
+    --overfit, filter its candidates for overfitting)."""
     from vibe_quant.screening.pipeline import (
         check_run_options,
         create_screening_run,
@@ -66,6 +68,15 @@ def run_command(
     from vibe_quant.state import StateManager
 
     check_run_options(workers, executor, replay)
+    if overfit is not None:
+        from vibe_quant.overfitting.config import load_config, select_filters
+
+        if as_json:
+            raise UserError("--overfit prints its report after the sweep's; use it without --json (vq overfit run "
+                            "--json RUN_ID prints the report as JSON)")  # fmt: skip
+
+        of_config = load_config(None)
+        of_filters = select_filters(of_config, overfit)  # a bad filter name fails before the sweep runs
     home = get_home().require_catalog()  # every option is checked before anything is written
     if resume is not None:
         if strategy or symbols or sizing or risk:
@@ -96,6 +107,11 @@ def run_command(
         typer.echo(report.read_text(), nl=False)
         return
     print_summary(summary, report, top, out)
+    if overfit is not None:
+        from vibe_quant.cli.overfit import run_filters
+        from vibe_quant.present.overfitting import print_report
+
+        print_report(run_filters(run_row, of_config, of_filters, workers, "passed", None), out)
 
 
 @with_flags(FLAGS)
