@@ -32,6 +32,7 @@ GLOBAL_VALUED = {"--home", "--specs"}
 
 def _register() -> None:
     from vibe_quant.cli.backtest import backtest_app
+    from vibe_quant.cli.dashboard import dashboard_command
     from vibe_quant.cli.data import data_app
     from vibe_quant.cli.demo import demo_command
     from vibe_quant.cli.dsl import dsl_app
@@ -54,6 +55,9 @@ def _register() -> None:
         sizing_app, name="sizing", help="Position-sizing presets (fixed_fractional, kelly, atr): list, show, save."
     )
     app.add_typer(risk_app, name="risk", help="Circuit-breaker presets (seed_default, live_safety): list, show, save.")
+    app.command("dashboard", help="Start the Mission Control dashboard (Streamlit) on the home, on 127.0.0.1.")(
+        dashboard_command
+    )
     app.command("demo", help="Run the pipeline on the bundled real sample and print where the outputs are.")(
         demo_command
     )
