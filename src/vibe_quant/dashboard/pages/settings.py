@@ -14,7 +14,11 @@ NEW = "+ new preset"
 
 
 def render() -> None:
-    common.page_header("Settings", "Stored in the state database: they survive restarts and are shared with `vq`.")
+    common.page_header(
+        "Settings",
+        "Stored in the state database: they survive restarts. Sizing and risk presets are the ones "
+        "`--sizing` / `--risk` take.",
+    )
     h, state = common.home(), common.state()
     presets_tab, latency_tab, overfit_tab, system_tab = st.tabs(
         ["Sizing & risk presets", "Latency presets", "Overfitting defaults", "System"]
@@ -112,7 +116,8 @@ def _latency(state) -> None:
             for name, ns in {**LATENCY_PRESETS, **custom}.items()]  # fmt: skip
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("NautilusTrader adds base to each of the others, so an order travels base + insert. A custom preset "
-               "is stored as the setting `latency.custom_presets` (nanoseconds).")  # fmt: skip
+               "is stored as the setting `latency.custom_presets` (nanoseconds); `vq backtest run --latency` "
+               "takes the built-in names only so far.")  # fmt: skip
     with st.form("settings_latency_new"):
         st.markdown("**Add or replace a custom preset** (nanoseconds)")
         name = st.text_input("name", key="latency_name", placeholder="my_vps")
@@ -153,7 +158,8 @@ def _overfitting(state) -> None:
     stored = get_setting(state, SETTING) is not None
     st.caption(("Stored defaults" if stored else "Built-in defaults (nothing stored yet)")
                + f", kept as the setting `{SETTING}`: thresholds, windows and folds of the filters "
-               "(docs/specs.md#overfitting-filters).")  # fmt: skip
+               "(docs/specs.md#overfitting-filters). `vq overfit run` does not read them yet: it takes `--config FILE` "
+               "or the built-in defaults.")  # fmt: skip
     text = st.text_area("overfitting defaults (YAML)", value=yaml.safe_dump(msgspec.to_builtins(current), sort_keys=False),
                         height=480, key=f"overfit_yaml_{stored}")  # fmt: skip
     if st.button("Save overfitting defaults", key="overfit_save", type="primary"):
