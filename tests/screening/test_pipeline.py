@@ -495,7 +495,7 @@ def test_screen_run_then_overfit_filters_the_passed_points(fil_home: Home, tmp_p
 
 def test_screen_run_refuses_a_bad_overfit_filter_before_the_sweep(fil_home: Home, tmp_path: Path) -> None:
     home = fresh_home(fil_home, tmp_path)
-    code, out, err = vq(["--home", str(home.root), *EMA, "--overfit", "dsr,wfx"])
+    code, _out, err = vq(["--home", str(home.root), *EMA, "--overfit", "dsr,wfx"])
     assert code == 2
     assert "wfx" in err
     with StateManager(home.db_path) as db:

@@ -75,6 +75,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     ],
     "unit_sources": ["unit_id", "raw_file_id", "ordinal"],
     "ingest_errors": ["id", "run_id", "dataset", "symbol", "source", "message", "created_at"],
+    "settings": ["key", "value", "updated_at"],
 }  # fmt: skip
 
 DSL = {
@@ -188,7 +189,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 7  # ... 0004_screening, 0005_overfitting, 0006_tick_datasets, 0007_jobs
+    assert SCHEMA_VERSION == 8  # ... 0005_overfitting, 0006_tick_datasets, 0007_jobs, 0008_settings
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 

@@ -33,6 +33,7 @@ GLOBAL_VALUED = {"--home", "--specs"}
 
 def _register() -> None:
     from vibe_quant.cli.backtest import backtest_app
+    from vibe_quant.cli.dashboard import dashboard_command
     from vibe_quant.cli.data import data_app
     from vibe_quant.cli.demo import demo_command
     from vibe_quant.cli.dsl import dsl_app
@@ -61,6 +62,9 @@ def _register() -> None:
         jobs_app, name="jobs", help="Background jobs: start a vq command in the background, list, logs, kill."
     )
     app.command("report", help="Self-contained HTML tearsheet of a stored backtest or screening sweep.")(report_command)
+    app.command("dashboard", help="Start the Mission Control dashboard (Streamlit) on the home, on 127.0.0.1.")(
+        dashboard_command
+    )
     app.command("demo", help="Run the pipeline on the bundled real sample and print where the outputs are.")(
         demo_command
     )

@@ -49,7 +49,10 @@ def run(
         str, typer.Option(help="validation (realistic fills, latency) or screening (fast, simple).")
     ] = "validation",
     latency: Annotated[
-        str | None, typer.Option(help="co_located, domestic, international, retail (validation default), none.")
+        str | None,
+        typer.Option(
+            help="co_located, domestic, international, retail (validation default), none, or a custom preset saved on the dashboard's Settings page."
+        ),
     ] = None,
     leverage: Annotated[float, typer.Option(help="Leverage (isolated margin = notional / leverage).")] = 10.0,
     balance: Annotated[float, typer.Option(help="Starting balance, USDT.")] = 100_000.0,
@@ -94,6 +97,7 @@ def build_config(home, strategy, symbols, timeframe, start, end, params, mode, l
                  taker_fee, sizing, risk):  # fmt: skip
     """The backtest config of `vq backtest run`'s options (errors name the flag)."""
     from vibe_quant.backtest.config import parse_config
+    from vibe_quant.backtest.latency import latency_fields
     from vibe_quant.instruments.specs import normalize_symbol
     from vibe_quant.risk.config import config_fields
     from vibe_quant.strategy.registry import find_strategy
@@ -109,7 +113,7 @@ def build_config(home, strategy, symbols, timeframe, start, end, params, mode, l
         "strategy": ref.name, "kind": ref.kind, "document": ref.document,
         "symbols": [normalize_symbol(s) for s in symbols.split(",") if s.strip()], "timeframe": timeframe or "5m",
         "start": parse_date("--start", start).isoformat(), "end": parse_date("--end", end).isoformat(),
-        "params": parse_params(params), "mode": mode, "latency": latency, "leverage": leverage,
+        "params": parse_params(params), "mode": mode, **latency_fields(latency, home.db_path), "leverage": leverage,
         "starting_balance": balance, "maker_fee": maker_fee, "taker_fee": taker_fee,
         **config_fields(sizing, risk, home.db_path),
     })  # fmt: skip

@@ -41,7 +41,7 @@ def run_command(
 
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
-    cfg = load_config(config)
+    cfg = load_config(config, get_home().db_path)
     chosen = select_filters(cfg, filters)
     load_request(get_home(), run_id, cfg, chosen, candidates)  # every option checked before anything is written
     report = run_filters(run_id, cfg, chosen, workers, candidates, validate, quiet=as_json)

@@ -12,7 +12,6 @@ from rich.table import Table
 
 from vibe_quant.cli.context import common_options, console, get_home
 from vibe_quant.errors import UserError
-from vibe_quant.risk.config import TABLES
 
 sizing_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 risk_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -22,12 +21,11 @@ out = console()
 
 
 def _rows(kind: str) -> list[dict]:
-    from vibe_quant.risk.config import ensure_presets
+    from vibe_quant.risk.config import list_presets
     from vibe_quant.state import StateManager
 
     with StateManager(get_home(writable=True).db_path) as state:
-        ensure_presets(state)
-        return state.find(TABLES[kind])
+        return list_presets(state, kind)
 
 
 def _list(kind: str) -> None:
@@ -68,16 +66,11 @@ def _save(kind: str, name: str, file: Path) -> None:
 
 
 def _delete(kind: str, name: str) -> None:
+    from vibe_quant.risk.config import delete_preset
     from vibe_quant.state import StateManager
 
-    with StateManager(get_home(writable=True).db_path) as state:
-        rows = state.find(TABLES[kind], name=name)
-        if not rows:
-            raise UserError(f"no {kind} preset {name!r}")
-        used = state.count("backtest_runs", **{f"{TABLES[kind][:-1]}_id": rows[0]["id"]})
-        if used:
-            raise UserError(f"{kind} preset {name!r} is referenced by {used} backtest run(s); save over it instead")
-        state.delete(TABLES[kind], rows[0]["id"])
+    with StateManager(get_home(writable=True).db_path) as state, state.transaction():
+        delete_preset(state, kind, name)
     out.print(f"deleted {kind} preset {name!r} (a built-in one comes back with its defaults on next use)")
 
 

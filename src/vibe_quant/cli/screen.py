@@ -75,7 +75,7 @@ def run_command(
             raise UserError("--overfit prints its report after the sweep's; use it without --json (vq overfit run "
                             "--json RUN_ID prints the report as JSON)")  # fmt: skip
 
-        of_config = load_config(None)
+        of_config = load_config(None, get_home().db_path)
         of_filters = select_filters(of_config, overfit)  # a bad filter name fails before the sweep runs
     home = get_home().require_catalog()  # every option is checked before anything is written
     if resume is not None:

@@ -96,8 +96,9 @@ SECTIONS = {"dsr": "deflated_sharpe", "wfa": "walk_forward", "pkfold": "purged_k
 ORDER = tuple(SECTIONS)
 
 
-def load_config(path: str | Path | None) -> OverfittingConfig:
-    """Read an ``overfitting:`` block (or a file holding only its contents); None gives the defaults.
+def load_config(path: str | Path | None, db_path: Path | None = None) -> OverfittingConfig:
+    """Read an ``overfitting:`` block (or a file holding only its contents); None gives the defaults
+    (those saved in the state database at `db_path` on the dashboard's Settings page, else the built-in ones).
 
     Raises
     ------
@@ -105,6 +106,11 @@ def load_config(path: str | Path | None) -> OverfittingConfig:
         Unreadable YAML, an unknown key or a value out of range (naming the file and the field).
     """
     if path is None:
+        if db_path is not None and Path(db_path).exists():
+            from vibe_quant.state import StateManager
+
+            with StateManager(db_path) as state:
+                return stored_defaults(state)
         return OverfittingConfig()
     path = Path(path)
     try:
@@ -154,3 +160,58 @@ def select_filters(config: OverfittingConfig, filters: str | None) -> list[str]:
     if not chosen:
         raise ConfigError(f"no filter enabled: pass --filters (from {', '.join(ORDER)}) or enable one in the config")
     return chosen
+
+
+# -- defaults kept as a setting (the dashboard's Settings page) -----------------------------------
+
+SETTING = "overfitting.defaults"
+
+
+def stored_defaults(state) -> OverfittingConfig:
+    """The overfitting defaults saved in the state database (the built-in ones when none were saved).
+
+    Raises
+    ------
+    ConfigError
+        The stored value no longer fits :class:`OverfittingConfig` (e.g. saved by a newer version).
+    """
+    from vibe_quant.state.settings import get_setting
+
+    data = get_setting(state, SETTING)
+    if data is None:
+        return OverfittingConfig()
+    try:
+        return msgspec.convert(data, OverfittingConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"setting {SETTING}: {str(exc).replace('`$.', '`overfitting.')}") from None
+
+
+def save_defaults(state, data: dict) -> OverfittingConfig:
+    """Check `data` (an ``overfitting:`` block) and store it as the defaults; return the config.
+
+    Raises
+    ------
+    ConfigError
+        An unknown section or key, a value out of range, or a cross-field rule broken (naming the field).
+    """
+    from vibe_quant.state.settings import set_setting
+
+    sections = OverfittingConfig.__struct_fields__  # the filters' sections and `consistency`
+    unknown = set(data) - set(sections)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"unknown section overfitting.{key}; sections: {', '.join(sections)}."
+                          + did_you_mean(key, sections))  # fmt: skip
+    try:
+        cfg = msgspec.convert(data, OverfittingConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(str(exc).replace("`$.", "`overfitting.")) from None
+    set_setting(state, SETTING, msgspec.to_builtins(cfg))
+    return cfg
+
+
+def reset_defaults(state) -> bool:
+    """Forget the stored defaults (the built-in ones apply again); return whether any were stored."""
+    from vibe_quant.state.settings import delete_setting
+
+    return delete_setting(state, SETTING)

@@ -156,3 +156,15 @@ def exposure_figure(ts_ns: np.ndarray, exposure: np.ndarray, margin: np.ndarray,
     fig.update_yaxes(title_text="USDT", secondary_y=False)
     fig.update_yaxes(title_text="% of equity", secondary_y=True)
     return fig
+
+
+def compare_equity_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]],
+                          max_points: int = DISPLAY_POINTS) -> go.Figure:  # fmt: skip
+    """Several runs' equity as a return on each one's starting balance (%), one line each, decimated."""
+    fig = go.Figure()
+    for label, (ts, equity, balance) in curves.items():
+        ret = (np.asarray(equity, dtype=float) / balance - 1.0) * 100.0
+        x, y = minmax_decimate(np.asarray(ts, dtype=np.int64), ret, max_points)
+        fig.add_trace(go.Scattergl(x=_times(x), y=y, mode="lines", name=label, line={"width": 1.3}))
+    fig.update_layout(base_layout("Return on starting balance (%)"), yaxis_title="%")
+    return fig

@@ -315,19 +315,67 @@ def save_preset(state, kind: str, name: str, path: Path) -> int:
     ConfigError
         The file is not a valid config of that kind.
     """
-    data = _read_yaml(path)
+    return save_preset_data(state, kind, name, _read_yaml(path), str(path))
+
+
+def save_preset_data(state, kind: str, name: str, data: dict, where: str) -> int:
+    """Store (insert or replace) a preset from its document (the shape a file holds); return its id.
+
+    Parameters
+    ----------
+    kind : {"sizing", "risk"}
+    name : str
+        Preset name (what ``--sizing`` / ``--risk`` take).
+    data : dict
+        ``{method, config}`` for sizing, ``{strategy_level, portfolio_level}`` for risk.
+    where : str
+        What error messages name (a file, or "dashboard").
+
+    Raises
+    ------
+    ConfigError
+        An empty name, an unknown kind, or `data` is not a valid config of that kind.
+    """
+    if kind not in TABLES:
+        raise ConfigError(f"preset kind {kind!r}: choose sizing or risk")
+    if not name or name != name.strip():
+        raise ConfigError(f"{where}: {kind} preset name {name!r}: give a name without leading or trailing spaces")
     if kind == "sizing":
-        cfg = sizing_from_data(data, str(path))
+        cfg = sizing_from_data(data, where)
         values = {"method": cfg.method, "config": sizing_data(cfg)["config"]}
-        table = "sizing_configs"
     else:
-        rcfg = risk_from_data(data, str(path))
+        rcfg = risk_from_data(data, where)
         values = {"strategy_level": msgspec.to_builtins(rcfg.strategy_level),
                   "portfolio_level": msgspec.to_builtins(rcfg.portfolio_level)}  # fmt: skip
-        table = "risk_configs"
+    table = TABLES[kind]
     ensure_presets(state)
     rows = state.find(table, name=name)
     if rows:
         state.update(table, rows[0]["id"], values)
         return rows[0]["id"]
     return state.insert(table, {"name": name, **values})
+
+
+def list_presets(state, kind: str) -> list[dict]:
+    """The stored presets of `kind` (``sizing`` or ``risk``), built-in ones included, by id."""
+    ensure_presets(state)
+    return state.find(TABLES[kind])
+
+
+def delete_preset(state, kind: str, name: str) -> None:
+    """Delete the preset `name` of `kind` (a built-in one comes back with its defaults on next use).
+
+    Raises
+    ------
+    UserError
+        No such preset, or a backtest run refers to it (save over it instead).
+    """
+    table = TABLES[kind]
+    rows = state.find(table, name=name)
+    if not rows:
+        names = [r["name"] for r in state.find(table)]
+        raise UserError(f"no {kind} preset {name!r}." + did_you_mean(name, names))
+    used = state.count("backtest_runs", **{f"{table[:-1]}_id": rows[0]["id"]})
+    if used:
+        raise UserError(f"{kind} preset {name!r} is referenced by {used} backtest run(s); save over it instead")
+    state.delete(table, rows[0]["id"])

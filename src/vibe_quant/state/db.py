@@ -29,7 +29,7 @@ def _migrations() -> list[tuple[int, str, str]]:
 SCHEMA_VERSION = max(number for number, _, _ in _migrations())
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
+def connect(path: str | Path, check_same_thread: bool = True) -> sqlite3.Connection:
     """Open the state database, apply pending migrations and return the connection.
 
     The connection is in autocommit mode; group writes with :func:`transaction`.
@@ -38,13 +38,18 @@ def connect(path: str | Path) -> sqlite3.Connection:
     ----------
     path : str or Path
         Database file; its directory must exist.
+    check_same_thread : bool, default True
+        False lets a connection move between threads used one at a time (a dashboard session
+        reruns its script on a new thread); never share it between threads running at once.
 
     Returns
     -------
     sqlite3.Connection
         With WAL, ``busy_timeout=5000``, foreign keys on and ``sqlite3.Row`` rows.
     """
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn = sqlite3.connect(
+        str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=check_same_thread
+    )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys=ON")

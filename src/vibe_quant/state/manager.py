@@ -26,11 +26,13 @@ class StateManager:
     ----------
     path : str or Path
         The SQLite file, normally ``$VQ_HOME/state/vibe_quant.db``.
+    check_same_thread : bool, default True
+        See :func:`vibe_quant.state.db.connect` (the dashboard keeps one manager per session).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, check_same_thread: bool = True):
         self.path = Path(path)
-        self.conn = connect(self.path)
+        self.conn = connect(self.path, check_same_thread=check_same_thread)
         self._columns: dict[str, dict[str, str]] = {}
         for (table,) in self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"

@@ -1,0 +1,265 @@
+"""What the dashboard pages read: stored rows, run bundles and log files, as plain rows (no Streamlit here).
+
+Readers never recompute (a run's numbers come from its bundle); logs are queried with DuckDB as they
+lie on disk (``logs/events/<run_id>.jsonl``, ``logs/vq.log``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import os
+import platform
+import re
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+
+from vibe_quant.home import Home
+from vibe_quant.state import StateManager
+
+# -- strategies ----------------------------------------------------------------------------------
+
+
+def strategy_rows(state: StateManager) -> list[dict]:
+    """Every stored strategy: id, name, kind, current version, number of stored versions, updated (UTC)."""
+    counts = {}
+    for row in state.find("strategy_versions"):
+        counts[row["strategy_id"]] = counts.get(row["strategy_id"], 0) + 1
+    return [{"id": r["id"], "name": r["name"], "kind": r["strategy_type"], "version": r["version"],
+             "versions": counts.get(r["id"], 0), "updated": r["updated_at"], "description": r["description"] or ""}
+            for r in state.find("strategies", order_by="name")]  # fmt: skip
+
+
+def _without_none(value):
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def strategy_versions(state: StateManager, strategy_id: int) -> list[dict]:
+    """The stored versions of a strategy, oldest first, each with ``text``: the YAML it was saved as (or, for a
+    document stored without its text, the document written as YAML)."""
+    from vibe_quant.dsl.edit import dump
+
+    out = []
+    for row in state.find("strategy_versions", order_by="version", strategy_id=strategy_id):
+        text = row["source_text"] or dump(_without_none(row["dsl_config"]))
+        out.append({"version": row["version"], "sha256": row["sha256"], "created": row["created_at"], "text": text})
+    return out
+
+
+def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
+    """A unified diff of two texts (empty when they are equal)."""
+    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), old_label, new_label))
+
+
+# -- runs and circuit breakers -------------------------------------------------------------------
+
+
+def breaker_runs(home: Home, limit: int = 50) -> list[dict]:
+    """The newest `limit` completed backtests that ran with sizing or circuit breakers, from their bundles'
+    ``summary.json`` ``risk`` block: id, run id, strategy, symbols, period, trips, entry decisions."""
+    from vibe_quant.backtest.persist import list_runs
+
+    out = []
+    for row in list_runs(home, limit=limit, status="completed"):
+        summary_path = Path(row["bundle_path"] or "") / "summary.json"
+        if not row["bundle_path"] or not summary_path.is_file():
+            continue
+        risk = json.loads(summary_path.read_text()).get("risk")
+        if not risk:
+            continue
+        out.append({"id": row["id"], "run_id": row["run_hash"], "strategy": row["strategy"],
+                    "symbols": ",".join(row["symbols"]), "period": f"{row['start_date']}..{row['end_date']}",
+                    "trips": risk.get("trips", []), "halted_at_end": risk.get("halted_at_end", []),
+                    "decisions": risk.get("decisions", {}), "config": risk.get("risk"),
+                    "sizing": risk.get("sizing")})  # fmt: skip
+    return out
+
+
+def iso_ns(ns: int | None) -> str | None:
+    """Nanoseconds since the epoch as ``YYYY-MM-DD HH:MM:SS`` UTC (None stays None)."""
+    if ns is None:
+        return None
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# -- logs ---------------------------------------------------------------------------------------
+
+
+def event_files(home: Home) -> list[Path]:
+    return sorted((home.logs / "events").glob("*.jsonl"))
+
+
+def _events_sql(where: str) -> str:
+    return ("SELECT json->>'time' AS time, json->>'run_id' AS run_id, json->>'type' AS type, "
+            "coalesce(json->>'instrument', '') AS instrument, coalesce(json->>'strategy', json->>'scope', '') AS strategy, "
+            "json::VARCHAR AS event FROM read_json_objects($files, format='newline_delimited') "
+            f"WHERE {where} ORDER BY CAST(json->>'ts' AS BIGINT), run_id LIMIT $limit")  # fmt: skip
+
+
+def event_facets(home: Home) -> dict:
+    """The run ids, event types and first/last event day over every event log."""
+    import duckdb
+
+    files = [str(p) for p in event_files(home)]
+    if not files:
+        return {"runs": [], "types": [], "first": None, "last": None}
+    with duckdb.connect() as con:
+        types, first, last = con.execute(
+            "SELECT list(DISTINCT json->>'type' ORDER BY json->>'type'), min(json->>'time'), max(json->>'time') "
+            "FROM read_json_objects($files, format='newline_delimited')",
+            {"files": files},
+        ).fetchone()
+    return {"runs": [Path(f).stem for f in files], "types": types or [],
+            "first": dt.date.fromisoformat(first[:10]) if first else None,
+            "last": dt.date.fromisoformat(last[:10]) if last else None}  # fmt: skip
+
+
+def query_events(home: Home, runs: list[str] | None = None, types: list[str] | None = None,
+                 start: dt.date | None = None, end: dt.date | None = None, text: str | None = None,
+                 limit: int = 1000) -> pd.DataFrame:  # fmt: skip
+    """Events of the runs' event logs matching every filter given, in time order.
+
+    Parameters
+    ----------
+    runs, types : list of str, optional
+        Only these run ids (event-log file names) / event types (``FILL``, ``CIRCUIT_BREAKER``...).
+    start, end : date, optional
+        Event time (UTC) from the start of `start` to the end of `end`, inclusive.
+    text : str, optional
+        Case-insensitive substring of the event's JSON line.
+    limit : int, default 1000
+
+    Returns
+    -------
+    DataFrame
+        Columns ``time, run_id, type, instrument, strategy, event`` (the whole line as JSON).
+    """
+    import duckdb
+
+    files = [str(p) for p in event_files(home) if runs is None or p.stem in runs]
+    columns = ["time", "run_id", "type", "instrument", "strategy", "event"]
+    if not files:
+        return pd.DataFrame(columns=columns)
+    where, params = ["true"], {"files": files, "limit": int(limit)}
+    if types is not None:
+        where.append("list_contains($types, json->>'type')")
+        params["types"] = list(types)
+    if start is not None:
+        where.append("json->>'time' >= $start")
+        params["start"] = start.isoformat()
+    if end is not None:
+        where.append("json->>'time' < $end")
+        params["end"] = (end + dt.timedelta(days=1)).isoformat()
+    if text:
+        where.append("contains(lower(json::VARCHAR), $text)")
+        params["text"] = text.lower()
+    with duckdb.connect() as con:
+        return con.execute(_events_sql(" AND ".join(where)), params).df()
+
+
+def app_log_path(home: Home) -> Path:
+    return home.logs / "vq.log"
+
+
+def query_app_log(home: Home, levels: list[str] | None = None, text: str | None = None,
+                  limit: int = 1000) -> pd.DataFrame:  # fmt: skip
+    """Lines of the application log (``logs/vq.log``, JSON lines ``ts, level, logger, msg[, exc]``), newest first.
+
+    `levels` keeps those levels only; `text` is a case-insensitive substring of the logger, message or traceback.
+    """
+    import duckdb
+
+    columns = ["ts", "level", "logger", "msg", "exc"]
+    path = app_log_path(home)
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=columns)
+    where, params = ["true"], {"file": str(path), "limit": int(limit)}
+    if levels is not None:
+        where.append("list_contains($levels, json->>'level')")
+        params["levels"] = list(levels)
+    if text:
+        where.append("contains(lower(json::VARCHAR), $text)")
+        params["text"] = text.lower()
+    sql = ("SELECT json->>'ts' AS ts, json->>'level' AS level, json->>'logger' AS logger, json->>'msg' AS msg, "
+           "coalesce(json->>'exc', '') AS exc FROM read_json_objects($file, format='newline_delimited') "
+           f"WHERE {' AND '.join(where)} ORDER BY ts DESC LIMIT $limit")  # fmt: skip
+    with duckdb.connect() as con:
+        return con.execute(sql, params).df()
+
+
+# -- system information --------------------------------------------------------------------------
+
+SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSPHRASE)", re.IGNORECASE)
+
+
+def versions() -> dict[str, str]:
+    """Versions of vibe-quant, Python and the libraries that shape results or the dashboard."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("vibe-quant", "nautilus_trader", "pyarrow", "pandas", "duckdb", "streamlit", "plotly"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def folder_size(path: Path) -> tuple[int, int]:
+    """(files, bytes) under `path` ((0, 0) if it does not exist)."""
+    files = size = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            try:
+                size += (Path(root) / name).stat().st_size
+            except OSError:
+                continue
+            files += 1
+    return files, size
+
+
+def catalog_info(home: Home) -> dict:
+    """The catalog's files and bytes on disk, and what its ``manifest.json`` says per symbol (bars per timeframe)."""
+    files, size = folder_size(home.catalog)
+    manifest_path = home.catalog / "manifest.json"
+    symbols = {}
+    generated = None
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        generated = manifest.get("generated_at")
+        for symbol, entry in manifest.get("symbols", {}).items():
+            symbols[symbol] = {tf: v.get("bars", 0) for tf, v in entry.get("timeframes", {}).items()}
+    return {"files": files, "bytes": size, "manifest_generated": generated, "bars": symbols}
+
+
+def sqlite_info(home: Home, state: StateManager) -> dict:
+    """The state database: file and WAL sizes, schema version, page size and count, rows per table."""
+    db = home.db_path
+    wal = db.with_name(db.name + "-wal")
+    conn = state.conn
+    rows = {}
+    for table in state.tables:
+        try:
+            rows[table] = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        except sqlite3.Error:
+            rows[table] = None
+    return {"path": str(db), "bytes": db.stat().st_size if db.exists() else 0,
+            "wal_bytes": wal.stat().st_size if wal.exists() else 0,
+            "schema_version": conn.execute("PRAGMA user_version").fetchone()[0],
+            "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
+            "page_count": conn.execute("PRAGMA page_count").fetchone()[0],
+            "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0], "rows": rows}  # fmt: skip
+
+
+def credential_status() -> dict[str, str]:
+    """Which credential-like environment variables (``BINANCE_*``, ``VQ_*`` naming a key, secret, token or
+    password) are set: name -> ``"set"``. Values are never read into the result."""
+    return {name: "set" for name in sorted(os.environ)
+            if name.startswith(("BINANCE_", "VQ_")) and SECRET_NAME.search(name)}  # fmt: skip
