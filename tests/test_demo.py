@@ -102,3 +102,4 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
         assert f"file://{path.resolve()}" in out
         assert 1_000_000 < path.stat().st_size < 5_000_000
     assert f"vq --home {home.resolve()} dashboard" in out
+    assert "vq report screening-3 -> completed, exit 0" in out

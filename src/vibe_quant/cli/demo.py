@@ -197,6 +197,14 @@ def demo_command() -> None:
         out.print(f"{label}: {reports[label]} ({reports[label].stat().st_size / 1e6:.1f} MB, "
                   f"{time.perf_counter() - t1:.1f}s)")  # fmt: skip
 
+    from vibe_quant.jobs import get_job, start_job
+
+    job_id = start_job(h, ["report", f"screening-{screen_row}"], label="demo: a report as a background job")
+    deadline = time.monotonic() + 120
+    while (job := get_job(h, job_id)).status == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    out.print(f"background job {job_id} (what the dashboard launches; vq jobs list --all): vq report "
+              f"screening-{screen_row} -> {job.status}, exit {job.exit_code}, log {job.log_file}")  # fmt: skip
     report_lines = ("\n" + " " * 12).join(f"file://{p}  ({label})" for label, p in reports.items())
     out.rule("[bold]outputs")
     out.print(
@@ -226,7 +234,8 @@ def demo_command() -> None:
               "(views: trades, quotes, metrics, book_depth, mark_price, index_price, premium_index)")  # fmt: skip
     out.print(f"try:        uv run vq --home {h.root} backtest list   (then: vq backtest show ID; vq screen list)")
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
-    if not rebuilt.byte_identical or warnings or not ticks_verdict or not replay_same or not portfolio_same:
+    if (not rebuilt.byte_identical or warnings or not ticks_verdict or not replay_same or not portfolio_same
+            or job.status != "completed"):  # fmt: skip
         raise UserError("demo checks failed (see above)")
 
 
