@@ -23,7 +23,8 @@ from vibe_quant.dashboard.app import PAGES
 
 
 def test_every_page_is_a_module_with_render_and_the_script_is_the_packaged_one() -> None:
-    assert [module for module, _, _ in PAGES] == ["strategies", "risk", "logs", "settings"]
+    assert [module for module, _, _ in PAGES] == ["overview", "backtests", "results", "data_lake", "strategies", "risk",
+                                                  "logs", "settings"]  # fmt: skip
     for module, _, _ in PAGES:
         assert callable(importlib.import_module(f"vibe_quant.dashboard.pages.{module}").render)
     app = dashboard_cli.app_script()
@@ -31,10 +32,10 @@ def test_every_page_is_a_module_with_render_and_the_script_is_the_packaged_one()
     assert app.is_file()
 
 
-def test_the_app_opens_on_strategies_with_the_home_in_the_sidebar(read_only_home) -> None:
+def test_the_app_opens_on_overview_with_the_home_in_the_sidebar(read_only_home) -> None:
     at = AppTest.from_file(str(dashboard_cli.app_script()), default_timeout=30).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert [t.value for t in at.title] == ["Strategies"]
+    assert [t.value for t in at.title] == ["Overview"]
     assert [c.value for c in at.sidebar.code] == [str(read_only_home.root)]
 
 
