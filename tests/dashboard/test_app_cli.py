@@ -28,8 +28,9 @@ def test_every_page_is_a_module_with_render_and_the_script_is_the_packaged_one()
     for module, _, _ in PAGES:
         assert callable(importlib.import_module(f"vibe_quant.dashboard.pages.{module}").render)
     app = dashboard_cli.app_script()
-    assert app == Path(importlib.util.find_spec("vibe_quant.dashboard").origin).parent / "app.py"
+    assert app == Path(importlib.util.find_spec("vibe_quant.dashboard").origin).parent / "entry" / "app.py"
     assert app.is_file()
+    assert not (app.parent / "pages").exists()  # Streamlit would serve such a folder's scripts as pages
 
 
 def test_the_app_opens_on_the_overview_and_marks_dead_runs_failed(dash_home) -> None:

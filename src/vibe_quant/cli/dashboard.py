@@ -20,8 +20,11 @@ out = console()
 
 
 def app_script() -> Path:
-    """The dashboard's entry script inside the installed package (located by package, not by working directory)."""
-    return Path(str(resources.files("vibe_quant.dashboard").joinpath("app.py")))
+    """The dashboard's entry script inside the installed package (located by package, not by working directory).
+
+    Not ``dashboard/app.py``: Streamlit would take the ``pages/`` folder beside it for old-style pages.
+    """
+    return Path(str(resources.files("vibe_quant.dashboard").joinpath("entry", "app.py")))
 
 
 def streamlit_command(script: Path, address: str, port: int) -> list[str]:

@@ -1,4 +1,5 @@
-"""Mission Control, the vibe-quant dashboard: ``vq dashboard`` or ``streamlit run src/vibe_quant/dashboard/app.py``.
+"""Mission Control, the vibe-quant dashboard: ``vq dashboard`` or ``streamlit run src/vibe_quant/dashboard/entry/app.py``
+(the script that calls :func:`main`; see there why it is not this module).
 
 Each page is a module of ``vibe_quant.dashboard.pages`` with a ``render()`` function; adding a page is
 one entry in :data:`PAGES` (module name, title, icon). The home is ``$VQ_HOME`` (default ``./data``).
