@@ -2,8 +2,8 @@
 
 Work (real data): every FILUSDT 1m bar in ../shared/data (21 months, 902,880 bars) backtested with
 the EMA cross 20/100 in validation mode (its bundle's equity curve has one point per bar), and a
-10,000-point screening sweep of the EMA cross (fast 2..101 x slow 105..600 step 5) on FILUSDT 1h
-over 2023-08..2023-10, every point a real backtest. The dashboard is served by ``vq dashboard``
+10,000-point screening sweep of the EMA cross (fast 2..101 x slow 105..600 step 5) on FILUSDT 4h
+over 2023-02..2023-10, every point a real backtest (2 workers). The dashboard is served by ``vq dashboard``
 on 127.0.0.1; Debian's chromium (Playwright) opens
 
 * ``/results?view=sweep&sweep=ID``: the Pareto scatter of 10,000 points, the funnel, the table;
@@ -79,7 +79,7 @@ def build(home_dir: Path) -> dict:
     if sweeps:
         sweep_row = sweeps[0]["id"]
     else:
-        base = BacktestConfig(strategy="ema_cross", symbols=("FILUSDT",), timeframe="1h", start=dt.date(2023, 8, 1),
+        base = BacktestConfig(strategy="ema_cross", symbols=("FILUSDT",), timeframe="4h", start=dt.date(2023, 2, 1),
                               end=dt.date(2023, 10, 31), mode="screening", leverage=5)  # fmt: skip
         spec = SweepSpec(overrides={"fast": SWEEP_FAST, "slow": SWEEP_SLOW}, max_points=0,
                          filters=HardFilters(min_trades=10, max_drawdown=0.5, min_profit_factor=1.0))  # fmt: skip

@@ -137,8 +137,27 @@ def test_backtests_page_builds_the_commands_users_would_type(results_env, page):
     assert argv == ["backtest", "run", "--strategy", "ema_cross", "--symbols", "FILUSDT", "--timeframe", "15m",
                     "--start", "2023-08-01", "--end", "2023-08-31", "--mode", "validation", "--latency", "retail",
                     "--leverage", "3.0", "--param", "fast=10", "--param", "slow=80", "--risk", "live_safety"]  # fmt: skip
-    from tests.conftest import vq
+    assert validation_argv(base, {}, point_id=7)[-2:] == ["--validates", "7"]
 
-    code, out, err = vq(["--home", str(results_env.home.root), "-q", *argv, "--json"])
+
+def test_a_validation_run_links_to_its_sweep_point(results_home, tmp_path):
+    import shutil
+
+    from tests.conftest import vq
+    from vibe_quant.dashboard.pages.backtests import validation_argv
+
+    root = tmp_path / "home"
+    shutil.copytree(results_home.home.root, root)
+    with StateManager(root / "state" / "vibe_quant.db") as db:
+        base = db.get("backtest_runs", results_home.sweep)["parameters"]
+        point = next(r for r in db.find("sweep_results", run_id=results_home.sweep) if not r["validation_run_id"])
+    argv = validation_argv(base, point["parameters"], point_id=point["id"])
+    code, out, err = vq(["--home", str(root), "-q", *argv, "--json"])
     assert code == 0, err
-    assert json.loads(out)["config"]["params"] == {"fast": 10, "slow": 80}
+    assert json.loads(out)["config"]["params"] == point["parameters"]
+    with StateManager(root / "state" / "vibe_quant.db") as db:
+        run = db.find("backtest_runs", run_hash=json.loads(out)["run_id"])[-1]
+        assert db.get("sweep_results", point["id"])["validation_run_id"] == run["id"]
+    code, _, err = vq(["--home", str(root), "-q", *argv[:-2], "--validates", "999999"])
+    assert code == 2
+    assert "no sweep point 999999" in err

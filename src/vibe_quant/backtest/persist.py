@@ -364,3 +364,25 @@ def write_bundle(home: Home, result: BacktestResult, data_digest: str) -> Path:
     link.unlink(missing_ok=True)
     os.link(bundle / "events.jsonl", link)
     return bundle
+
+
+def sweep_point(state: StateManager, point_id: int) -> dict:
+    """The ``sweep_results`` row `point_id`.
+
+    Raises
+    ------
+    UserError
+        No such sweep point.
+    """
+    row = state.get("sweep_results", point_id)
+    if row is None:
+        raise UserError(
+            f"--validates {point_id}: no sweep point {point_id} (vq screen top RUN_ID lists a sweep's points)"
+        )
+    return row
+
+
+def link_validation(state: StateManager, point_id: int, run_row: int) -> None:
+    """Record backtest run `run_row` as the validation of sweep point `point_id` (its results show it)."""
+    sweep_point(state, point_id)
+    state.update("sweep_results", point_id, {"validation_run_id": run_row})

@@ -60,8 +60,9 @@ def run(
     taker_fee: Annotated[float | None, typer.Option(help="Override the spec's taker fee (rate, e.g. 0.0005).")] = None,
     sizing: SizingOption = None,
     risk: RiskOption = None,
+    validates: Annotated[int | None, typer.Option("--validates", help="A sweep point (sweep_results id) this run validates: the point then links to this run.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary JSON on stdout.")] = False,
-) -> None:
+) -> None:  # fmt: skip
     """Run one backtest; print its run id and metrics; store rows and the result bundle."""
     from vibe_quant.backtest.persist import load_run_config
     from vibe_quant.backtest.plan import plan_run
@@ -79,9 +80,18 @@ def run(
         config = build_config(home, strategy, symbols, timeframe, start, end, param or [], mode, latency, leverage,
                               balance, maker_fee, taker_fee, sizing, risk)  # fmt: skip
     plan = plan_run(config)  # every option checked before anything is written
+    if validates is not None:
+        from vibe_quant.backtest.persist import link_validation, sweep_point
+
+        home.require_state(f"--validates {validates}: no sweep point in a home without a state database")
+        with StateManager(home.db_path) as db:
+            sweep_point(db, validates)
     home = get_home(writable=True)
     with rich_progress(not (state.quiet or as_json)) as progress:
         run_row, result, bundle = execute(home, plan, get_specs(), run_row=run_id, progress=progress)
+    if validates is not None:
+        with StateManager(home.db_path) as db:
+            link_validation(db, validates, run_row)
     if as_json:
         sys.stdout.write((bundle / "summary.json").read_text())
         for warning in result.warnings:  # also in the JSON; said on stderr so a terminal shows it

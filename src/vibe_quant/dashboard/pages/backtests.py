@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from vibe_quant.dashboard import common, widgets
@@ -123,8 +124,10 @@ def latency_choices() -> list[str]:
 
 
 def validation_argv(base: dict, point: dict, latency: str = "retail", sizing: str | None = None,
-                    risk: str | None = None, leverage: float | None = None) -> list[str]:  # fmt: skip
-    """``vq backtest run`` in validation mode for a sweep point (`base` is the sweep's stored config)."""
+                    risk: str | None = None, leverage: float | None = None,
+                    point_id: int | None = None) -> list[str]:  # fmt: skip
+    """``vq backtest run`` in validation mode for a sweep point (`base` is the sweep's stored config; with
+    `point_id`, the run is linked to that ``sweep_results`` row: ``--validates``)."""
     argv = ["backtest", "run", "--strategy", base["strategy"], "--symbols", ",".join(base["symbols"]),
             "--timeframe", base["timeframe"], "--start", str(base["start"]), "--end", str(base["end"]),
             "--mode", "validation", "--latency", latency,
@@ -135,6 +138,8 @@ def validation_argv(base: dict, point: dict, latency: str = "retail", sizing: st
         argv += ["--sizing", sizing]
     if risk:
         argv += ["--risk", risk]
+    if point_id is not None:
+        argv += ["--validates", str(point_id)]
     return argv
 
 
@@ -150,7 +155,8 @@ def validation_form(h: Home) -> None:
     sweep = st.selectbox("candidates from sweep", list(names), format_func=names.get, key="validate_sweep")
     points = sweep_points(common.state(), sweep)
     points = points[points["error_message"].isna()]
-    order = points.assign(_o=points["overfitting_passed"].fillna(0) * 2 + points["is_pareto_optimal"].fillna(0))
+    flag = lambda column: pd.to_numeric(points[column], errors="coerce").fillna(0)  # noqa: E731
+    order = points.assign(_o=flag("overfitting_passed") * 2 + flag("is_pareto_optimal"))
     order = order.sort_values(["_o", "sharpe_ratio"], ascending=False).head(200)
     labels = {int(p.id): f"point {p.id}: Sharpe {p.sharpe_ratio:.2f}, "
               f"{'overfitting PASS, ' if p.overfitting_passed else ''}{'Pareto, ' if p.is_pareto_optimal else ''}"
@@ -168,7 +174,7 @@ def validation_form(h: Home) -> None:
     base = common.state().get("backtest_runs", sweep)["parameters"]
     params = points.set_index("id").loc[point, "parameters"] or {}
     argv = validation_argv(base, params, latency, None if sizing.startswith("(") else sizing,
-                           None if risk.startswith("(") else risk, leverage)  # fmt: skip
+                           None if risk.startswith("(") else risk, leverage, point)  # fmt: skip
     if widgets.start_job(h, argv, "validation", f"validate sweep {sweep} point {point}"):
         st.rerun()
 

@@ -67,9 +67,9 @@ def sweep_view(h: Home) -> None:
     c = st.columns(5)
     c[0].metric("points", f"{len(points):,}")
     c[1].metric("failed", f"{len(points) - len(ok):,}")
-    c[2].metric("passed hard filters", f"{int(ok['passed_hard_filters'].fillna(0).sum()):,}")
-    c[3].metric("Pareto front", f"{int(ok['is_pareto_optimal'].fillna(0).sum()):,}")
-    c[4].metric("passed overfitting", f"{int(ok['overfitting_passed'].fillna(0).sum()):,}")
+    c[2].metric("passed hard filters", f"{_count(ok['passed_hard_filters']):,}")
+    c[3].metric("Pareto front", f"{_count(ok['is_pareto_optimal']):,}")
+    c[4].metric("passed overfitting", f"{_count(ok['overfitting_passed']):,}")
     event = st.plotly_chart(figures["pareto"], key=f"pareto-{s.run_row}", on_select="rerun",
                             selection_mode="points", width="stretch")  # fmt: skip
     picked = [p.get("customdata") for p in (event.selection.points if event and event.selection else [])]
@@ -85,7 +85,8 @@ def sweep_view(h: Home) -> None:
     only_passed = f[1].checkbox("passed hard filters only", key="only_passed")
     min_trades = f[2].number_input("min trades", min_value=0, value=0, step=10, key="min_trades")
     max_dd = f[3].number_input("max drawdown %", min_value=0.0, max_value=100.0, value=100.0, step=5.0, key="max_dd")
-    shown = table[(table["trades"].fillna(0) >= min_trades) & (table["max DD %"].fillna(0) <= max_dd)]
+    trades = pd.to_numeric(table["trades"], errors="coerce").fillna(0)
+    shown = table[(trades >= min_trades) & (table["max DD %"].fillna(0) <= max_dd)]
     if only_front:
         shown = shown[shown["Pareto"]]
     if only_passed:
@@ -93,6 +94,11 @@ def sweep_view(h: Home) -> None:
     st.caption(f"{len(shown):,} of {len(table):,} points" + (f" (the first {SWEEP_TABLE_ROWS:,} listed)"
                if len(shown) > SWEEP_TABLE_ROWS else "") + "; click a column to sort.")  # fmt: skip
     st.dataframe(shown.head(SWEEP_TABLE_ROWS), hide_index=True, width="stretch", key="sweep_table")
+
+
+def _count(flags: pd.Series) -> int:
+    """How many of a column of 0/1/None flags are set."""
+    return int(pd.to_numeric(flags, errors="coerce").fillna(0).sum())
 
 
 def sweep_table(points: pd.DataFrame) -> pd.DataFrame:
@@ -107,7 +113,7 @@ def sweep_table(points: pd.DataFrame) -> pd.DataFrame:
     out["max DD %"] = points["max_drawdown"].astype(float) * 100
     out["PF"] = points["profit_factor"].astype(float)
     out["trades"] = points["total_trades"]
-    out["Pareto"] = points["is_pareto_optimal"].fillna(0).astype(bool)
+    out["Pareto"] = pd.to_numeric(points["is_pareto_optimal"], errors="coerce").fillna(0).astype(bool)
     for column, label in VERDICTS:
         out[label] = points[column].map(lambda v: "-" if v is None or pd.isna(v) else ("PASS" if v else "FAIL"))
     out["validation run"] = points["validation_run_id"]
@@ -136,8 +142,8 @@ def point_detail(h: Home, s, point_id: int) -> None:
 
             st.caption("No validation run yet: validate it with full costs as a background job.")
             if st.button("Validate this point", key=f"validate-{point_id}"):
-                widgets.start_job(h, validation_argv(s.row["parameters"], p["parameters"] or {}), "validation",
-                                  f"validate sweep {s.run_row} point {point_id}")  # fmt: skip
+                argv = validation_argv(s.row["parameters"], p["parameters"] or {}, point_id=point_id)
+                widgets.start_job(h, argv, "validation", f"validate sweep {s.run_row} point {point_id}")
                 st.rerun()
 
 
@@ -207,7 +213,10 @@ def run_detail(h: Home, r, figures: dict) -> None:
             steps = cost_steps(r.costs, m.get("net_pnl"))
             table = pd.DataFrame([*steps, ("net PnL", sum(v for _, v in steps))], columns=["item", "USDT"])
             st.dataframe(table, hide_index=True, key=f"costs-table-{r.run_id}")
-    st.subheader(f"Trade log ({len(r.trades):,} trades)")
+    still_open = int(r.trades["exit_time"].isna().sum()) if "exit_time" in r.trades.columns else 0
+    st.subheader(
+        f"Trade log ({len(r.trades):,} trades" + (f", {still_open} still open at the end)" if still_open else ")")
+    )
     st.dataframe(r.trades, hide_index=True, width="stretch", key=f"trades-{r.run_id}")
     with st.expander("configuration (config_resolved.yaml)"):
         st.code(r.text("config_resolved.yaml"), language="yaml")
