@@ -120,3 +120,12 @@ def test_trade_log_of_long_runs_is_cut_with_a_note():
     html = _trade_log(trades)
     assert f"{n:,} trades: the first and last {TRADE_ROWS // 2:,}" in html
     assert html.count("<tr>") == TRADE_ROWS + 1
+
+
+def test_backtest_show_points_to_the_report(results_home):
+    code, out, _ = vq(["--home", str(results_home.home.root), "backtest", "show", str(results_home.guarded)])
+    assert code == 0
+    r = load_run(results_home.home, str(results_home.guarded))
+    path = r.bundle / REPORT_NAME
+    expected = f"report: {path}" if path.exists() else f"report: vq report {results_home.guarded}"
+    assert expected in out.replace("\n", "")

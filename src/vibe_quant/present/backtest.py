@@ -42,6 +42,8 @@ def print_summary(row: dict, summary: dict, console: Console) -> None:
     console.print(
         f"{bars:,} bars in {seconds:.2f}s ({bars / max(seconds, 1e-9):,.0f} bars/s); bundle: {row['bundle_path']}"
     )
+    report = Path(row["bundle_path"]) / "report.html"
+    console.print(f"report: {report}" if report.exists() else f"report: vq report {row['id']} (writes {report})")
 
 
 def runs_table(rows: list[dict], title: str) -> Table:
