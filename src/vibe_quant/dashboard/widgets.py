@@ -55,6 +55,24 @@ def jobs_panel(h: Home, active_only: bool = True, key: str = "jobs") -> None:
                 st.rerun()
 
 
+POLL_S = 2  # how often a page with running jobs re-reads them (the seed's dashboard polls every 2 s)
+
+
+@st.fragment(run_every=POLL_S)
+def _polled_jobs_panel(h: Home, key: str) -> None:
+    jobs_panel(h, active_only=True, key=key)
+
+
+def live_jobs_panel(h: Home, key: str) -> None:
+    """The active jobs, re-read every :data:`POLL_S` seconds while any runs (only this panel reruns)."""
+    from vibe_quant.jobs import list_jobs
+
+    if list_jobs(h, active_only=True):
+        _polled_jobs_panel(h, key)
+    else:
+        jobs_panel(h, active_only=True, key=key)
+
+
 def run_choice(runs: list[dict], label: str, key: str, param: str) -> dict | None:
     """A select box of stored runs that follows the URL's `param` query parameter (links open a run directly)."""
     if not runs:

@@ -25,7 +25,7 @@ def render() -> None:
     st.subheader("Active jobs")
     if st.button("Refresh", key="jobs_refresh"):
         st.rerun()
-    widgets.jobs_panel(h, active_only=True, key="backtests")
+    widgets.live_jobs_panel(h, key="backtests")
 
 
 def catalog_symbols(h: Home) -> list[str]:

@@ -27,7 +27,7 @@ def render() -> None:
         st.warning(f"{change.table} {change.row_id}: {change.error_message}")
     health(h)
     st.subheader("Active jobs")
-    widgets.jobs_panel(h, active_only=True, key="overview")
+    widgets.live_jobs_panel(h, key="overview")
     recent_runs(h)
     recent_alerts(h)
 
