@@ -26,7 +26,7 @@ def equity_figure(ts_ns: np.ndarray, equity: np.ndarray, starting_balance: float
                   max_points: int = DISPLAY_POINTS) -> go.Figure:  # fmt: skip
     """Equity (balance + unrealised PnL) at each bar close, min/max-decimated; the last point is the final equity."""
     x, y = minmax_decimate(np.asarray(ts_ns, dtype=np.int64), np.asarray(equity, dtype=float), max_points)
-    fig = go.Figure(go.Scattergl(x=_times(x), y=y, mode="lines", name="equity", line={"width": 1.4}))
+    fig = go.Figure(go.Scatter(x=_times(x), y=y, mode="lines", name="equity", line={"width": 1.4}))
     if starting_balance is not None:
         fig.add_hline(y=starting_balance, line={"dash": "dot", "color": GREY}, annotation_text="starting balance")
     fig.update_layout(base_layout("Equity (USDT)"), yaxis_title="USDT")
@@ -145,12 +145,12 @@ def exposure_figure(ts_ns: np.ndarray, exposure: np.ndarray, margin: np.ndarray,
     ts = np.asarray(ts_ns, dtype=np.int64)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x, y = minmax_decimate(ts, exposure, max_points)
-    fig.add_trace(go.Scattergl(x=_times(x), y=y, mode="lines", name="gross exposure (USDT)", line={"width": 1}),
+    fig.add_trace(go.Scatter(x=_times(x), y=y, mode="lines", name="gross exposure (USDT)", line={"width": 1}),
                   secondary_y=False)  # fmt: skip
     eq = np.asarray(equity, dtype=float)
     use = np.divide(100.0 * np.asarray(margin, dtype=float), eq, out=np.full(eq.size, np.nan), where=eq > 0)
     x, y = minmax_decimate(ts, use, max_points)
-    fig.add_trace(go.Scattergl(x=_times(x), y=y, mode="lines", name="margin use (% of equity)",
+    fig.add_trace(go.Scatter(x=_times(x), y=y, mode="lines", name="margin use (% of equity)",
                                line={"width": 1, "color": "#ff7f0e"}), secondary_y=True)  # fmt: skip
     fig.update_layout(base_layout("Exposure and margin use"))
     fig.update_yaxes(title_text="USDT", secondary_y=False)
@@ -165,6 +165,6 @@ def compare_equity_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]
     for label, (ts, equity, balance) in curves.items():
         ret = (np.asarray(equity, dtype=float) / balance - 1.0) * 100.0
         x, y = minmax_decimate(np.asarray(ts, dtype=np.int64), ret, max_points)
-        fig.add_trace(go.Scattergl(x=_times(x), y=y, mode="lines", name=label, line={"width": 1.3}))
+        fig.add_trace(go.Scatter(x=_times(x), y=y, mode="lines", name=label, line={"width": 1.3}))
     fig.update_layout(base_layout("Return on starting balance (%)"), yaxis_title="%")
     return fig
