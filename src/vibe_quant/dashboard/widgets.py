@@ -55,7 +55,7 @@ def jobs_panel(h: Home, active_only: bool = True, key: str = "jobs") -> None:
                 st.rerun()
 
 
-POLL_S = 2  # how often a page with running jobs re-reads them (the seed's dashboard polls every 2 s)
+POLL_S = 2  # how often a page with running jobs re-reads them (docs/specs.md#dashboard-and-background-jobs)
 
 
 @st.fragment(run_every=POLL_S)
