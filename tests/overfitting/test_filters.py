@@ -200,3 +200,10 @@ def test_select_filters() -> None:
         select_filters(c, "pko")
     with pytest.raises(ConfigError, match="twice"):
         select_filters(c, "dsr,dsr")
+
+
+def test_config_file_sets_the_consistency_check(tmp_path: Path) -> None:
+    f = tmp_path / "of.yaml"
+    f.write_text("overfitting:\n  consistency:\n    enabled: true\n    max_degradation: 0.3\n")
+    c = load_config(f)
+    assert (c.consistency.enabled, c.consistency.max_degradation) == (True, 0.3)

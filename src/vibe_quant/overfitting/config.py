@@ -125,12 +125,12 @@ def load_config(path: str | Path | None, db_path: Path | None = None) -> Overfit
         raise ConfigError(f"{path}: expected a mapping with an `overfitting:` block")
     if "overfitting" in doc:
         doc = doc["overfitting"] or {}
-    unknown = set(doc) - set(SECTIONS.values())
+    sections = OverfittingConfig.__struct_fields__  # the filters' sections and `consistency`
+    unknown = set(doc) - set(sections)
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(
-            f"{path}: unknown section overfitting.{key}; sections: {', '.join(SECTIONS.values())}."
-            + did_you_mean(key, SECTIONS.values())
+            f"{path}: unknown section overfitting.{key}; sections: {', '.join(sections)}." + did_you_mean(key, sections)
         )
     try:
         return msgspec.convert(doc, OverfittingConfig)
