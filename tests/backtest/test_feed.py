@@ -165,6 +165,20 @@ def test_indicators_are_recorded_once_per_session(catalog) -> None:
         session.dispose()
 
 
+def test_a_reused_engine_does_not_keep_earlier_runs_subscribed(catalog) -> None:
+    base = config("ema_cross")
+    data = load_market_data(catalog, plan_run(base), InstrumentSpecs())
+    session = EngineSession(plan_run(base), data, replay="active")
+    try:
+        counts = []
+        for fast in (5, 8, 13, 21):
+            session.run(plan_run(msgspec.structs.replace(base, params={"ema_fast.period": fast})), reports=False)
+            counts.append(len(session.engine.kernel.msgbus.subscriptions()))
+        assert counts == [counts[0]] * 4  # (NautilusTrader alone would add 3 per run)
+    finally:
+        session.dispose()
+
+
 def test_unknown_replay_mode_is_refused(catalog) -> None:
     base = config("ema_cross")
     data = load_market_data(catalog, plan_run(base), InstrumentSpecs())

@@ -217,8 +217,10 @@ class EngineSession:
             self._pending = None
         else:  # a reused engine: reset it, then give every component this run's state
             self.engine.reset()
+            gone = [*self.engine.trader.strategies(), *self.engine.trader.actors()]
             self.engine.clear_strategies()
             self.engine.clear_actors()
+            unsubscribe(self.engine.kernel.msgbus, gone)
             states, recorder, sequence = self._fresh()
             self.module.bind(states, recorder, sequence, self._own)
         # A new fill model each run, also the first: NautilusTrader's limit-fill draws come from
@@ -384,6 +386,20 @@ def merge_bars(symbols, data: MarketData) -> tuple[list, array]:
     order = np.argsort(ts, kind="stable")
     owner = np.repeat(np.arange(len(lists), dtype=np.uint16), [len(bars) for bars in lists])
     return [flat[j] for j in order.tolist()], array("H", owner[order].tobytes())
+
+
+def unsubscribe(msgbus, components: list) -> None:
+    """Drop the message-bus subscriptions of `components` (strategies and actors taken off the engine).
+
+    NautilusTrader 1.221's ``clear_strategies``/``clear_actors`` leave them subscribed
+    (docs/nautilus.md#engine-reuse-keeps-old-subscriptions): every later run would still dispatch each bar and order event to
+    every earlier run's strategies, three handlers more per run (measured: a sweep's points took 0.09 s
+    at the start of a worker and 2 s after ~3,500 points).
+    """
+    owners = {id(c) for c in components}
+    for sub in msgbus.subscriptions():
+        if id(getattr(sub.handler, "__self__", None)) in owners:
+            msgbus.unsubscribe(sub.topic, sub.handler)
 
 
 def assemble(plan: RunPlan, recorder: RunRecorder, states: dict, run_id: str, bars: int,
