@@ -6,7 +6,7 @@ import math
 
 from vibe_quant.timeutil import iso
 
-__all__ = ["fmt", "iso"]
+__all__ = ["fmt", "iso", "plain"]
 
 
 def fmt(value, spec: str | None = None) -> str:
@@ -21,3 +21,10 @@ def fmt(value, spec: str | None = None) -> str:
     if isinstance(value, float):
         return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.2f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def plain(line: str) -> str:
+    """A terminal line without its rich markup (for HTML and the dashboard)."""
+    from rich.text import Text
+
+    return Text.from_markup(line).plain

@@ -16,7 +16,7 @@ import pandas as pd
 from vibe_quant.home import Home
 from vibe_quant.plots.run import cost_steps, pnl_by
 from vibe_quant.present.backtest import METRICS, risk_lines
-from vibe_quant.present.format import fmt
+from vibe_quant.present.format import fmt, plain
 from vibe_quant.present.html import badge, cards, esc, figure_block, json_block, page, table
 from vibe_quant.results import RunResults, SweepResults, find_run, load_run, load_sweep, run_figures, sweep_figures
 from vibe_quant.staging import write_atomic
@@ -65,7 +65,7 @@ def write_run_report(r: RunResults) -> Path:
     sections: list[tuple[str, str]] = [("Metrics", cards((k, metric_text(k, m.get(k))) for k in METRICS))]
     notes = [*risk_lines(r.summary.get("risk")), *(f"warning: {w}" for w in r.summary.get("warnings", []))]
     if notes:
-        sections.append(("Risk and warnings", "".join(f"<p>{esc(_plain(n))}</p>" for n in notes)))
+        sections.append(("Risk and warnings", "".join(f"<p>{esc(plain(n))}</p>" for n in notes)))
     figures = run_figures(r)
     for key, fig in figures.items():
         sections.append(("", figure_block(key, fig)))
@@ -79,13 +79,6 @@ def write_run_report(r: RunResults) -> Path:
     out = r.bundle / REPORT_NAME
     write_atomic(out, page(title, subtitle, sections))
     return out
-
-
-def _plain(line: str) -> str:
-    """Rich markup off a terminal line."""
-    from rich.text import Text
-
-    return Text.from_markup(line).plain
 
 
 def _cost_table(r: RunResults) -> str:

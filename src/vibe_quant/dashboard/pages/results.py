@@ -191,6 +191,7 @@ def _stamp(path: Path) -> float:
 def run_detail(h: Home, r, figures: dict) -> None:
     from vibe_quant.plots.run import cost_steps
     from vibe_quant.present.backtest import METRICS, risk_lines
+    from vibe_quant.present.format import plain
     from vibe_quant.present.report import metric_text
 
     cfg, m = r.config, r.metrics
@@ -204,7 +205,7 @@ def run_detail(h: Home, r, figures: dict) -> None:
     for i, key in enumerate(METRICS):
         cols[i % 5].metric(key.replace("_", " "), metric_text(key, m.get(key)))
     for line in risk_lines(r.summary.get("risk")):
-        st.warning(common_plain(line))
+        st.warning(plain(line))
     for warning in r.summary.get("warnings", []):
         st.caption(f"warning: {warning}")
     for key, fig in figures.items():
@@ -227,12 +228,6 @@ def run_detail(h: Home, r, figures: dict) -> None:
 
         path = write_run_report(r)
         st.success(f"written: {path}")
-
-
-def common_plain(line: str) -> str:
-    from rich.text import Text
-
-    return Text.from_markup(line).plain
 
 
 # -- comparison -------------------------------------------------------------------------------------
