@@ -189,6 +189,16 @@ class PerpFillModel(FillModel):
         self.latency_ns = latency_ns
         self.slip_probability = prob_slippage
         self.rng = random.Random(seed)  # noqa: S311 (simulation, not crypto); Nautilus reseeds the global one
+        # NautilusTrader draws limit fills from Python's global `random` (seeded by its constructor):
+        # anything else drawing from it in between (a paper node's own machinery, another session)
+        # would shift the fills. Its own generator, seeded alike, gives the same draws, unshared.
+        self.limit_rng = random.Random(seed)  # noqa: S311
+        self.limit_probability = prob_fill_on_limit
+
+    def is_limit_filled(self) -> bool:
+        """Whether a limit order touched at its price fills (its queue position; own generator, see above)."""
+        p = self.limit_probability
+        return p == 1 or (p != 0 and p >= self.limit_rng.random())
 
     def get_orderbook_for_fill_simulation(self, instrument, order, best_bid, best_ask):
         st: InstrumentState = self.states[instrument.id]
