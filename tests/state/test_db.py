@@ -76,6 +76,14 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "unit_sources": ["unit_id", "raw_file_id", "ordinal"],
     "ingest_errors": ["id", "run_id", "dataset", "symbol", "source", "message", "created_at"],
     "settings": ["key", "value", "updated_at"],
+    "paper_sessions": ["id", "mode", "config", "feed", "limits", "from_run", "status", "pid", "host", "job_id", "error",
+                       "cursor_ns", "bars_done", "bars_total", "snapshot", "heartbeat_at", "created_at", "finished_at"],
+    "paper_checkpoints": ["id", "session_id", "created_at", "reason", "cursor_ns", "bars_done", "state"],
+    "paper_commands": ["id", "session_id", "command", "target", "reason", "requested_by", "requested_at",
+                       "applied_at", "applied_bar", "result"],
+    "paper_equity": ["session_id", "ts_ns", "equity"],
+    "paper_fills": ["session_id", "seq", "ts_ns", "record"],
+    "promotions": ["id", "run_id", "stage", "who", "why", "evidence", "override", "created_at"],
 }  # fmt: skip
 
 DSL = {
@@ -189,7 +197,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 8  # ... 0005_overfitting, 0006_tick_datasets, 0007_jobs, 0008_settings
+    assert SCHEMA_VERSION == 9  # ... 0006_tick_datasets, 0007_jobs, 0008_settings, 0009_paper
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
