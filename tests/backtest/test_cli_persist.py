@@ -503,7 +503,7 @@ def test_run_id_completes_a_pending_row_and_refuses_to_run_it_twice(
 
     code, output = cli(["--home", str(fresh.root), "backtest", "run", "--run-id", str(run_row)])
     assert code == 2
-    assert f"error: backtest run {run_row} is completed; only pending (or failed) runs can be run" in output
+    assert f"error: backtest run {run_row} is completed; only pending (or failed) runs can be used here" in output
     assert "Traceback" not in output
     (row,) = run_rows(fresh)
     assert row["status"] == "completed"

@@ -127,19 +127,22 @@ def create_run(state: StateManager, config: BacktestConfig) -> int:
     })  # fmt: skip
 
 
-def load_run_config(state: StateManager, run_row: int) -> BacktestConfig:
-    """Return the config of pending run `run_row`.
+def load_run_config(
+    state: StateManager, run_row: int, statuses: tuple[str, ...] = ("pending", "failed")
+) -> BacktestConfig:
+    """Return the config of run `run_row` if its status is one of `statuses` (default: a run that can be run).
 
     Raises
     ------
     UserError
-        No such run, or it is not pending.
+        No such run, or it is in another status.
     """
     row = state.get("backtest_runs", run_row)
     if row is None:
         raise UserError(f"no backtest run {run_row} in the state database")
-    if row["status"] not in ("pending", "failed"):
-        raise UserError(f"backtest run {run_row} is {row['status']}; only pending (or failed) runs can be run")
+    if row["status"] not in statuses:
+        which = "pending (or failed)" if statuses == ("pending", "failed") else " or ".join(statuses)
+        raise UserError(f"backtest run {run_row} is {row['status']}; only {which} runs can be used here")
     return parse_config(row["parameters"])
 
 

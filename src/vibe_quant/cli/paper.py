@@ -1,0 +1,244 @@
+"""``vq paper start|list|status|halt|resume|close-all|stop|compare``: paper trading on a TradingNode."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from vibe_quant.cli.context import common_options, console, get_home, state
+from vibe_quant.cli.options import RiskOption, SizingOption, parse_date
+from vibe_quant.errors import UserError
+
+paper_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                        help="Paper trading: the validated strategy on a NautilusTrader TradingNode.")  # fmt: skip
+paper_app.callback()(common_options)
+out = console()
+
+SessionArg = Annotated[int, typer.Argument(help="The paper session id (vq paper list).")]
+
+
+@paper_app.command("start")
+def start_command(
+    from_run: Annotated[int | None, typer.Option("--from-run", help="Trade a validated run's exact configuration (a backtest_runs id, see vq backtest list).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="As vq backtest run --strategy (when not --from-run).")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated, e.g. FILUSDT-PERP.")] = None,
+    timeframe: Annotated[str | None, typer.Option(help="Bar timeframe (default: a DSL strategy's own, else 5m).")] = None,
+    start: Annotated[str | None, typer.Option(help="Replay: first day (UTC) to replay (default: the run's).")] = None,
+    end: Annotated[str | None, typer.Option(help="Replay: last day (UTC, inclusive) (default: the run's).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="Strategy parameter NAME=VALUE (repeatable).")] = None,
+    latency: Annotated[str | None, typer.Option(help="Latency preset (default: retail, the validation default).")] = None,
+    leverage: Annotated[float, typer.Option(help="Leverage.")] = 10.0,
+    balance: Annotated[float, typer.Option(help="Starting balance, USDT.")] = 100_000.0,
+    sizing: SizingOption = None,
+    risk: RiskOption = None,
+    feed: Annotated[str, typer.Option(help="replay (the catalog through our simulated venue) or testnet (Binance USD-M testnet).")] = "replay",
+    speed: Annotated[str, typer.Option(help="Replay speed: 1 = real time, 600 = ten minutes a second, max = as fast as it goes.")] = "max",
+    checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds between checkpoints (also on halt, stop and finish).")] = 60.0,
+    resume: Annotated[int | None, typer.Option("--resume", help="Restart session N where it stopped or crashed (also after kill -9).")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Run as a background job (vq jobs list); print the session id and return.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the session summary as JSON on stdout.")] = False,
+) -> None:  # fmt: skip
+    """Start a paper session (or restart one with --resume); the strategy objects are the backtest's."""
+    from vibe_quant.paper.service import create_replay, parse_speed
+    from vibe_quant.paper.session import Pacing
+
+    if feed not in ("replay", "testnet"):
+        raise UserError(f"--feed {feed!r}: replay or testnet")
+    if feed == "testnet":
+        raise UserError("--feed testnet: not wired in this build yet; use --feed replay")
+    if not checkpoint_every > 0:
+        raise UserError(f"--checkpoint-every {checkpoint_every}: seconds, > 0")
+    pace = parse_speed(speed)
+    home = get_home().require_catalog()
+    if resume is not None:
+        if from_run is not None or strategy or symbols:
+            raise UserError(
+                "--resume restarts a stored session: do not combine it with --from-run/--strategy/--symbols"
+            )
+        session_id = resume
+    else:
+        config = _config(home, from_run, strategy, symbols, timeframe, start, end, param or [], latency, leverage,
+                         balance, sizing, risk)  # fmt: skip
+        home = get_home(writable=True)
+        session_id, _ = create_replay(home, config, pace, from_run=from_run)
+    if detach:
+        from vibe_quant.jobs import start_job
+
+        argv = ["paper", "start", "--resume", str(session_id), "--speed", speed, "--checkpoint-every",
+                str(checkpoint_every)]  # fmt: skip
+        job_id = start_job(get_home(writable=True), argv, job_type="paper", label=f"paper session {session_id}")
+        _set_job(home, session_id, job_id)
+        if as_json:
+            sys.stdout.write(json.dumps({"session": session_id, "job": job_id}) + "\n")
+            return
+        out.print(f"paper session {session_id} started as background job {job_id}")
+        out.print(
+            f"watch: vq paper status {session_id}   halt: vq paper halt {session_id}   stop: vq paper stop {session_id}"
+        )
+        return
+    _run(home, session_id, Pacing(speed=pace, checkpoint_s=checkpoint_every), resume is not None, as_json)
+
+
+def _set_job(home, session_id: int, job_id: int) -> None:
+    from vibe_quant.paper import store
+    from vibe_quant.state import StateManager
+
+    with StateManager(home.db_path) as db:
+        store.update_session(db, session_id, job_id=job_id)
+
+
+def _run(home, session_id: int, pacing, resume: bool, as_json: bool) -> None:
+    from vibe_quant.paper.service import run_replay
+    from vibe_quant.progress import rich_progress
+
+    home = get_home(writable=True)
+    if not as_json:
+        out.print(f"paper session {session_id}: replay at {'max speed' if pacing.speed is None else f'{pacing.speed:g}x'}"
+                  f"{' (restart: catching up first)' if resume else ''}; stop with Ctrl-C or vq paper stop {session_id}")  # fmt: skip
+    with rich_progress(not (state.quiet or as_json)) as progress:
+        outcome = run_replay(home, session_id, pacing, resume=resume, progress=progress)
+    m = outcome.result.metrics
+    summary = {"session": session_id, "status": outcome.status, "bars": outcome.bars_done,
+               "caught_up_bars": outcome.caught_up, "fills": len(outcome.result.recorder.fills),
+               "trades": len(outcome.result.trades), "final_equity": m["final_equity"], "net_pnl": m["net_pnl"],
+               "total_fees": m["total_fees"], "total_funding": m["total_funding"], "liquidations": m["liquidations"],
+               "elapsed_s": round(outcome.elapsed_s, 3)}  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    out.print(f"session {session_id} {outcome.status}: {outcome.bars_done} bars"
+              f"{f' ({outcome.caught_up} replayed again after the restart)' if outcome.caught_up else ''}, "
+              f"{summary['fills']} fills, {summary['trades']} trades, equity {m['final_equity']:,.2f} USDT "
+              f"(net {m['net_pnl']:+,.2f}; fees {m['total_fees']:,.2f}, funding {m['total_funding']:+,.2f}, "
+              f"liquidations {m['liquidations']}) in {outcome.elapsed_s:.1f} s")  # fmt: skip
+    out.print(f"compare with its validation backtest: vq paper compare {session_id}")
+
+
+def _config(home, from_run, strategy, symbols, timeframe, start, end, params, latency, leverage, balance, sizing,
+            risk):  # fmt: skip
+    import msgspec
+
+    from vibe_quant.backtest.persist import load_run_config
+    from vibe_quant.cli.backtest import build_config
+    from vibe_quant.state import StateManager
+
+    if from_run is not None:
+        if strategy or symbols or params or sizing or risk:
+            raise UserError("--from-run takes the run's exact configuration: do not combine it with --strategy/"
+                            "--symbols/--param/--sizing/--risk")  # fmt: skip
+        home.require_state(f"--from-run {from_run}: no runs in a home without a state database")
+        with StateManager(home.db_path) as db:
+            config = load_run_config(db, from_run, statuses=("completed",))
+        changes = {}
+        if start:
+            changes["start"] = parse_date("--start", start)
+        if end:
+            changes["end"] = parse_date("--end", end)
+        config = msgspec.structs.replace(config, **changes) if changes else config
+        if config.end < config.start:
+            raise UserError(f"--start {config.start} is after --end {config.end}")
+        return config
+    return build_config(home, strategy, symbols, timeframe, start, end, params, "validation", latency, leverage,
+                        balance, None, None, sizing, risk)  # fmt: skip
+
+
+@paper_app.command("list")
+def list_command(as_json: Annotated[bool, typer.Option("--json", help="JSON rows on stdout.")] = False) -> None:
+    """Paper sessions, newest first."""
+    from rich.table import Table
+
+    from vibe_quant.paper import store
+    from vibe_quant.paper.service import liveness
+    from vibe_quant.state import StateManager
+
+    home = get_home()
+    if not home.db_path.exists():
+        rows = []
+    else:
+        with StateManager(home.db_path) as db:
+            rows = store.list_sessions(db)
+    items = []
+    for row in rows:
+        cfg, snap = row["config"], row.get("snapshot") or {}
+        items.append({"id": row["id"], "mode": row["mode"], "status": liveness(row), "strategy": cfg["strategy"],
+                      "symbols": ",".join(cfg["symbols"]), "timeframe": cfg["timeframe"], "from_run": row["from_run"],
+                      "bars": f"{row['bars_done'] or 0}/{row['bars_total'] or '?'}", "equity": snap.get("equity"),
+                      "created_at": row["created_at"]})  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(items) + "\n")
+        return
+    if not items:
+        out.print("no paper sessions yet: vq paper start --from-run RUN")
+        return
+    table = Table("id", "mode", "status", "strategy", "symbols", "tf", "from run", "bars", "equity", "created")
+    for i in items:
+        table.add_row(str(i["id"]), i["mode"], i["status"], i["strategy"], i["symbols"], i["timeframe"],
+                      str(i["from_run"] or ""), i["bars"], f"{i['equity']:,.2f}" if i["equity"] is not None else "",
+                      i["created_at"])  # fmt: skip
+    out.print(table)
+
+
+@paper_app.command("status")
+def status_command(
+    session: SessionArg,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole status as JSON on stdout.")] = False,
+) -> None:  # fmt: skip
+    """A session's state: equity, positions, open orders, strategies, costs, commands, checkpoints."""
+    from vibe_quant.paper.service import describe
+
+    home = get_home().require_state(f"session {session}: no state database in this home")
+    info = describe(home, session)
+    if as_json:
+        sys.stdout.write(json.dumps(info, default=str) + "\n")
+        return
+    from vibe_quant.present.paper import print_status
+
+    print_status(info, out)
+
+
+def _command(session: int, command: str, target: str | None, reason: str | None) -> None:
+    from vibe_quant.paper.service import request
+
+    home = get_home(writable=True)
+    cid = request(home, session, command, target, reason)
+    out.print(f"{command.replace('_', '-')} sent to session {session} (command {cid}); it applies at the next bar "
+              f"boundary: vq paper status {session}")  # fmt: skip
+
+
+StrategyOpt = Annotated[
+    str | None, typer.Option("--strategy", help="One strategy id (default: every strategy of the session).")
+]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (journaled with the command).")]
+
+
+@paper_app.command("halt")
+def halt_command(session: SessionArg, strategy: StrategyOpt = None, reason: ReasonOpt = None) -> None:
+    """HALT strategies: cancel their orders, no new decisions until resumed (positions stay)."""
+    _command(session, "halt", strategy, reason)
+
+
+@paper_app.command("resume")
+def resume_command(session: SessionArg, strategy: StrategyOpt = None, reason: ReasonOpt = None) -> None:
+    """RESUME halted strategies."""
+    _command(session, "resume", strategy, reason)
+
+
+@paper_app.command("close-all")
+def close_all_command(
+    session: SessionArg,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: cancel every order and flatten every position.")] = False,
+    reason: ReasonOpt = None,
+) -> None:  # fmt: skip
+    """The kill switch: cancel every order, flatten every position at market, halt every strategy."""
+    if not yes:
+        raise UserError("close-all cancels every order and closes every position at market: confirm with --yes")
+    _command(session, "close_all", None, reason)
+
+
+@paper_app.command("stop")
+def stop_command(session: SessionArg, reason: ReasonOpt = None) -> None:
+    """Stop the session at the next bar boundary (checkpointed; restart with vq paper start --resume N)."""
+    _command(session, "stop", None, reason)
