@@ -57,7 +57,8 @@ def test_replay_paper_equals_validation_backtest(case: str, aug_data_loader) -> 
         k: v for k, v in backtest.metrics.items() if k not in VOLATILE
     }
     # each case exercises what it is named for
-    assert backtest.recorder.fills and backtest.recorder.funding
+    assert backtest.recorder.fills
+    assert backtest.recorder.funding
     reasons = {f.reason for f in backtest.recorder.fills}
     if case == "brackets":
         assert {"stop_loss", "take_profit"} <= reasons
