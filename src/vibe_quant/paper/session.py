@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 YIELD_EVERY = 256  # bars between turns of the event loop at full speed
 RECENT_FILLS = 25
 NS = 1_000_000_000
+RESTART_MARK = b'"type": "SESSION_RESTARTED"'
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,18 @@ class _Writer:
     def __init__(self, home: Home, session_id: int):
         self.events_path = store.events_path(home.logs, session_id)
         self.events_path.parent.mkdir(parents=True, exist_ok=True)
-        self.events_written = 0
+        self.events_written = 0  # the node's events in the file (restart markers are not the node's)
         if self.events_path.exists():
             with open(self.events_path, "rb") as fh:
-                self.events_written = sum(1 for _ in fh)
+                self.events_written = sum(1 for line in fh if RESTART_MARK not in line)
         self.fills_written = 0
         self.equity: list[tuple[int, float]] = []
+
+    def mark_restart(self, session_id: int, ts: int, replayed: int) -> None:
+        event = {"time": _iso(ts), "session": session_id, "ts": ts, "type": "SESSION_RESTARTED",
+                 "bars_replayed": replayed}  # fmt: skip
+        with open(self.events_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event) + "\n")
 
 
 def state_of(node: ReplayNode) -> dict:
@@ -183,8 +190,9 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
         checkpoint = store.last_checkpoint(db, session_id)
         target = max(row["bars_done"] or 0, checkpoint["bars_done"] if checkpoint else 0)
     store.update_session(db, session_id, status="running", pid=os.getpid(), error=None, finished_at=None)
-    node = ReplayNode(plan, data, trader_id=f"PAPER-{session_id:03d}", log_directory=str(home.logs),
-                      log_name=f"paper-{session_id}")  # fmt: skip
+    # One trader id for every replay (each has its own simulated exchange): order ids are then those
+    # of the validation backtest (BACKTESTER-001), which the divergence report matches them to.
+    node = ReplayNode(plan, data, trader_id="PAPER-001", log_directory=str(home.logs), log_name=f"paper-{session_id}")
     await node.build()
     await node.start()
     loop = asyncio.get_running_loop()
@@ -215,7 +223,8 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
             _verify(node, checkpoint)
         caught_up = node.bars_done
         if resume:
-            node.recorder.event(node._last_ts, "SESSION_RESTARTED", bars_replayed=caught_up)
+            _flush(db, session_id, node, writer, pacing.speed)  # what the catch-up re-made, before the marker
+            writer.mark_restart(session_id, node._last_ts, caught_up)
         # -- the session ---------------------------------------------------------------------
         wall0, feed0 = time.monotonic(), node.next_ts()
         next_flush = next_poll = 0.0
