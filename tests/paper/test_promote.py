@@ -91,6 +91,8 @@ def test_a_run_that_passed_the_filters_is_promoted_to_paper_with_its_evidence(cl
     assert code == 0
     assert "alice" in out
     assert f"point {template.good_point} of sweep {template.sweep}" in out
+    assert "alice" in cli(["--home", str(home.root), "promote", str(template.good), "--list"])[1]
+    assert "no promotions yet" in cli(["--home", str(home.root), "promote", str(template.bad), "--list"])[1]
 
 
 def test_a_failed_filter_refuses_paper_unless_overridden(cli, home, template) -> None:

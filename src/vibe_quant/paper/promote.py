@@ -12,6 +12,7 @@ failed gate was overridden. Only granted promotions are recorded; a refused one 
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 from collections.abc import Callable
@@ -155,7 +156,7 @@ def live_gate(state: StateManager, run_id: int, min_paper_days: float, divergenc
         s.update(divergence=figures, breaches=breaches)
         failures += [f"session {s['id']}: {b}" for b in breaches]
     evidence = {"paper_promotion": paper[-1]["id"], "paper_days": days, "min_paper_days": min_paper_days,
-                "sessions": sessions, "thresholds": vars(thresholds).copy()}  # fmt: skip
+                "sessions": sessions, "thresholds": dataclasses.asdict(thresholds)}  # fmt: skip
     return evidence, failures
 
 
