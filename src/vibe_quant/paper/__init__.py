@@ -1,0 +1,1 @@
+"""Paper and live trading: live safety limits, divergence from the validation backtest, promotion gates."""
