@@ -66,5 +66,16 @@ def aug_data_loader(aug_2023_catalog):
     return load
 
 
+@pytest.fixture
+def paper_home(tmp_path, aug_2023_catalog):
+    """A fresh home whose catalog is the August 2023 one (linked, read only)."""
+    from vibe_quant.home import Home
+
+    home = Home(tmp_path / "home").ensure()
+    home.catalog.rmdir()
+    home.catalog.symlink_to(aug_2023_catalog, target_is_directory=True)
+    return home
+
+
 def day(n: int) -> dt.date:
     return dt.date(2023, 8, n)

@@ -11,8 +11,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from tests.paper.conftest import day
 from vibe_quant.backtest.config import BacktestConfig
 from vibe_quant.home import Home
@@ -43,14 +41,6 @@ class Exploding(PerpStrategy):
             self.go(bar, 1, 1000.0, stop=0.5, target=0.5)
         if self.i == self.config.fail_at:
             raise ZeroDivisionError("boom in on_bar")
-
-
-@pytest.fixture
-def paper_home(tmp_path, aug_2023_catalog) -> Home:
-    home = Home(tmp_path / "home").ensure()
-    home.catalog.rmdir()
-    home.catalog.symlink_to(aug_2023_catalog, target_is_directory=True)
-    return home
 
 
 def _session(home: Home, config: BacktestConfig) -> int:

@@ -132,14 +132,12 @@ def _config(home, from_run, strategy, symbols, timeframe, start, end, params, la
         home.require_state(f"--from-run {from_run}: no runs in a home without a state database")
         with StateManager(home.db_path) as db:
             config = load_run_config(db, from_run, statuses=("completed",))
-        changes = {}
-        if start:
-            changes["start"] = parse_date("--start", start)
-        if end:
-            changes["end"] = parse_date("--end", end)
-        config = msgspec.structs.replace(config, **changes) if changes else config
-        if config.end < config.start:
-            raise UserError(f"--start {config.start} is after --end {config.end}")
+        first = parse_date("--start", start) if start else config.start
+        last = parse_date("--end", end) if end else config.end
+        if last < first:
+            raise UserError(f"--start {first} is after --end {last}")
+        if (first, last) != (config.start, config.end):
+            config = msgspec.structs.replace(config, start=first, end=last)
         return config
     return build_config(home, strategy, symbols, timeframe, start, end, params, "validation", latency, leverage,
                         balance, None, None, sizing, risk)  # fmt: skip
@@ -242,3 +240,22 @@ def close_all_command(
 def stop_command(session: SessionArg, reason: ReasonOpt = None) -> None:
     """Stop the session at the next bar boundary (checkpointed; restart with vq paper start --resume N)."""
     _command(session, "stop", None, reason)
+
+
+@paper_app.command("compare")
+def compare_command(
+    session: SessionArg,
+    trades: Annotated[int, typer.Option("--trades", help="How many trades of the per-trade table to print.")] = 15,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole report as JSON on stdout.")] = False,
+) -> None:  # fmt: skip
+    """Divergence report: the session against its validation backtest over the same period, trade by trade."""
+    from vibe_quant.paper.compare import compare_session
+
+    home = get_home().require_catalog()
+    comparison = compare_session(home, session)
+    if as_json:
+        sys.stdout.write(json.dumps(comparison.to_dict(), default=str) + "\n")
+        return
+    from vibe_quant.present.paper import print_comparison
+
+    print_comparison(comparison, out, trades)

@@ -73,3 +73,52 @@ def print_status(info: dict, out: Console) -> None:
         last = info["checkpoints"][-1]
         out.print(f"last checkpoint: {last['created_at']} ({last['reason']}, bar {last['bars_done']})")
     out.print(f"events: {info['events_log']}")
+
+
+def _num(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.2f}"
+
+
+def print_comparison(comparison, out: Console, trades: int = 15) -> None:
+    """Print a :class:`~vibe_quant.paper.compare.Comparison` (``vq paper compare``)."""
+    report = comparison.report
+    out.print(f"[bold]paper session {comparison.session_id} vs its validation backtest[/] up to "
+              f"{feed_time(comparison.cursor_ns)}")  # fmt: skip
+    totals = Table("figure", "paper", "backtest", "difference", title="totals")
+    for name, row in report.totals.items():
+        totals.add_row(name, _num(row["paper"]), _num(row["backtest"]), _num(row["diff"]))
+    out.print(totals)
+    gap = report.max_equity_gap
+    out.print(f"equity curves: {report.common_equity_points} common points, largest gap "
+              f"{'-' if gap is None else f'{gap:,.2f} USDT'}; matched trades {len(report.matched)}"
+              f"/{len(report.pairs)}, mean price difference {_num(report.mean_price_bps())} bps")  # fmt: skip
+    rows = report.table()
+    if rows and trades > 0:
+        keys = [k for k in rows[0] if k not in ("paper", "backtest", "paper_entry_ns")][:10]
+        table = Table(*[k.replace("backtest_entry_ns", "entry").replace("_", " ") for k in keys],
+                      title=f"trades (first {min(trades, len(rows))} of {len(rows)})")  # fmt: skip
+
+        def cell(key, value) -> str:
+            if key.endswith("_ns"):
+                return feed_time(value)
+            return _num(value) if isinstance(value, int | float) else str(value or "")
+
+        for row in rows[:trades]:
+            table.add_row(*[cell(k, row[k]) for k in keys])
+        out.print(table)
+    parity = ", ".join(f"{k} {'equal' if v else 'DIFFER'}" for k, v in comparison.parity.items())
+    if comparison.exact:
+        out.print(f"[green]parity: exact[/] ({parity}): the paper node traded exactly as the backtest")
+    else:
+        out.print(f"[yellow]parity: not exact[/] ({parity})")
+    breaches = report.breaches()
+    if breaches:
+        out.print("[red]outside the divergence thresholds:[/]")
+        for b in breaches:
+            out.print(f"  - {b}")
+    else:
+        out.print("[green]within the divergence thresholds[/] (docs/specs.md#divergence-report)")
