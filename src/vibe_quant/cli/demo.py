@@ -205,6 +205,10 @@ def demo_command() -> None:
         time.sleep(0.2)
     out.print(f"background job {job_id} (what the dashboard launches; vq jobs list --all): vq report "
               f"screening-{screen_row} -> {job.status}, exit {job.exit_code}, log {job.log_file}")  # fmt: skip
+
+    out.rule("[bold]14. paper trading: a TradingNode replays a week of the sample, is killed -9 half way, restarts")
+    paper_id, paper_exact = demo_paper(h, run_row)
+
     report_lines = ("\n" + " " * 12).join(f"file://{p}  ({label})" for label, p in reports.items())
     out.rule("[bold]outputs")
     out.print(
@@ -216,6 +220,8 @@ def demo_command() -> None:
         f"overfit:    {overfit.report_md} (and .json; verdicts in sweep_results)\n"
         f"risk run:   {risk_bundle / 'summary.json'} (its CIRCUIT_BREAKER events: {risk_bundle / 'events.jsonl'})\n"
         f"reports:    {report_lines}\n"
+        f"paper:      session {paper_id}: vq --home {h.root} paper status {paper_id} (events: "
+        f"{h.logs / 'events' / f'paper-{paper_id}.jsonl'})\n"
         f"dashboard:  uv run --extra dashboard vq --home {h.root} dashboard   (then open http://127.0.0.1:8501)\n"
         f"try:        uv run vq --home {h.root} data sql \"SELECT * FROM bars WHERE timeframe='4h' LIMIT 5\""
     )
@@ -235,8 +241,56 @@ def demo_command() -> None:
     out.print(f"try:        uv run vq --home {h.root} backtest list   (then: vq backtest show ID; vq screen list)")
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     if (not rebuilt.byte_identical or warnings or not ticks_verdict or not replay_same or not portfolio_same
-            or job.status != "completed"):  # fmt: skip
+            or job.status != "completed" or not paper_exact):  # fmt: skip
         raise UserError("demo checks failed (see above)")
+
+
+def demo_paper(h, run_row: int) -> tuple[int, bool]:
+    """Step 14: validated run -> replay paper session (a real ``vq paper start`` process at high speed), killed
+    with SIGKILL half way, restarted (catch-up verified against its checkpoint), compared with the backtest."""
+    import datetime as dt
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import msgspec
+
+    from vibe_quant.backtest.persist import load_run_config
+    from vibe_quant.paper import store
+    from vibe_quant.paper.compare import compare_session
+    from vibe_quant.paper.service import create_replay, run_replay
+    from vibe_quant.paper.session import Pacing
+    from vibe_quant.present.paper import print_comparison
+    from vibe_quant.state import StateManager
+
+    with StateManager(h.db_path) as db:
+        config = load_run_config(db, run_row, statuses=("completed",))
+    config = msgspec.structs.replace(config, start=dt.date(2023, 8, 1), end=dt.date(2023, 8, 7))
+    sid, _ = create_replay(h, config, None, from_run=run_row)
+    # 7 days of 15m bars in ~4 s: 150,000x real time
+    argv = [sys.executable, "-m", "vibe_quant", "--home", str(h.root), "--quiet", "paper", "start", "--resume", str(sid),
+            "--speed", "150000", "--checkpoint-every", "0.5"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
+    deadline, done = time.monotonic() + 120, 0
+    with StateManager(h.db_path) as db:
+        while time.monotonic() < deadline and proc.poll() is None:
+            row = store.get_session(db, sid)
+            done, total = row["bars_done"] or 0, row["bars_total"] or 0
+            if total and done >= total // 2:
+                break
+            time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    out.print(f"session {sid} (from validation run {run_row}, {config.start}..{config.end}): `vq paper start` pid "
+              f"{proc.pid} killed with SIGKILL at bar {done}/{total}")  # fmt: skip
+    outcome = run_replay(h, sid, Pacing(speed=None), resume=True)
+    out.print(f"restarted: {outcome.caught_up} bars replayed again and checked against the last checkpoint, then on "
+              f"to the end: {outcome.status}, {len(outcome.result.recorder.fills)} fills, equity "
+              f"{outcome.result.metrics['final_equity']:,.2f} USDT")  # fmt: skip
+    comparison = compare_session(h, sid)
+    print_comparison(comparison, out, trades=5)
+    return sid, comparison.exact
 
 
 def demo_risk(h, specs) -> Path:
