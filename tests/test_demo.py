@@ -103,3 +103,11 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
         assert 1_000_000 < path.stat().st_size < 5_000_000
     assert f"vq --home {home.resolve()} dashboard" in out
     assert "vq report screening-3 -> completed, exit 0" in out
+    # step 14: a replay paper session killed with SIGKILL half way, restarted, exactly the backtest
+    assert "killed with SIGKILL at bar" in out
+    assert "parity: exact (fills equal, funding equal, liquidations equal, equity equal)" in out
+    import sqlite3
+
+    with sqlite3.connect(home / "state" / "vibe_quant.db") as db:
+        status, bars = db.execute("SELECT status, bars_done FROM paper_sessions WHERE id = 1").fetchone()
+    assert (status, bars) == ("finished", 7 * 96)

@@ -179,17 +179,19 @@ class ReplayNode:
 
     async def build(self) -> None:
         """Build the node, its clients, the risk gate and the strategies (nothing runs yet)."""
+        from nautilus_trader.common import Environment
         from nautilus_trader.config import LoggingConfig, TradingNodeConfig
         from nautilus_trader.live.node import TradingNode
 
         loop = asyncio.get_running_loop()
-        logging_config = LoggingConfig(log_level="ERROR", bypass_logging=self.log_directory is None)
+        logging_config = LoggingConfig(log_level="ERROR")
         if self.log_directory is not None:
             logging_config = LoggingConfig(log_level="ERROR", log_level_file="INFO", log_directory=self.log_directory,
                                            log_file_name=self.log_name)  # fmt: skip
         # No residual wait after stop (NautilusTrader waits timeout_post_stop seconds for late events;
         # a replay has none: every step settled).
-        config = TradingNodeConfig(trader_id=self.trader_id, logging=logging_config, timeout_post_stop=0.0)
+        config = TradingNodeConfig(environment=Environment.SANDBOX, trader_id=self.trader_id, logging=logging_config,
+                                   timeout_post_stop=0.0)  # fmt: skip
         with feed_clock():
             self.node = TradingNode(config=config, loop=loop)
         self.node.build()  # no client configs: ours are registered below
