@@ -67,3 +67,18 @@ def test_replay_paper_equals_validation_backtest(case: str, aug_data_loader) -> 
     if case == "live_safety":
         assert {f.liquidity for f in backtest.recorder.fills if f.reason == "entry"} == {"MAKER"}
         assert backtest.extra["risk"]["decisions"] == paper.extra["risk"]["decisions"]
+
+
+def test_a_replay_started_from_inside_a_running_event_loop_runs_in_its_own_thread(aug_data_loader) -> None:
+    import asyncio
+
+    plan = plan_run(BacktestConfig(strategy="ema_trend_atr", symbols=("FILUSDT",), timeframe="15m", start=day(1),
+                                   end=day(5), leverage=10))  # fmt: skip
+    data = aug_data_loader(plan)
+
+    async def caller():  # e.g. a notebook or a service calling the paper API
+        return replay(plan, data)
+
+    paper = asyncio.run(caller())
+    assert paper.recorder.fills == run_backtest(plan, data).recorder.fills
+    assert paper.recorder.fills

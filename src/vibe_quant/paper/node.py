@@ -40,6 +40,23 @@ ACTIVE, HALTED = "ACTIVE", "HALTED"
 START_TIMEOUT_S = 30.0
 
 
+def run_async(make_coroutine):
+    """Run ``make_coroutine()`` on a new event loop and return its result.
+
+    A node needs a running loop of its own; when this thread already runs one (a caller inside an
+    event loop, a notebook, a test harness), the loop runs in a worker thread instead (without
+    signal handlers: only the main thread can install them).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coroutine())
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vq-node") as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
+
+
 def legs_of(strategy) -> list:
     """The :class:`~vibe_quant.strategy.leg.Leg` objects of a vibe-quant strategy (one or many)."""
     return list(getattr(strategy, "legs", None) or [strategy.leg])
@@ -313,4 +330,4 @@ def replay(plan: RunPlan, data: MarketData) -> BacktestResult:
         finally:
             await node.stop()
 
-    return asyncio.run(go())
+    return run_async(go)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import getpass
 import os
@@ -15,6 +14,7 @@ from vibe_quant.backtest.plan import RunPlan, plan_run
 from vibe_quant.errors import UserError
 from vibe_quant.home import Home
 from vibe_quant.paper import store
+from vibe_quant.paper.node import run_async
 from vibe_quant.paper.session import Outcome, Pacing, run_session
 from vibe_quant.progress import Progress
 from vibe_quant.state import StateManager
@@ -80,7 +80,9 @@ def run_replay(home: Home, session_id: int, pacing: Pacing, resume: bool = False
             seen["done"] = done
 
     try:
-        return asyncio.run(run_session(home, session_id, plan, data, pacing, resume=resume, on_progress=on_progress))
+        return run_async(
+            lambda: run_session(home, session_id, plan, data, pacing, resume=resume, on_progress=on_progress)
+        )
     finally:
         if task is not None:
             progress.finish(task)

@@ -201,8 +201,13 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
     def request_stop() -> None:
         stop["requested"] = True
 
+    handled = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, request_stop)
+        try:
+            loop.add_signal_handler(sig, request_stop)
+            handled.append(sig)
+        except (ValueError, RuntimeError):  # not the main thread (see node.run_async): stop via vq paper stop
+            break
     writer = _Writer(home, session_id)
     total = len(node.bars)
     store.update_session(db, session_id, bars_total=total)
@@ -275,7 +280,7 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
             on_progress(node.bars_done, total)
         return Outcome(session_id, status, result, node.bars_done, caught_up, time.perf_counter() - t0)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in handled:
             loop.remove_signal_handler(sig)
         await node.stop()
 
