@@ -1,0 +1,1 @@
+"""Paper trading and live execution on NautilusTrader's ``TradingNode``."""
