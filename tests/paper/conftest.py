@@ -77,5 +77,14 @@ def paper_home(tmp_path, aug_2023_catalog):
     return home
 
 
+@pytest.fixture
+def run_home(paper_home, cli):
+    """`paper_home` with one completed validation run (id 1): ema_trend_atr FILUSDT 15m, Aug 1-8."""
+    code, out = cli(["--home", str(paper_home.root), "backtest", "run", "--strategy", "ema_trend_atr", "--symbols",
+                     "FILUSDT-PERP", "--timeframe", "15m", "--start", "2023-08-01", "--end", "2023-08-08", "--json"])  # fmt: skip
+    assert code == 0, out
+    return paper_home
+
+
 def day(n: int) -> dt.date:
     return dt.date(2023, 8, n)

@@ -7,14 +7,6 @@ import json
 import pytest
 
 
-@pytest.fixture
-def run_home(paper_home, cli):
-    code, out = cli(["--home", str(paper_home.root), "backtest", "run", "--strategy", "ema_trend_atr", "--symbols",
-                     "FILUSDT-PERP", "--timeframe", "15m", "--start", "2023-08-01", "--end", "2023-08-08", "--json"])  # fmt: skip
-    assert code == 0, out
-    return paper_home
-
-
 def test_start_from_a_run_then_status_and_compare_show_exact_parity(run_home, cli) -> None:
     home = ["--home", str(run_home.root)]
     code, out = cli([*home, "paper", "start", "--from-run", "1", "--json"])

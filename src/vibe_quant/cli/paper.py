@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,6 +39,9 @@ def start_command(
     speed: Annotated[str, typer.Option(help="Replay speed: 1 = real time, 600 = ten minutes a second, max = as fast as it goes.")] = "max",
     checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds between checkpoints (also on halt, stop and finish).")] = 60.0,
     resume: Annotated[int | None, typer.Option("--resume", help="Restart session N where it stopped or crashed (also after kill -9).")] = None,
+    keys_file: Annotated[Path | None, typer.Option("--keys-file", help="Testnet: a chmod-600 file of NAME=VALUE keys (default: the environment).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Testnet: build the node (clients, strategies, risk gate) and print what it would connect to; connect nowhere.")] = False,
+    allow_looser_limits: Annotated[str | None, typer.Option("--allow-looser-limits", help="Testnet: trade limits looser than live safety, for this recorded REASON.")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Run as a background job (vq jobs list); print the session id and return.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the session summary as JSON on stdout.")] = False,
 ) -> None:  # fmt: skip
@@ -48,7 +52,12 @@ def start_command(
     if feed not in ("replay", "testnet"):
         raise UserError(f"--feed {feed!r}: replay or testnet")
     if feed == "testnet":
-        raise UserError("--feed testnet: not wired in this build yet; use --feed replay")
+        start_live("testnet", from_run, resume, keys_file, check, allow_looser_limits, checkpoint_every, as_json,
+                   lambda home: _config(home, from_run, strategy, symbols, timeframe, start, end, param or [], latency,
+                                        leverage, balance, sizing, risk))  # fmt: skip
+        return
+    if check or keys_file or allow_looser_limits:
+        raise UserError("--check, --keys-file and --allow-looser-limits are for --feed testnet (live safety, keys)")
     if not checkpoint_every > 0:
         raise UserError(f"--checkpoint-every {checkpoint_every}: seconds, > 0")
     pace = parse_speed(speed)
@@ -80,6 +89,39 @@ def start_command(
         )
         return
     _run(home, session_id, Pacing(speed=pace, checkpoint_s=checkpoint_every), resume is not None, as_json)
+
+
+def start_live(mode: str, from_run, resume, keys_file, check: bool, allow_looser: str | None, checkpoint_every: float,
+               as_json: bool, make_config) -> None:  # fmt: skip
+    """`vq paper start --feed testnet` and `vq live start`: live safety, keys, check or run."""
+    from vibe_quant.paper.binance import load_credentials
+    from vibe_quant.paper.live import check_live, run_live_session
+    from vibe_quant.paper.service import create_live, live_plan
+
+    credentials = load_credentials(mode, keys_file)
+    home = get_home()
+    if resume is not None:
+        if check:
+            raise UserError("--check builds a new session's node: do not combine it with --resume")
+        session_id = resume
+    else:
+        home = home.require_catalog() if from_run is None else home
+        plan, limits = live_plan(make_config(home), mode, allow_looser, from_run, home)
+        if check:
+            home.logs.mkdir(parents=True, exist_ok=True)
+            summary = {**check_live(plan, mode, credentials, log_directory=home.logs), "limits": limits}
+            if as_json:
+                sys.stdout.write(json.dumps(summary, default=str) + "\n")
+                return
+            out.print(f"[bold]{mode} node built, not connected[/] (a start connects and reconciles with the venue):")
+            for key, value in summary.items():
+                out.print(f"  {key}: {value}")
+            return
+        session_id = create_live(get_home(writable=True), plan, mode, limits, from_run)
+    out.print(f"{mode} session {session_id}: connecting to Binance ({'testnet' if mode == 'testnet' else 'PRODUCTION'}); "
+              f"stop with Ctrl-C or vq paper stop {session_id}")  # fmt: skip
+    status = run_live_session(get_home(writable=True), session_id, credentials, checkpoint_every)
+    out.print(f"{mode} session {session_id} {status}")
 
 
 def _set_job(home, session_id: int, job_id: int) -> None:
@@ -259,3 +301,28 @@ def compare_command(
     from vibe_quant.present.paper import print_comparison
 
     print_comparison(comparison, out, trades)
+
+
+live_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                       help="Live trading on Binance USD-M: a promoted run, live safety limits, explicit confirmation.")  # fmt: skip
+live_app.callback()(common_options)
+
+
+@live_app.command("start")
+def live_start_command(
+    from_run: Annotated[int, typer.Option("--from-run", help="A run promoted to live (vq promote RUN --to live).")],
+    confirm_live: Annotated[bool, typer.Option("--confirm-live", help="Trade real money on Binance's production endpoints.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Build the node and print what it would connect to; connect nowhere.")] = False,
+    keys_file: Annotated[Path | None, typer.Option("--keys-file", help="A chmod-600 file of NAME=VALUE keys (default: BINANCE_API_KEY/SECRET).")] = None,
+    allow_looser_limits: Annotated[str | None, typer.Option("--allow-looser-limits", help="Trade limits looser than live safety, for this recorded REASON.")] = None,
+    resume: Annotated[int | None, typer.Option("--resume", help="Restart live session N (reconciles with the venue).")] = None,
+    checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds between checkpoints.")] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="--check: the summary as JSON.")] = False,
+) -> None:  # fmt: skip
+    """Start live trading of a promoted run (the same strategy objects, live safety limits, reconciliation on start)."""
+    if not check and not confirm_live:
+        raise UserError(
+            "live trading sends real orders on Binance: add --confirm-live (or --check to build without connecting)"
+        )
+    start_live("live", from_run, resume, keys_file, check, allow_looser_limits, checkpoint_every, as_json,
+               lambda home: _config(home, from_run, None, None, None, None, None, [], None, 10.0, 100_000.0, None, None))  # fmt: skip

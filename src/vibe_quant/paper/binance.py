@@ -361,8 +361,8 @@ def node_config(
         if not host or not isinstance(port, int) or not 0 < port < 65536:
             raise ConfigError(f"Redis address {host}:{port} is not host:port with a port in 1..65535")
         cache = CacheConfig(database=DatabaseConfig(type="redis", host=host, port=port))
-    logging = LoggingConfig(
-        log_level="INFO",
+    logging = LoggingConfig(  # with a log file, the console gets warnings and errors only
+        log_level="WARNING" if log_directory is not None else "INFO",
         log_level_file="INFO" if log_directory is not None else None,
         log_directory=str(log_directory) if log_directory is not None else None,
         log_colors=False,

@@ -141,3 +141,37 @@ def _who() -> str:
         return os.environ.get("USER") or getpass.getuser()
     except Exception:
         return "unknown"
+
+
+def live_plan(config: BacktestConfig, mode: str, allow_looser: str | None, from_run: int | None,
+              home: Home) -> tuple[RunPlan, dict]:  # fmt: skip
+    """The plan a testnet/live session trades (live safety applied) and the limits it records.
+
+    Live trading needs a run promoted to live (``vq promote RUN --to live``).
+
+    Raises
+    ------
+    ConfigError
+        A limit looser than live safety without ``--allow-looser-limits``.
+    UserError
+        Live without a promoted run.
+    """
+    from vibe_quant.paper.safety import apply_live_safety
+
+    if mode == "live":
+        from vibe_quant.paper.promote import promotion
+
+        if from_run is None:
+            raise UserError("live trading takes a promoted run: vq live start --from-run RUN")
+        if promotion(home, from_run, "live") is None:
+            raise UserError(f"run {from_run} is not promoted to live: vq promote {from_run} --to live --why ... "
+                            "(needs a paper promotion, 14 days of testnet paper and a divergence report within "
+                            "its thresholds)")  # fmt: skip
+    traded, limits = apply_live_safety(config, allow_looser)
+    return plan_run(traded), limits
+
+
+def create_live(home: Home, plan: RunPlan, mode: str, limits: dict, from_run: int | None) -> int:
+    """A new testnet/live session row; returns its id."""
+    with StateManager(home.db_path) as db:
+        return store.create_session(db, mode, msgspec.to_builtins(plan.config), {}, limits=limits, from_run=from_run)
