@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import copy
 import json
@@ -33,6 +34,7 @@ from vibe_quant.paper.binance import (
     load_credentials,
     node_config,
 )
+from vibe_quant.paper.loops import run_async
 
 KEY = "vqKEYa1b2c3d4e5f6g7h8i9j0kLmNoPqRsTuVwXyZ0123456789abcdefKEYZ"
 SECRET = "vqSECRETz9y8x7w6v5u4t3s2r1q0PoNmLkJiHgFeDcBa9876543210SECRETX"
@@ -289,8 +291,12 @@ def test_config_repr_and_json_hold_no_secret(creds: Credentials) -> None:
 
 def test_build_node_needs_a_running_event_loop(creds: Credentials) -> None:
     config = node_config(["FILUSDT"], {"FILUSDT": 4}, "testnet", creds)
-    with pytest.raises(RuntimeError, match=r"inside a running event loop \(asyncio.run\)"):
-        build_node(config)
+    # in a thread of its own: the test session may run a loop in the main thread (Playwright's sync API)
+    with (
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+        pytest.raises(RuntimeError, match=r"inside a running event loop \(asyncio.run\)"),
+    ):
+        pool.submit(build_node, config).result()
 
 
 def test_build_node_refuses_a_redis_that_does_not_answer(creds: Credentials) -> None:
@@ -304,7 +310,7 @@ def test_build_node_refuses_a_redis_that_does_not_answer(creds: Credentials) -> 
         build_node(config)
 
     with pytest.raises(UserError, match=rf"no Redis answers at 127.0.0.1:{port} .*Fix: start Redis"):
-        asyncio.run(build())
+        run_async(build)
 
 
 def socket_fds() -> set[str]:
@@ -359,7 +365,7 @@ def test_build_node_registers_the_binance_clients_and_connects_nowhere(
 
     thread = threading.Thread(target=accept)
     thread.start()
-    node, before, after = asyncio.run(build())
+    node, before, after = run_async(build)
     thread.join()
     listener.close()
     assert attempts == []

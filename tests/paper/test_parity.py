@@ -70,7 +70,7 @@ def test_replay_paper_equals_validation_backtest(case: str, aug_data_loader) -> 
 
 
 def test_a_replay_started_from_inside_a_running_event_loop_runs_in_its_own_thread(aug_data_loader) -> None:
-    import asyncio
+    from vibe_quant.paper.loops import run_async
 
     plan = plan_run(BacktestConfig(strategy="ema_trend_atr", symbols=("FILUSDT",), timeframe="15m", start=day(1),
                                    end=day(5), leverage=10))  # fmt: skip
@@ -79,6 +79,6 @@ def test_a_replay_started_from_inside_a_running_event_loop_runs_in_its_own_threa
     async def caller():  # e.g. a notebook or a service calling the paper API
         return replay(plan, data)
 
-    paper = asyncio.run(caller())
+    paper = run_async(caller)  # (itself on a worker thread when the test session runs a loop)
     assert paper.recorder.fills == run_backtest(plan, data).recorder.fills
     assert paper.recorder.fills

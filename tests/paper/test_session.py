@@ -74,17 +74,15 @@ def test_operator_commands_apply_at_bar_boundaries_and_a_restart_reproduces_them
                     store.add_command(db, sid, command, reason=reason, who="test")
 
     pacing = Pacing(speed=None, checkpoint_s=3600, flush_s=0.0, poll_s=0.0)
-    import asyncio
-
     from vibe_quant.backtest.market_data import load_market_data
     from vibe_quant.instruments.specs import InstrumentSpecs
-    from vibe_quant.paper.service import session_plan
+    from vibe_quant.paper.loops import run_async
     from vibe_quant.paper.session import run_session
 
     with _db(paper_home) as db:
-        plan = session_plan(store.get_session(db, sid))
+        plan = store.session_plan(store.get_session(db, sid))
     data = load_market_data(paper_home.catalog, plan, InstrumentSpecs())
-    first = asyncio.run(run_session(paper_home, sid, plan, data, pacing, on_progress=operator))
+    first = run_async(lambda: run_session(paper_home, sid, plan, data, pacing, on_progress=operator))
     assert first.status == "finished"
 
     with _db(paper_home) as db:

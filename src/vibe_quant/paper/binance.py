@@ -420,7 +420,10 @@ def build_node(config: TradingNodeConfig) -> TradingNode:
     database = config.cache.database if config.cache is not None else None
     if database is not None:
         _probe_redis(database.host or "127.0.0.1", database.port or 6379)
-    node = TradingNode(config=config, loop=loop)
+    from vibe_quant.paper.loops import node_signals
+
+    with node_signals():  # off the main thread (loops.run_async), without the kernel's signal handlers
+        node = TradingNode(config=config, loop=loop)
     node.add_data_client_factory(CLIENT_NAME, VQBinanceDataClientFactory)
     node.add_exec_client_factory(CLIENT_NAME, VQBinanceExecClientFactory)
     node.build()

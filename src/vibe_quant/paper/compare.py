@@ -19,7 +19,6 @@ from vibe_quant.errors import UserError
 from vibe_quant.home import Home
 from vibe_quant.paper import store
 from vibe_quant.paper.divergence import DivergenceReport, Ledger, compare_ledgers
-from vibe_quant.paper.service import session_plan
 from vibe_quant.state import StateManager
 
 
@@ -78,7 +77,7 @@ def compare_session(home: Home, session_id: int) -> Comparison:
         row = store.get_session(db, session_id)
         if not row["cursor_ns"]:
             raise UserError(f"session {session_id} has not traded a bar yet")
-        plan = session_plan(row)
+        plan = store.session_plan(row)
         paper = paper_ledger(db, row, plan)
     backtest = backtest_ledger(home, plan, int(row["cursor_ns"]))
     parity = {

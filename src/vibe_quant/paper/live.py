@@ -26,13 +26,13 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import time
 from pathlib import Path
 
 from vibe_quant.errors import UserError
 from vibe_quant.home import Home
 from vibe_quant.paper import store
+from vibe_quant.paper.loops import add_stop_handlers, run_async
 from vibe_quant.paper.node import Supervisor, legs_of
 from vibe_quant.state import StateManager
 from vibe_quant.strategy.ports import EventLog, StrategyPorts
@@ -209,8 +209,7 @@ async def _run(home: Home, session_id: int, plan, mode: str, credentials, checkp
                 live.supervisor.states[sid].update(state="HALTED", reason=st.get("reason"), since=st.get("since"))
     loop = asyncio.get_running_loop()
     stop = {"requested": False}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.update(requested=True))
+    add_stop_handlers(loop, lambda: stop.update(requested=True))
     task = asyncio.ensure_future(live.node.run_async())
     events_path = store.events_path(home.logs, session_id)
     events_path.parent.mkdir(parents=True, exist_ok=True)
@@ -259,13 +258,11 @@ async def _run(home: Home, session_id: int, plan, mode: str, credentials, checkp
 
 def run_live_session(home: Home, session_id: int, credentials, checkpoint_s: float = 60.0) -> str:
     """Run testnet/live session `session_id` until stopped (SIGTERM, SIGINT, ``vq paper stop``)."""
-    from vibe_quant.paper.service import session_plan
-
     with StateManager(home.db_path) as db:
         row = store.get_session(db, session_id)
     if row["mode"] not in ("testnet", "live"):
         raise UserError(f"session {session_id} is a {row['mode']} session, not testnet/live")
-    return asyncio.run(_run(home, session_id, session_plan(row), row["mode"], credentials, checkpoint_s))
+    return run_async(lambda: _run(home, session_id, store.session_plan(row), row["mode"], credentials, checkpoint_s))
 
 
 async def _check(plan, mode: str, credentials, log_directory: Path | None) -> dict:
@@ -281,4 +278,4 @@ async def _check(plan, mode: str, credentials, log_directory: Path | None) -> di
 def check_live(plan, mode: str, credentials, log_directory: Path | None = None) -> dict:
     """Build the whole node of a testnet/live session (clients, strategies, risk gate) without connecting,
     and return the redacted summary ``--check`` prints."""
-    return asyncio.run(_check(plan, mode, credentials, log_directory))
+    return run_async(lambda: _check(plan, mode, credentials, log_directory))

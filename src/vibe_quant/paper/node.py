@@ -30,6 +30,7 @@ from vibe_quant.backtest.account import SimAccount
 from vibe_quant.backtest.engine import BacktestResult, assemble
 from vibe_quant.backtest.market_data import MarketData, funding_warnings
 from vibe_quant.backtest.plan import RunPlan
+from vibe_quant.paper.loops import run_async
 from vibe_quant.paper.replay import ReplayDataClient, ReplayExecClient, feed_clock, synchronous_dispatch
 from vibe_quant.strategy.ports import StrategyPorts
 from vibe_quant.strategy.registry import LegSpec
@@ -38,23 +39,6 @@ log = logging.getLogger(__name__)
 
 ACTIVE, HALTED = "ACTIVE", "HALTED"
 START_TIMEOUT_S = 30.0
-
-
-def run_async(make_coroutine):
-    """Run ``make_coroutine()`` on a new event loop and return its result.
-
-    A node needs a running loop of its own; when this thread already runs one (a caller inside an
-    event loop, a notebook, a test harness), the loop runs in a worker thread instead (without
-    signal handlers: only the main thread can install them).
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make_coroutine())
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vq-node") as pool:
-        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
 
 def legs_of(strategy) -> list:

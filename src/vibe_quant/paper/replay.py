@@ -72,23 +72,18 @@ def feed_clock() -> Iterator[None]:
     The kernel module's ``LiveClock`` name is swapped for the block only; nothing else reads it
     after construction. Off the main thread the kernel's signal set-up is skipped for the block.
     """
-    import threading
-
     import nautilus_trader.system.kernel as kernel_module
     from nautilus_trader.common.component import TestClock
 
+    from vibe_quant.paper.loops import node_signals
+
     live = kernel_module.LiveClock
     kernel_module.LiveClock = TestClock
-    # The kernel installs its loop's signal handlers, which only the main thread may do; a node
-    # built elsewhere (node.run_async) goes without them (it is stopped through its session).
-    setup_loop = kernel_module.NautilusKernel._setup_loop
-    if threading.current_thread() is not threading.main_thread():
-        kernel_module.NautilusKernel._setup_loop = lambda self: None
     try:
-        yield
+        with node_signals():
+            yield
     finally:
         kernel_module.LiveClock = live
-        kernel_module.NautilusKernel._setup_loop = setup_loop
 
 
 def synchronous_dispatch(kernel) -> None:

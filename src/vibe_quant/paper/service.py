@@ -14,7 +14,7 @@ from vibe_quant.backtest.plan import RunPlan, plan_run
 from vibe_quant.errors import UserError
 from vibe_quant.home import Home
 from vibe_quant.paper import store
-from vibe_quant.paper.node import run_async
+from vibe_quant.paper.loops import run_async
 from vibe_quant.paper.session import Outcome, Pacing, run_session
 from vibe_quant.progress import Progress
 from vibe_quant.state import StateManager
@@ -49,10 +49,6 @@ def create_replay(home: Home, config: BacktestConfig, speed: float | None, from_
     return sid, plan
 
 
-def session_plan(row: dict) -> RunPlan:
-    return plan_run(msgspec.convert(row["config"], BacktestConfig, strict=False))
-
-
 def run_replay(home: Home, session_id: int, pacing: Pacing, resume: bool = False,
                progress: Progress | None = None) -> Outcome:  # fmt: skip
     """Run replay session `session_id` to its end or a stop (restart it when `resume`)."""
@@ -66,7 +62,7 @@ def run_replay(home: Home, session_id: int, pacing: Pacing, resume: bool = False
     if row["status"] in store.ACTIVE_STATUSES and resume and _alive(row):
         raise UserError(f"session {session_id} is running (pid {row['pid']}): stop it first (vq paper stop "
                         f"{session_id}) or watch it (vq paper status {session_id})")  # fmt: skip
-    plan = session_plan(row)
+    plan = store.session_plan(row)
     data = load_market_data(home.catalog, plan, InstrumentSpecs())
     task = None
     on_progress = None

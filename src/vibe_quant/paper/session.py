@@ -29,7 +29,6 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from vibe_quant.backtest.plan import RunPlan
 from vibe_quant.errors import UserError
 from vibe_quant.home import Home
 from vibe_quant.paper import store
+from vibe_quant.paper.loops import add_stop_handlers
 from vibe_quant.paper.node import ReplayNode
 from vibe_quant.state import StateManager
 
@@ -201,13 +201,7 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
     def request_stop() -> None:
         stop["requested"] = True
 
-    handled = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, request_stop)
-            handled.append(sig)
-        except (ValueError, RuntimeError):  # not the main thread (see node.run_async): stop via vq paper stop
-            break
+    handled = add_stop_handlers(loop, request_stop)
     writer = _Writer(home, session_id)
     total = len(node.bars)
     store.update_session(db, session_id, bars_total=total)

@@ -47,6 +47,16 @@ def get_session(db: StateManager, session_id: int) -> dict:
     return row
 
 
+def session_plan(row: dict):
+    """The :class:`~vibe_quant.backtest.plan.RunPlan` a session trades (its stored, resolved config)."""
+    import msgspec
+
+    from vibe_quant.backtest.config import BacktestConfig
+    from vibe_quant.backtest.plan import plan_run
+
+    return plan_run(msgspec.convert(row["config"], BacktestConfig, strict=False))
+
+
 def list_sessions(db: StateManager, limit: int = 50) -> list[dict]:
     rows = db.conn.execute("SELECT * FROM paper_sessions ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
     return [db._decode("paper_sessions", row) for row in rows]
