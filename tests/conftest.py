@@ -43,6 +43,14 @@ def aug_2023_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home.catalog
 
 
+def linked_home(root: Path, catalog: Path) -> Home:
+    """A fresh home at `root` whose catalog is a link to `catalog` (a shared one: read only)."""
+    home = Home(root).ensure()
+    home.catalog.rmdir()
+    home.catalog.symlink_to(catalog, target_is_directory=True)
+    return home
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home(tmp_path / "home").ensure()
