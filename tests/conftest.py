@@ -127,9 +127,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium driven by Playwright (never `playwright install`: nothing is downloaded)."""
+    """Debian's chromium driven by Playwright (never `playwright install`: nothing is downloaded).
+
+    One per module: Playwright's sync API keeps an asyncio loop marked running on the main thread until it
+    stops, and a paper session run in-process afterwards (``asyncio.run``) would refuse to start."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():

@@ -24,6 +24,8 @@ CONTROLS = {  # command -> (button label, what it does: the question asked befor
     "stop": ("Stop", "stop the session at the next bar boundary (checkpointed; restartable with --resume)"),
 }
 ALL = "(all strategies)"
+POSITION_COLUMNS = ("instrument", "signed_qty", "avg_px", "mark", "unrealized_pnl", "margin", "liquidation_price")
+ORDER_COLUMNS = ("order_id", "strategy", "instrument", "type", "side", "qty", "price", "trigger", "reason")
 
 
 def describe_session(row: dict) -> str:
@@ -104,18 +106,19 @@ def session_view(h: Home, info: dict, key: str) -> None:
     costs = snap.get("costs") or {}
     start = snap.get("starting_balance") or cfg.get("starting_balance") or 0.0
     equity = snap.get("equity") or 0.0
-    c = st.columns(7)
+    c = st.columns(4)
     c[0].metric("equity (USDT)", f"{equity:,.2f}")
     c[1].metric("net PnL (USDT)", f"{equity - start:+,.2f}")
     c[2].metric("fees burned", f"{costs.get('fees', 0.0):,.2f}")
     c[3].metric("funding accrued", f"{costs.get('funding', 0.0):+,.2f}",
                 help=f"{costs.get('funding_settlements', 0)} settlements")  # fmt: skip
-    c[4].metric("liquidations", f"{costs.get('liquidations', 0)}")
-    c[5].metric("fills", f"{costs.get('fills', 0):,}")
-    c[6].metric("bars", f"{info.get('bars_done') or 0:,}/{info.get('bars_total') or '?'}",
+    c = st.columns(4)
+    c[0].metric("liquidations", f"{costs.get('liquidations', 0)}")
+    c[1].metric("fills", f"{costs.get('fills', 0):,}")
+    c[2].metric("bars", f"{info.get('bars_done') or 0:,}/{info.get('bars_total') or '?'}",
                 help="bars done / bars of the session's period")  # fmt: skip
-    st.caption(f"feed time {common.fmt_time(info.get('cursor_ns'))} · balance {snap.get('balance') or 0:,.2f} · "
-               f"slippage {costs.get('slippage', 0.0):,.2f}")  # fmt: skip
+    c[3].metric("feed time (UTC)", readers.iso_ns(info.get("cursor_ns")) or "-")
+    st.caption(f"balance {snap.get('balance') or 0:,.2f} USDT · slippage {costs.get('slippage', 0.0):,.2f} USDT")
     db = common.state()
     ts, eq = store.equity_series(db, info["id"])
     if ts:
@@ -127,12 +130,12 @@ def session_view(h: Home, info: dict, key: str) -> None:
     left, right = st.columns(2)
     left.markdown("**Positions**")
     if snap.get("positions"):
-        left.dataframe(pd.DataFrame(snap["positions"]), hide_index=True, key=f"{key}-positions")
+        left.dataframe(_columns(snap["positions"], POSITION_COLUMNS), hide_index=True, key=f"{key}-positions")
     else:
         left.caption("no open position")
     right.markdown("**Open orders**")
     if snap.get("open_orders"):
-        right.dataframe(pd.DataFrame(snap["open_orders"]), hide_index=True, key=f"{key}-orders")
+        right.dataframe(_columns(snap["open_orders"], ORDER_COLUMNS), hide_index=True, key=f"{key}-orders")
     else:
         right.caption("no open order")
     fills = store.fill_records(db, info["id"], limit=FILLS_SHOWN)
@@ -148,6 +151,11 @@ def session_view(h: Home, info: dict, key: str) -> None:
         last = info["checkpoints"][-1]
         st.caption(f"last checkpoint {last['created_at']} ({last['reason']}, bar {last['bars_done']}) · events: "
                    f"`{info['events_log']}`")  # fmt: skip
+
+
+def _columns(rows: list[dict], order: tuple[str, ...]) -> pd.DataFrame:
+    table = pd.DataFrame(rows)
+    return table[[c for c in order if c in table.columns] + [c for c in table.columns if c not in order]]
 
 
 def strategies_table(snap: dict) -> pd.DataFrame:
