@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import linked_home, vq
 from tests.dashboard.test_results_pages import values
+from vibe_quant.dashboard.pages.live import FAIL, PASS
 from vibe_quant.home import Home
 from vibe_quant.jobs import kill_job, list_jobs
 from vibe_quant.paper import promote, store
@@ -82,6 +83,7 @@ def test_the_paper_page_shows_the_sessions_stored_figures(read_home, page) -> No
     assert metrics["fees burned"] == f"{snap['costs']['fees']:,.2f}"
     assert metrics["fills"] == f"{snap['costs']['fills']:,}" != "0"
     assert metrics["bars"] == "768/768"
+    assert any(m.value.startswith("feed time **2023-08-09 00:00:00 UTC**") for m in at.markdown)  # the last bar's close
     equity = values(json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["y"])
     with StateManager(read_home.db_path) as db:
         _, stored = store.equity_series(db, 1)
@@ -184,8 +186,8 @@ def test_the_live_page_lists_the_promotion_and_the_gates_still_failing(read_home
         _, failures = promote.live_gate(db, 1, promote.MIN_PAPER_DAYS, lambda sid: None, DivergenceThresholds())
     assert len(failures) == 2  # no testnet days; no testnet session (the replay earns none)
     checklist = next(m.value for m in at.markdown if "promoted to paper by" in m.value).splitlines()
-    assert checklist[0].startswith("- ✅ promoted to paper by ")
-    assert checklist[1:] == [f"- ❌ {f}" for f in failures]
+    assert checklist[0].startswith(f"- {PASS} promoted to paper by ")
+    assert checklist[1:] == [f"- {FAIL} {f}" for f in failures]
 
 
 def test_a_testnet_session_shows_its_live_safety_limits(running_home, page) -> None:

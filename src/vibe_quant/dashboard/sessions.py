@@ -38,16 +38,7 @@ def describe_session(row: dict) -> str:
 
 def session_choice(rows: list[dict], key: str) -> dict | None:
     """A select box of sessions (newest first) following the URL's ``session`` query parameter."""
-    if not rows:
-        return None
-    ids = [r["id"] for r in rows]
-    wanted = st.query_params.get("session")
-    index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
-    names = {r["id"]: describe_session(r) for r in rows}
-    chosen = st.selectbox("session", ids, index=index, format_func=names.get, key=key)
-    if str(chosen) != st.query_params.get("session"):
-        st.query_params["session"] = str(chosen)
-    return next(r for r in rows if r["id"] == chosen)
+    return widgets.query_choice(rows, "session", key, "session", describe_session)
 
 
 # -- monitor --------------------------------------------------------------------------------------
@@ -117,8 +108,10 @@ def session_view(h: Home, info: dict, key: str) -> None:
     c[1].metric("fills", f"{costs.get('fills', 0):,}")
     c[2].metric("bars", f"{info.get('bars_done') or 0:,}/{info.get('bars_total') or '?'}",
                 help="bars done / bars of the session's period")  # fmt: skip
-    c[3].metric("feed time (UTC)", readers.iso_ns(info.get("cursor_ns")) or "-")
-    st.caption(f"balance {snap.get('balance') or 0:,.2f} USDT · slippage {costs.get('slippage', 0.0):,.2f} USDT")
+    c[3].metric("slippage", f"{costs.get('slippage', 0.0):,.2f}", help="against the fill model's reference prices")
+    st.markdown(
+        f"feed time **{common.fmt_time(info.get('cursor_ns'))}** · balance {snap.get('balance') or 0:,.2f} USDT"
+    )
     db = common.state()
     ts, eq = store.equity_series(db, info["id"])
     if ts:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from vibe_quant.dashboard import common, readers, sessions
+from vibe_quant.dashboard import common, readers, sessions, widgets
 from vibe_quant.errors import VibeQuantError
 from vibe_quant.home import Home
 
 MODES = ("testnet", "live")
+PASS, FAIL = ":green[:material/check_circle:]", ":red[:material/cancel:]"  # Streamlit's icon font: no emoji font needed
 
 
 def render() -> None:
@@ -54,7 +55,6 @@ def promotions_table(h: Home) -> None:
 def checklist_view(h: Home) -> None:
     """Pick a completed run (promoted ones first); list each gate to live as passed or failed."""
     from vibe_quant.backtest.persist import list_runs
-    from vibe_quant.dashboard import widgets
     from vibe_quant.paper.promote import list_promotions
 
     runs = list_runs(h, limit=300, status="completed")
@@ -72,7 +72,7 @@ def checklist_view(h: Home) -> None:
     except VibeQuantError as exc:
         common.show_error(exc)
         return
-    st.markdown("\n".join(f"- {'✅' if ok else '❌'} {text}" for ok, text in items))
+    st.markdown("\n".join(f"- {PASS if ok else FAIL} {text}" for ok, text in items))
     if command:
         st.code(command, language="bash")
 
