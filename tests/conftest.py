@@ -43,6 +43,14 @@ def aug_2023_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home.catalog
 
 
+def linked_home(root: Path, catalog: Path) -> Home:
+    """A fresh home at `root` whose catalog is a link to `catalog` (a shared one: read only)."""
+    home = Home(root).ensure()
+    home.catalog.rmdir()
+    home.catalog.symlink_to(catalog, target_is_directory=True)
+    return home
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home(tmp_path / "home").ensure()
@@ -119,9 +127,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium driven by Playwright (never `playwright install`: nothing is downloaded)."""
+    """Debian's chromium driven by Playwright (never `playwright install`: nothing is downloaded).
+
+    One per module: Playwright's sync API keeps an asyncio loop marked running on the main thread until it
+    stops, and a paper session run in-process afterwards (``asyncio.run``) would refuse to start."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():

@@ -5,7 +5,8 @@ A real ``vq dashboard`` serves a copy of the dashboard tests' home (FILUSDT klin
 from the Backtests page, waits for its job, opens the Pareto plot, clicks a point, validates it as a
 background job and opens that run's detail page (every figure drawn); screenshots go to the test's
 ``tmp_path``. The second kills a running sweep from the active jobs panel and checks that the job and every
-process of its group are gone. Any Streamlit exception box on any page fails the test.
+process of its group are gone. The third starts a paper replay from the Paper Trading page and sees its equity
+curve drawn. Any Streamlit exception box on any page fails the test.
 """
 
 from __future__ import annotations
@@ -366,3 +367,21 @@ def test_kill_from_the_jobs_panel_ends_the_job_and_its_workers(server, e2e_home,
     wait_for(f"the processes of group {pgid} to end", lambda: not group_members(pgid), 30)
     assert not [pid for pid in members if pid_alive(pid)]
     expect(page.get_by_role("button", name=f"Kill job {job}", exact=True)).to_have_count(0)
+
+
+def test_a_paper_session_started_from_the_page_draws_its_equity(server, e2e_home, tab, tmp_path) -> None:
+    page = tab
+    open_page(page, f"{server}/paper", "Paper Trading")
+    page.get_by_role("tab", name="Start paper trading").click()
+    before = last_job_id(e2e_home)
+    page.get_by_role("button", name="Start paper trading", exact=True).click()
+    job = wait_for_new_job(e2e_home, before)
+    shows(page, f"job {job} started: vq paper start --from-run")
+    finished_job(e2e_home, job)
+    with StateManager(e2e_home.db_path) as state:
+        session = max(state.find("paper_sessions"), key=lambda r: r["id"])
+    assert (session["status"], session["bars_done"]) == ("finished", session["bars_total"])
+    open_page(page, f"{server}/paper?session={session['id']}", "Paper Trading")
+    plots_drawn(page, f".st-key-paper-equity-{session['id']}", 1)
+    expect(page.get_by_text(f"{session['snapshot']['equity']:,.2f}", exact=True)).to_be_visible()
+    shot(page, tmp_path / "paper.png")

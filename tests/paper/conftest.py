@@ -17,7 +17,7 @@ import pytest
 from nautilus_trader.model.data import FundingRateUpdate
 from nautilus_trader.model.identifiers import InstrumentId
 
-from tests.conftest import FUNDING_FILE
+from tests.conftest import FUNDING_FILE, linked_home
 from vibe_quant.backtest.market_data import MarketData
 
 HOUR_NS = 3_600_000_000_000
@@ -69,12 +69,7 @@ def aug_data_loader(aug_2023_catalog):
 @pytest.fixture
 def paper_home(tmp_path, aug_2023_catalog):
     """A fresh home whose catalog is the August 2023 one (linked, read only)."""
-    from vibe_quant.home import Home
-
-    home = Home(tmp_path / "home").ensure()
-    home.catalog.rmdir()
-    home.catalog.symlink_to(aug_2023_catalog, target_is_directory=True)
-    return home
+    return linked_home(tmp_path / "home", aug_2023_catalog)
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ PAGES: list[tuple[str, str, str]] = [
     ("overview", "Overview", ":material/dashboard:"),
     ("backtests", "Backtests", ":material/rocket_launch:"),
     ("results", "Results", ":material/insights:"),
+    ("paper", "Paper Trading", ":material/play_circle:"),
+    ("live", "Live Trading", ":material/bolt:"),
     ("data_lake", "Data Lake", ":material/database:"),
     ("strategies", "Strategies", ":material/code:"),
     ("risk", "Risk & Controls", ":material/shield:"),

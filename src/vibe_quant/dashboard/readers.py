@@ -89,6 +89,18 @@ def iso_ns(ns: int | None) -> str | None:
     return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+# -- paper and live sessions ----------------------------------------------------------------------
+
+
+def paper_sessions(state: StateManager, modes: tuple[str, ...], limit: int = 200) -> list[dict]:
+    """The newest `limit` paper sessions of `modes` (``replay``, ``testnet``, ``live``), newest first, each with
+    ``liveness`` (a running row whose process is gone is ``crashed``)."""
+    from vibe_quant.paper.service import liveness
+
+    rows = sorted((r for mode in modes for r in state.find("paper_sessions", mode=mode)), key=lambda r: -r["id"])
+    return [{**r, "liveness": liveness(r)} for r in rows[:limit]]
+
+
 # -- logs ---------------------------------------------------------------------------------------
 
 

@@ -75,16 +75,22 @@ def live_jobs_panel(h: Home, key: str) -> None:
 
 def run_choice(runs: list[dict], label: str, key: str, param: str) -> dict | None:
     """A select box of stored runs that follows the URL's `param` query parameter (links open a run directly)."""
-    if not runs:
+    return query_choice(runs, label, key, param, describe_run)
+
+
+def query_choice(rows: list[dict], label: str, key: str, param: str, describe) -> dict | None:
+    """A select box of `rows` (each with an ``id``; shown as ``describe(row)``) that follows the URL's `param`
+    query parameter; the first row is chosen when the URL names none of them. None without rows."""
+    if not rows:
         return None
-    ids = [r["id"] for r in runs]
+    ids = [r["id"] for r in rows]
     wanted = st.query_params.get(param)
     index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
-    names = {r["id"]: describe_run(r) for r in runs}
+    names = {r["id"]: describe(r) for r in rows}
     chosen = st.selectbox(label, ids, index=index, format_func=names.get, key=key)
     if str(chosen) != st.query_params.get(param):
         st.query_params[param] = str(chosen)
-    return next(r for r in runs if r["id"] == chosen)
+    return next(r for r in rows if r["id"] == chosen)
 
 
 def describe_run(r: dict) -> str:
