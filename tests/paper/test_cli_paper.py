@@ -62,3 +62,23 @@ def test_commands_go_only_to_a_running_session(run_home, cli) -> None:
     code, out = cli([*home, "paper", "halt", "1"])
     assert code != 0
     assert "session 1 is finished: commands go to a running session" in out
+
+
+def test_detach_runs_the_session_as_a_background_job(run_home, cli) -> None:
+    import time
+
+    from vibe_quant.jobs import get_job
+    from vibe_quant.paper import store
+    from vibe_quant.state import StateManager
+
+    code, out = cli(["--home", str(run_home.root), "paper", "start", "--from-run", "1", "--detach", "--json"])
+    assert code == 0, out
+    started = json.loads(out.strip().splitlines()[-1])
+    deadline = time.monotonic() + 120
+    while (job := get_job(run_home, started["job"])).status == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.status == "completed", job
+    assert list(job.command[:4]) == ["paper", "start", "--resume", str(started["session"])]
+    with StateManager(run_home.db_path) as db:
+        row = store.get_session(db, started["session"])
+    assert (row["status"], row["job_id"], row["bars_done"]) == ("finished", started["job"], 8 * 96)

@@ -260,6 +260,11 @@ class ReplayNode:
         return ts
 
     @property
+    def feed_ts(self) -> int:
+        """Close time of the last bar replayed (the node's clock), 0 before the first."""
+        return self._last_ts
+
+    @property
     def done(self) -> bool:
         return self.bars_done >= len(self.bars)
 

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vibe_quant.backtest.engine import BacktestResult
+from vibe_quant.backtest.ledger import cost_summary
 from vibe_quant.backtest.market_data import MarketData
 from vibe_quant.backtest.plan import RunPlan
 from vibe_quant.errors import UserError
@@ -116,9 +117,7 @@ def state_of(node: ReplayNode) -> dict:
             "reduce_only": order.is_reduce_only, "reason": rec.reasons.get(order.client_order_id.value),
         })  # fmt: skip
     orders.sort(key=lambda o: o["order_id"])
-    fees = sum(f.fee for f in rec.fills)
-    funding = sum(f.amount for f in rec.funding)
-    slippage = sum(abs(f.price - f.reference_price) * f.qty for f in rec.fills)
+    costs = cost_summary((), rec.fills, rec.funding, rec.liquidations)  # the backtest's definitions
     breakers = None
     if node.gate is not None:
         summary = node.gate.summary()
@@ -128,7 +127,8 @@ def state_of(node: ReplayNode) -> dict:
         "bars_done": node.bars_done, "bars_total": len(node.bars), "balance": balance, "equity": node.equity(),
         "starting_balance": node.plan.venue.starting_balance, "positions": positions, "open_orders": orders,
         "strategies": node.supervisor.states, "breakers": breakers,
-        "costs": {"fees": fees, "funding": funding, "slippage": slippage, "fills": len(rec.fills),
+        "costs": {"fees": costs["total_fees"], "funding": costs["total_funding"], "slippage": costs["total_slippage"],
+                  "fills": len(rec.fills),
                   "funding_settlements": len(rec.funding), "liquidations": len(rec.liquidations)},
         "funding": [dataclasses.asdict(f) for f in rec.funding],
         "liquidations": [dataclasses.asdict(x) for x in rec.liquidations],
@@ -223,7 +223,7 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
         caught_up = node.bars_done
         if resume:
             _flush(db, session_id, node, writer, pacing.speed)  # what the catch-up re-made, before the marker
-            writer.mark_restart(session_id, node._last_ts, caught_up)
+            writer.mark_restart(session_id, node.feed_ts, caught_up)
         # -- the session ---------------------------------------------------------------------
         wall0, feed0 = time.monotonic(), node.next_ts()
         next_flush = next_poll = 0.0
@@ -292,7 +292,7 @@ def _step(node: ReplayNode, writer: _Writer) -> None:
 
 def _apply(node: ReplayNode, cmd: dict, journal_only: bool = False) -> str:
     """Apply an operator command at the current bar boundary (the feed time of the last bar)."""
-    ts = node._last_ts
+    ts = node.feed_ts
     if journal_only and (cmd["command"] == "stop" or (cmd["result"] or "").startswith("refused")):
         return cmd["result"]
     return node.supervisor.apply(cmd["command"], cmd["target"], ts, cmd["reason"])
