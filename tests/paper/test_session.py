@@ -200,3 +200,33 @@ def test_a_session_killed_with_sigkill_and_restarted_ends_as_an_uninterrupted_on
 
     assert strip(_events(paper_home, killed)) == strip(_events(paper_home, clean))
     assert [e["type"] for e in _events(paper_home, killed)].count("SESSION_RESTARTED") == 2
+
+
+def test_stop_checkpoints_and_a_resume_finishes_as_one_run(paper_home: Home) -> None:
+    from vibe_quant.backtest.market_data import load_market_data
+    from vibe_quant.instruments.specs import InstrumentSpecs
+    from vibe_quant.paper.loops import run_async
+    from vibe_quant.paper.session import run_session
+
+    sid = _session(paper_home, TREND)
+
+    def operator(done: int, total: int) -> None:
+        if done >= 400:
+            with _db(paper_home) as db:
+                if not store.commands(db, sid):
+                    store.add_command(db, sid, "stop", who="test")
+
+    with _db(paper_home) as db:
+        plan = store.session_plan(store.get_session(db, sid))
+    data = load_market_data(paper_home.catalog, plan, InstrumentSpecs())
+    pacing = Pacing(speed=None, flush_s=0.0, poll_s=0.0)
+    stopped = run_async(lambda: run_session(paper_home, sid, plan, data, pacing, on_progress=operator))
+    assert stopped.status == "stopped"
+    assert stopped.bars_done == 401
+    with _db(paper_home) as db:
+        assert store.get_session(db, sid)["status"] == "stopped"
+        assert store.last_checkpoint(db, sid)["reason"] == "shutdown"
+    finished = run_replay(paper_home, sid, Pacing(speed=None), resume=True)
+    assert (finished.status, finished.caught_up) == ("finished", 401)
+    whole = run_replay(paper_home, _session(paper_home, TREND), Pacing(speed=None))
+    assert finished.result.recorder.fills == whole.result.recorder.fills
