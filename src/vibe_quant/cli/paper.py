@@ -42,6 +42,8 @@ def start_command(
     keys_file: Annotated[Path | None, typer.Option("--keys-file", help="Testnet: a chmod-600 file of NAME=VALUE keys (default: the environment).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Testnet: build the node (clients, strategies, risk gate) and print what it would connect to; connect nowhere.")] = False,
     allow_looser_limits: Annotated[str | None, typer.Option("--allow-looser-limits", help="Testnet: trade limits looser than live safety, for this recorded REASON.")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Replay: serve Prometheus metrics at http://127.0.0.1:PORT/metrics while the session runs (0: any free port).")] = None,
+    metrics_linger: Annotated[float, typer.Option("--metrics-linger", help="Seconds to keep serving the metrics after the session ends (for a last scrape).")] = 0.0,
     detach: Annotated[bool, typer.Option("--detach", help="Run as a background job (vq jobs list); print the session id and return.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the session summary as JSON on stdout.")] = False,
 ) -> None:  # fmt: skip
@@ -52,12 +54,18 @@ def start_command(
     if feed not in ("replay", "testnet"):
         raise UserError(f"--feed {feed!r}: replay or testnet")
     if feed == "testnet":
+        if metrics_port is not None:
+            raise UserError("--metrics-port serves replay sessions; testnet and live sessions do not export yet")
         start_live("testnet", from_run, resume, keys_file, check, allow_looser_limits, checkpoint_every, as_json,
                    lambda home: _config(home, from_run, strategy, symbols, timeframe, start, end, param or [], latency,
                                         leverage, balance, sizing, risk))  # fmt: skip
         return
     if check or keys_file or allow_looser_limits:
         raise UserError("--check, --keys-file and --allow-looser-limits are for --feed testnet (live safety, keys)")
+    if metrics_port is not None and not 0 <= metrics_port <= 65535:
+        raise UserError(f"--metrics-port {metrics_port}: a TCP port, 0 to 65535 (0: any free port)")
+    if not metrics_linger >= 0:
+        raise UserError(f"--metrics-linger {metrics_linger}: seconds, >= 0")
     if not checkpoint_every > 0:
         raise UserError(f"--checkpoint-every {checkpoint_every}: seconds, > 0")
     pace = parse_speed(speed)
@@ -78,6 +86,8 @@ def start_command(
 
         argv = ["paper", "start", "--resume", str(session_id), "--speed", speed, "--checkpoint-every",
                 str(checkpoint_every)]  # fmt: skip
+        if metrics_port is not None:
+            argv += ["--metrics-port", str(metrics_port), "--metrics-linger", str(metrics_linger)]
         job_id = start_job(get_home(writable=True), argv, job_type="paper", label=f"paper session {session_id}")
         _set_job(home, session_id, job_id)
         if as_json:
@@ -88,7 +98,8 @@ def start_command(
             f"watch: vq paper status {session_id}   halt: vq paper halt {session_id}   stop: vq paper stop {session_id}"
         )
         return
-    _run(home, session_id, Pacing(speed=pace, checkpoint_s=checkpoint_every), resume is not None, as_json)
+    _run(home, session_id, Pacing(speed=pace, checkpoint_s=checkpoint_every), resume is not None, as_json,
+         metrics_port, metrics_linger)  # fmt: skip
 
 
 def start_live(mode: str, from_run, resume, keys_file, check: bool, allow_looser: str | None, checkpoint_every: float,
@@ -132,7 +143,8 @@ def _set_job(home, session_id: int, job_id: int) -> None:
         store.update_session(db, session_id, job_id=job_id)
 
 
-def _run(home, session_id: int, pacing, resume: bool, as_json: bool) -> None:
+def _run(home, session_id: int, pacing, resume: bool, as_json: bool, metrics_port: int | None = None,
+         metrics_linger: float = 0.0) -> None:  # fmt: skip
     from vibe_quant.paper.service import run_replay
     from vibe_quant.progress import rich_progress
 
@@ -141,7 +153,8 @@ def _run(home, session_id: int, pacing, resume: bool, as_json: bool) -> None:
         out.print(f"paper session {session_id}: replay at {'max speed' if pacing.speed is None else f'{pacing.speed:g}x'}"
                   f"{' (restart: catching up first)' if resume else ''}; stop with Ctrl-C or vq paper stop {session_id}")  # fmt: skip
     with rich_progress(not (state.quiet or as_json)) as progress:
-        outcome = run_replay(home, session_id, pacing, resume=resume, progress=progress)
+        outcome = run_replay(home, session_id, pacing, resume=resume, progress=progress, metrics_port=metrics_port,
+                             metrics_linger_s=metrics_linger)  # fmt: skip
     m = outcome.result.metrics
     summary = {"session": session_id, "status": outcome.status, "bars": outcome.bars_done,
                "caught_up_bars": outcome.caught_up, "fills": len(outcome.result.recorder.fills),

@@ -49,9 +49,10 @@ def create_replay(home: Home, config: BacktestConfig, speed: float | None, from_
     return sid, plan
 
 
-def run_replay(home: Home, session_id: int, pacing: Pacing, resume: bool = False,
-               progress: Progress | None = None) -> Outcome:  # fmt: skip
-    """Run replay session `session_id` to its end or a stop (restart it when `resume`)."""
+def run_replay(home: Home, session_id: int, pacing: Pacing, resume: bool = False, progress: Progress | None = None,
+               metrics_port: int | None = None, metrics_linger_s: float = 0.0) -> Outcome:  # fmt: skip
+    """Run replay session `session_id` to its end or a stop (restart it when `resume`); with
+    `metrics_port`, serve its Prometheus metrics on 127.0.0.1 (see ``session.run_session``)."""
     from vibe_quant.backtest.market_data import load_market_data
     from vibe_quant.instruments.specs import InstrumentSpecs
 
@@ -76,9 +77,9 @@ def run_replay(home: Home, session_id: int, pacing: Pacing, resume: bool = False
             seen["done"] = done
 
     try:
-        return run_async(
-            lambda: run_session(home, session_id, plan, data, pacing, resume=resume, on_progress=on_progress)
-        )
+        return run_async(lambda: run_session(home, session_id, plan, data, pacing, resume=resume,
+                                             on_progress=on_progress, metrics_port=metrics_port,
+                                             metrics_linger_s=metrics_linger_s))  # fmt: skip
     finally:
         if task is not None:
             progress.finish(task)

@@ -87,6 +87,7 @@ class _Writer:
                 self.events_written = sum(1 for line in fh if RESTART_MARK not in line)
         self.fills_written = 0
         self.equity: list[tuple[int, float]] = []
+        self.telemetry = None  # PaperTelemetry (vq paper start --metrics-port): updated at each flush
 
     def mark_restart(self, session_id: int, ts: int, replayed: int) -> None:
         event = {"time": _iso(ts), "session": session_id, "ts": ts, "type": "SESSION_RESTARTED",
@@ -158,8 +159,12 @@ def _differences(expected: dict, actual: dict) -> list[str]:
 
 
 async def run_session(home: Home, session_id: int, plan: RunPlan, data: MarketData, pacing: Pacing,
-                      resume: bool = False, on_progress: Callable[[int, int], None] | None = None) -> Outcome:  # fmt: skip
+                      resume: bool = False, on_progress: Callable[[int, int], None] | None = None,
+                      metrics_port: int | None = None, metrics_linger_s: float = 0.0) -> Outcome:  # fmt: skip
     """Run (or, with `resume`, restart) replay session `session_id` to its end or to a stop.
+
+    With `metrics_port` (0: any free port) the session serves Prometheus metrics on 127.0.0.1
+    (docs/specs.md#telemetry), updated at each flush, for `metrics_linger_s` seconds after its end.
 
     Raises
     ------
@@ -169,7 +174,8 @@ async def run_session(home: Home, session_id: int, plan: RunPlan, data: MarketDa
     t0 = time.perf_counter()
     db = StateManager(home.db_path)
     try:
-        return await _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0)
+        return await _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0, metrics_port,
+                          metrics_linger_s)  # fmt: skip
     except BaseException as exc:
         status = "stopped" if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError) else "failed"
         store.update_session(db, session_id, status=status, error=f"{type(exc).__name__}: {exc}"[:2000],
@@ -179,7 +185,8 @@ async def run_session(home: Home, session_id: int, plan: RunPlan, data: MarketDa
         db.close()
 
 
-async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0) -> Outcome:
+async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0, metrics_port,
+               metrics_linger_s) -> Outcome:  # fmt: skip
     row = store.get_session(db, session_id)
     journal: dict[int, list[dict]] = {}
     checkpoint = None
@@ -194,7 +201,13 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
     # of the validation backtest (BACKTESTER-001), which the divergence report matches them to.
     node = ReplayNode(plan, data, trader_id="PAPER-001", log_directory=str(home.logs), log_name=f"paper-{session_id}")
     await node.build()
-    await node.start()
+    telemetry = _telemetry(session_id, node, metrics_port, metrics_linger_s)
+    try:
+        await node.start()
+    except BaseException:
+        if telemetry is not None:
+            telemetry.close()
+        raise
     loop = asyncio.get_running_loop()
     stop = {"requested": False}
 
@@ -203,6 +216,7 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
 
     handled = add_stop_handlers(loop, request_stop)
     writer = _Writer(home, session_id)
+    writer.telemetry = telemetry
     total = len(node.bars)
     store.update_session(db, session_id, bars_total=total)
     status = "finished"
@@ -276,7 +290,21 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
-        await node.stop()
+        try:
+            await node.stop()
+        finally:
+            if telemetry is not None:
+                await telemetry.close_async()
+
+
+def _telemetry(session_id: int, node: ReplayNode, port: int | None, linger_s: float):
+    if port is None:
+        return None
+    from vibe_quant.telemetry.exporter import PaperTelemetry
+
+    telemetry = PaperTelemetry(session_id, port, linger_s=linger_s)
+    telemetry.attach(node)
+    return telemetry
 
 
 def _halted(node: ReplayNode) -> int:
@@ -314,9 +342,11 @@ def _flush(db, session_id: int, node: ReplayNode, writer: _Writer, speed, status
     fills = node.recorder.fills
     new_fills = [(seq, f.ts_ns, dataclasses.asdict(f)) for seq, f in enumerate(fills[writer.fills_written:],
                                                                               writer.fills_written)]  # fmt: skip
-    store.write_progress(db, session_id, cursor_ns=state["cursor_ns"], bars_done=node.bars_done,
-                         snapshot=snapshot_of(state, node, speed), equity=writer.equity, fills=new_fills,
-                         status=status)  # fmt: skip
+    snapshot = snapshot_of(state, node, speed)
+    store.write_progress(db, session_id, cursor_ns=state["cursor_ns"], bars_done=node.bars_done, snapshot=snapshot,
+                         equity=writer.equity, fills=new_fills, status=status)  # fmt: skip
+    if writer.telemetry is not None:
+        writer.telemetry.update(snapshot)
     writer.fills_written = len(fills)
     writer.equity = []
     events = node.recorder.events
