@@ -31,6 +31,8 @@ LATENCY_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0
 MAX_TRACKED_ORDERS = 10_000  # orders whose decision/ack times are kept (oldest dropped first)
 TICK_PRIORITY = 1_000  # before the portfolio (10) and the strategies (0) on the same bar topic
 SESSION = ("session",)
+# order types whose open-order series exist from the start (others appear when first seen)
+ORDER_TYPES = ("MARKET", "LIMIT", "STOP_MARKET", "MARKET_IF_TOUCHED")
 
 
 def _ns_to_s(ns: int | None) -> float:
@@ -47,7 +49,8 @@ class SessionMetrics:
     session_id : int or str
         The ``session`` label.
     instruments : iterable of str, default ()
-        Instruments (as the snapshot names them) whose position gauges exist from the start, at 0.
+        Instruments (as the snapshot names them) whose position gauges exist from the start, at 0
+        (so do the open-order gauges of :data:`ORDER_TYPES`).
     clock : callable, default time.time
         Wall time in epoch seconds, for ``vq_session_last_update_timestamp_seconds``.
 
@@ -83,7 +86,7 @@ class SessionMetrics:
         self.fills = gauge("vq_fills", "Fills since the session started.")
         self.liquidations = gauge("vq_liquidations", "Liquidations since the session started.")
         self.settlements = gauge("vq_funding_settlements", "Funding settlements charged since the session started.")
-        self.open_orders = gauge("vq_open_orders", "Open orders by type and side.", ("type", "side"))
+        self.open_orders = gauge("vq_open_orders", "Open orders by order type.", ("type",))
         self.strategy = gauge("vq_strategy_active", "Strategy state: 1 ACTIVE, 0 HALTED.", ("strategy",))
         self.breaker = gauge("vq_breaker_tripped", "Circuit breaker halted now (1) or not (0), per scope.", ("scope",))
         self.breaker_trips = gauge("vq_breaker_trips", "Circuit breaker trips since the session started, per scope.",
@@ -94,7 +97,7 @@ class SessionMetrics:
         self.feed_time = gauge("vq_feed_time_seconds", "Feed time of the last bar processed (epoch seconds).")
         self.updated = gauge("vq_session_last_update_timestamp_seconds", "Wall time of the last snapshot (epoch s).")
         self._instruments = set(instruments)
-        self._order_kinds: set[tuple[str, str]] = set()
+        self._order_kinds: set[str] = set(ORDER_TYPES)
         self._scopes: set[str] = set()
         for instrument in self._instruments:
             self.position.labels(self.session, instrument).set(0)
@@ -127,13 +130,12 @@ class SessionMetrics:
         self.fills.labels(s).set(costs.get("fills", 0))
         self.liquidations.labels(s).set(costs.get("liquidations", 0))
         self.settlements.labels(s).set(costs.get("funding_settlements", 0))
-        counts: dict[tuple[str, str], int] = {}
+        counts: dict[str, int] = {}
         for order in snapshot.get("open_orders") or []:
-            key = (order["type"], order["side"])
-            counts[key] = counts.get(key, 0) + 1
+            counts[order["type"]] = counts.get(order["type"], 0) + 1
         self._order_kinds |= set(counts)
         for kind in self._order_kinds:
-            self.open_orders.labels(s, *kind).set(counts.get(kind, 0))
+            self.open_orders.labels(s, kind).set(counts.get(kind, 0))
         for sid, st in (snapshot.get("strategies") or {}).items():
             self.strategy.labels(s, sid).set(1 if st["state"] == "ACTIVE" else 0)
         breakers = snapshot.get("breakers") or {"trips": [], "halted": []}
@@ -170,8 +172,11 @@ class LatencyProbe:
     portfolio's and the strategies', so it sees the bar first); a decision is an
     ``OrderInitialized`` on ``events.order.*``, timed from the newest tick; an ack an
     ``OrderAccepted``, timed from its order's decision; a fill each ``OrderFilled``, timed from its
-    order's ack. An event whose predecessor the probe did not see (no tick yet, an order from
-    before :meth:`attach`) is counted in ``vq_order_events_total`` but not timed.
+    order's ack. A market order the venue fills without accepting it first (NautilusTrader's
+    simulated exchange does) has no ack: its first fill is timed in decision-to-ack (the venue's
+    answer) and none of its fills in ack-to-fill. An event whose predecessor the probe did not see
+    (no tick yet, an order from before :meth:`attach`) is counted in ``vq_order_events_total``
+    but not timed.
     """
 
     def __init__(self, registry: CollectorRegistry, session_id: int | str,
@@ -227,6 +232,9 @@ class LatencyProbe:
                 self.decision_to_ack.observe(now - decided)
             _remember(self._acked, key, now)
         elif name == "OrderFilled":
+            decided = self._decided.pop(key, None)
+            if decided is not None:  # filled without an OrderAccepted: the fill is the venue's first answer
+                self.decision_to_ack.observe(now - decided)
             acked = self._acked.get(key)
             if acked is not None:
                 self.ack_to_fill.observe(now - acked)
