@@ -97,3 +97,32 @@ def test_bad_metrics_flags_name_the_flag(run_home, cli, args, message) -> None:
     code, out = cli(["--home", str(run_home.root), "paper", "start", "--from-run", "1", *args])
     assert code != 0
     assert message in out
+
+
+def test_vq_metrics_serve_exposes_the_jobs_of_the_home(tmp_path) -> None:
+    import re
+    import subprocess
+    import sys
+    import urllib.request
+
+    from vibe_quant.home import Home
+    from vibe_quant.state import StateManager
+
+    home = Home(tmp_path / "home").ensure()
+    with StateManager(home.db_path) as db:
+        db.insert("background_jobs", {"job_type": "paper", "status": "running", "pid": 1, "label": "watched",
+                                      "heartbeat_at": "2020-01-01T00:00:00Z"})  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "vibe_quant", "--home", str(home.root), "metrics", "serve",
+                             "--port", "0", "--seconds", "20"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        port = int(re.search(r"127\.0\.0\.1:(\d+)/metrics", line).group(1))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read().decode()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert "vq_jobs_running 1.0" in body
+    age = re.search(r'vq_job_heartbeat_age_seconds\{[^}]*label="watched"[^}]*\} (\S+)', body)
+    assert age is not None
+    assert float(age.group(1)) > 3600 * 24 * 365  # heartbeat from 2020

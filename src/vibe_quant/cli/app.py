@@ -38,6 +38,7 @@ def _register() -> None:
     from vibe_quant.cli.demo import demo_command
     from vibe_quant.cli.dsl import dsl_app
     from vibe_quant.cli.jobs import jobs_app
+    from vibe_quant.cli.metrics import metrics_app
     from vibe_quant.cli.overfit import overfit_app
     from vibe_quant.cli.paper import live_app, paper_app
     from vibe_quant.cli.promote import promote_command
@@ -69,6 +70,7 @@ def _register() -> None:
     app.command(
         "promote", help="Promotion gates: a validated run to paper, a paper-traded run to live; `list` shows them."
     )(promote_command)
+    app.add_typer(metrics_app, name="metrics", help="Prometheus metrics of background jobs (vq metrics serve).")
     app.add_typer(live_app, name="live", help="Live trading of a promoted run on Binance (--confirm-live).")
     app.command("report", help="Self-contained HTML tearsheet of a stored backtest or screening sweep.")(report_command)
     app.command("dashboard", help="Start the Mission Control dashboard (Streamlit) on the home, on 127.0.0.1.")(
