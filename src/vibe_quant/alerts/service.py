@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vibe_quant.alerts.config import load_settings
 from vibe_quant.alerts.dispatcher import AlertDispatcher
-from vibe_quant.alerts.store import insert_alert, message, utc_now
+from vibe_quant.alerts.store import insert_alert, iso, message, utc_now
 from vibe_quant.alerts.summary import daily_summary
 from vibe_quant.alerts.telegram import AlertError
 from vibe_quant.errors import UserError, VibeQuantError
@@ -160,22 +160,24 @@ def deliver(db_path: str | Path, kind: str, text: str, fields: dict, timeout_s: 
         if client is None:
             row_id = insert_alert(state, created, kind, text, fields, "unconfigured", error=settings.missing())
             return state.get("alerts", row_id)
-        last = state.conn.execute("SELECT id, sent_at FROM alerts WHERE kind = ? AND status = 'sent' ORDER BY id DESC "
-                                  "LIMIT 1", (kind,)).fetchone()  # fmt: skip
-        if min_interval_s is not None and last is not None and last["sent_at"]:
-            age = (created - dt.datetime.fromisoformat(last["sent_at"])).total_seconds()
-            if age < min_interval_s:
-                return state.get("alerts", insert_alert(state, created, kind, text, fields, "held"))
-        held = state.conn.execute("SELECT created_at, text FROM alerts WHERE kind = ? AND status = 'held' AND id > ? "
-                                  "ORDER BY id", (kind, last["id"] if last else 0)).fetchall()  # fmt: skip
-        body = message(kind, text, [(dt.datetime.fromisoformat(r["created_at"]), r["text"]) for r in held])
+        # Check and claim in one transaction: two jobs failing at once must not both send.
+        with state.transaction():
+            last = state.conn.execute("SELECT id, created_at FROM alerts WHERE kind = ? AND status = 'sent' "
+                                      "ORDER BY id DESC LIMIT 1", (kind,)).fetchone()  # fmt: skip
+            if min_interval_s is not None and last is not None:
+                age = (created - dt.datetime.fromisoformat(last["created_at"])).total_seconds()
+                if age < min_interval_s:
+                    return state.get("alerts", insert_alert(state, created, kind, text, fields, "held"))
+            held = state.conn.execute("SELECT created_at, text FROM alerts WHERE kind = ? AND status = 'held' "
+                                      "AND id > ? ORDER BY id", (kind, last["id"] if last else 0)).fetchall()  # fmt: skip
+            body = message(kind, text, [(dt.datetime.fromisoformat(r["created_at"]), r["text"]) for r in held])
+            row_id = insert_alert(state, created, kind, body, fields, "sent")  # the claim; updated below
         try:
             sent = client.send(body)
         except AlertError as exc:
-            row_id = insert_alert(state, created, kind, body, fields, "failed", attempts=exc.attempts, error=str(exc))
+            state.update("alerts", row_id, {"status": "failed", "attempts": exc.attempts, "error": str(exc)})
         else:
-            row_id = insert_alert(state, created, kind, body, fields, "sent", attempts=sent["attempts"],
-                                  sent_at=utc_now())  # fmt: skip
+            state.update("alerts", row_id, {"attempts": sent["attempts"], "sent_at": iso(utc_now())})
         return state.get("alerts", row_id)
 
 
