@@ -84,6 +84,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "paper_equity": ["session_id", "ts_ns", "equity"],
     "paper_fills": ["session_id", "seq", "ts_ns", "record"],
     "promotions": ["id", "run_id", "stage", "who", "why", "evidence", "override", "created_at"],
+    "alerts": ["id", "created_at", "kind", "severity", "text", "fields", "status", "sent_at", "attempts", "error"],
 }  # fmt: skip
 
 DSL = {
@@ -197,7 +198,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 9  # ... 0006_tick_datasets, 0007_jobs, 0008_settings, 0009_paper
+    assert SCHEMA_VERSION == 10  # ... 0007_jobs, 0008_settings, 0009_paper, 0010_alerts
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 

@@ -32,6 +32,7 @@ GLOBAL_VALUED = {"--home", "--specs"}
 
 
 def _register() -> None:
+    from vibe_quant.cli.alerts import alerts_app
     from vibe_quant.cli.backtest import backtest_app
     from vibe_quant.cli.dashboard import dashboard_command
     from vibe_quant.cli.data import data_app
@@ -72,6 +73,7 @@ def _register() -> None:
     )(promote_command)
     app.add_typer(metrics_app, name="metrics", help="Prometheus metrics of background jobs (vq metrics serve).")
     app.add_typer(live_app, name="live", help="Live trading of a promoted run on Binance (--confirm-live).")
+    app.add_typer(alerts_app, name="alerts", help="Telegram alerts: list the stored ones, send a test message.")
     app.command("report", help="Self-contained HTML tearsheet of a stored backtest or screening sweep.")(report_command)
     app.command("dashboard", help="Start the Mission Control dashboard (Streamlit) on the home, on 127.0.0.1.")(
         dashboard_command

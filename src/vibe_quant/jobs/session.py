@@ -116,9 +116,14 @@ class JobSession:
             message = message or f"exited with code {code}"
         now = iso_utc(now_utc())
         with StateManager(self.db_path) as state:
-            state.conn.execute(
+            cur = state.conn.execute(
                 "UPDATE background_jobs SET status = ?, exit_code = ?, completed_at = ?, heartbeat_at = ?, "
                 "error_message = ?, progress = ? WHERE id = ? AND status != 'killed'",
                 ("completed" if code == 0 else "failed", code, now, now, message,
                  json.dumps(self.progress(), sort_keys=True), self.job_id),
             )  # fmt: skip
+            row = state.get("background_jobs", self.job_id) if code != 0 and cur.rowcount == 1 else None
+        if row is not None:  # failed (a killed job was stopped on purpose: no alert)
+            from vibe_quant.alerts import job_failed
+
+            job_failed(self.db_path, self.job_id, row.get("command") or row.get("job_type"), message)

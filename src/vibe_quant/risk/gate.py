@@ -47,6 +47,15 @@ def register_alert_hook(hook: Callable[[dict], None]) -> None:
     ALERT_HOOKS.append(hook)
 
 
+def unregister_alert_hook(hook: Callable[[dict], None]) -> bool:
+    """Stop calling `hook`; return whether it was registered."""
+    try:
+        ALERT_HOOKS.remove(hook)
+    except ValueError:
+        return False
+    return True
+
+
 def _alert(event: dict) -> None:
     for hook in list(ALERT_HOOKS):
         try:
@@ -345,4 +354,11 @@ class PortfolioRiskActor(Actor):
         self.gate.portfolio_bar(bar.ts_event)
 
 
-__all__ = ["NS_PER_HOUR", "PortfolioRiskActor", "RiskGate", "StrategyRiskActor", "register_alert_hook"]
+__all__ = [
+    "NS_PER_HOUR",
+    "PortfolioRiskActor",
+    "RiskGate",
+    "StrategyRiskActor",
+    "register_alert_hook",
+    "unregister_alert_hook",
+]

@@ -1,5 +1,5 @@
 """Logs: the runs' JSON event logs (``logs/events/<run_id>.jsonl``) and the application log (``logs/vq.log``),
-filtered with DuckDB where they lie."""
+filtered with DuckDB where they lie, and the stored alerts (docs/specs.md#alerts)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,37 @@ from vibe_quant.dashboard import common, readers
 
 
 def render() -> None:
-    common.page_header("Logs", "Event logs of the runs and the application log, queried with DuckDB in place.")
+    common.page_header("Logs", "Event logs of the runs and the application log, queried with DuckDB in place; "
+                               "the alerts sent (or held, failed) to Telegram.")  # fmt: skip
     h = common.home()
-    events_tab, app_tab = st.tabs(["Event logs", "Application log"])
+    events_tab, app_tab, alerts_tab = st.tabs(["Event logs", "Application log", "Alerts"])
     with events_tab:
         _events(h)
     with app_tab:
         _app_log(h)
+    with alerts_tab:
+        _alerts(h)
+
+
+def _alerts(h) -> None:
+    import pandas as pd
+
+    from vibe_quant.alerts import KINDS, list_alerts
+
+    left, right = st.columns([3, 1])
+    kind = left.selectbox("kind", ["all", *KINDS], key="alerts_kind")
+    limit = right.number_input("max rows", min_value=1, max_value=10_000, value=200, step=50, key="alerts_limit")
+    rows = list_alerts(h.db_path, limit=int(limit), kind=None if kind == "all" else kind)
+    if not rows:
+        st.info("No alerts stored yet: halts, breakers, errors and failed jobs are stored here (and sent to Telegram "
+                "when it is configured on Settings).")  # fmt: skip
+        return
+    st.caption("Newest first. held: within a minute of the last message of its kind, summarised in the next one; "
+               "unconfigured: no Telegram token or chat id.")  # fmt: skip
+    frame = pd.DataFrame([{"id": r["id"], "created (UTC)": r["created_at"], "kind": r["kind"], "status": r["status"],
+                           "severity": r["severity"], "text": r["text"], "attempts": r["attempts"],
+                           "error": r["error"] or ""} for r in rows])  # fmt: skip
+    st.dataframe(frame, hide_index=True, width="stretch")
 
 
 def _events(h) -> None:

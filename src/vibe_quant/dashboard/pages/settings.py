@@ -1,5 +1,5 @@
-"""Settings: sizing and risk presets (create, edit, delete), latency presets, overfitting defaults, and
-system information. Everything is stored in the state database, so it survives restarts."""
+"""Settings: sizing and risk presets (create, edit, delete), latency presets, overfitting defaults, Telegram
+alerts (docs/specs.md#alerts) and system information. Everything is stored in the state database, so it survives restarts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import streamlit as st
 import yaml
 
 from vibe_quant.dashboard import common, readers
-from vibe_quant.errors import ConfigError, UserError
+from vibe_quant.errors import ConfigError, UserError, VibeQuantError
 
 NEW = "+ new preset"
 
@@ -20,8 +20,8 @@ def render() -> None:
         "`--sizing` / `--risk` take.",
     )
     h, state = common.home(), common.state()
-    presets_tab, latency_tab, overfit_tab, system_tab = st.tabs(
-        ["Sizing & risk presets", "Latency presets", "Overfitting defaults", "System"]
+    presets_tab, latency_tab, overfit_tab, telegram_tab, system_tab = st.tabs(
+        ["Sizing & risk presets", "Latency presets", "Overfitting defaults", "Telegram alerts", "System"]
     )
     with presets_tab:
         _presets(state)
@@ -29,6 +29,8 @@ def render() -> None:
         _latency(state)
     with overfit_tab:
         _overfitting(state)
+    with telegram_tab:
+        _telegram(h, state)
     with system_tab:
         _system(h, state)
 
@@ -176,6 +178,48 @@ def _overfitting(state) -> None:
         reset_defaults(state)
         common.flash("the built-in overfitting defaults apply again")
         st.rerun()
+
+
+def _telegram(h, state) -> None:
+    from vibe_quant.alerts import load_settings, save_settings, send_test
+    from vibe_quant.alerts.config import CHAT_ENV, TOKEN_ENV, TOKEN_FILE_ENV
+
+    try:
+        current = load_settings(h.db_path)
+    except ConfigError as exc:
+        common.show_error(exc, "the alert configuration is invalid")
+        return
+    token = {"env": f"yes (from {TOKEN_ENV})", "file": f"yes (from the file {TOKEN_FILE_ENV} names)"}
+    st.markdown(f"**Bot token configured:** {token.get(current.token_from, 'no')}")
+    st.caption(f"The token is read from the environment only ({TOKEN_ENV}, or a chmod-600 file named by "
+               f"{TOKEN_FILE_ENV}) and is never stored, logged or shown.")  # fmt: skip
+    from vibe_quant.alerts.config import CHAT_SETTING, SUMMARY_SETTING, TRADES_SETTING
+    from vibe_quant.state.settings import get_setting
+
+    if current.chat_from == "env":
+        st.info(f"{CHAT_ENV} is set: messages go to chat {current.chat_id}; the chat id below applies without it.")
+    with st.form("settings_telegram"):
+        chat = st.text_input("chat id", value=get_setting(state, CHAT_SETTING) or "", key="telegram_chat",
+                             help="a number (negative for a group) or @channelname")  # fmt: skip
+        trades = st.checkbox("alert on every trade (fill)", value=bool(get_setting(state, TRADES_SETTING)),
+                             key="telegram_trades")  # fmt: skip
+        summary = st.text_input("daily summary at (UTC, HH:MM; empty: none)",
+                                value=get_setting(state, SUMMARY_SETTING) or "", key="telegram_summary")  # fmt: skip
+        if st.form_submit_button("Save Telegram settings"):
+            try:
+                save_settings(state, chat_id=chat, trades=trades, daily_summary_utc=summary)
+            except ConfigError as exc:
+                common.show_error(exc, "not saved")
+            else:
+                common.flash("saved the Telegram alert settings")
+                st.rerun()
+    if st.button("Send test message", key="telegram_test"):
+        try:
+            row = send_test(h)
+        except VibeQuantError as exc:
+            common.show_error(exc, "test message not sent")
+        else:
+            st.success(f"test message sent (alert {row['id']}, {row['attempts']} attempt(s))")
 
 
 def _system(h, state) -> None:
