@@ -32,7 +32,7 @@ def env(fake: FakeTelegram) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def tripped(aug_2023_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Home, FakeTelegram]]:
     """A home with run 1 (ema_trend_atr FILUSDT 15m, Aug 1-8, halting after each losing trade) and paper session 1
-    replayed from it with the alerts installed against a fake Telegram."""
+    replayed from it (the session installs the alerts) against a fake Telegram."""
     root = tmp_path_factory.mktemp("alerts")
     home = linked_home(root / "home", aug_2023_catalog)
     risk = root / "trip.yaml"
@@ -49,10 +49,10 @@ def tripped(aug_2023_catalog: Path, tmp_path_factory: pytest.TempPathFactory) ->
         assert code == 0, out + err
         dispatcher = install(home, tick_s=0.05)
         assert install(home) is dispatcher  # idempotent
+        uninstall(timeout=10)
+        # the session installs the home's dispatcher itself, and removes it (drained) at its end
         code, out, err = vq(["--home", str(home.root), "paper", "start", "--from-run", "1", "--json"])
         assert code == 0, out + err
-        assert dispatcher.wait_idle(20)
-        uninstall(timeout=10)
         assert installed() is None
     yield home, fake
     fake.server.shutdown()
@@ -139,3 +139,19 @@ def test_a_failing_job_sends_one_message(telegram_env, tmp_path) -> None:
     assert message.startswith("vibe-quant job failed: job ")
     assert "failed: vq backtest run --strategy no_such_strategy --symbols FILUSDT: error: " in message
     assert "no_such_strategy" in message
+
+
+def test_a_restarted_session_does_not_alert_its_catch_up_again(tripped) -> None:
+    home, fake = tripped
+    before = len(fake.requests)
+    with StateManager(home.db_path) as state:
+        stored = state.count("alerts")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env(fake).items():
+            mp.setenv(name, value)
+        code, out, err = vq(["--home", str(home.root), "paper", "start", "--resume", "1", "--json"])
+    assert code == 0, out + err
+    assert json.loads(out.strip().splitlines()[-1])["caught_up_bars"] > 0
+    assert len(fake.requests) == before  # the halts the catch-up re-made were alerted the first time
+    with StateManager(home.db_path) as state:
+        assert state.count("alerts") == stored

@@ -133,7 +133,8 @@ def test_an_error_in_a_strategy_halts_it_cancels_its_orders_and_alerts(paper_hom
     assert len(errors) == 1
     assert "ZeroDivisionError: boom in on_bar" in errors[0]["error"]
     assert "raise ZeroDivisionError" in errors[0]["traceback"]
-    assert [a["type"] for a in alerts] == ["STRATEGY_HALTED"]
+    assert [a["type"] for a in alerts if a["type"] != "FILL"] == ["STRATEGY_HALTED"]
+    assert [a["reason"] for a in alerts if a["type"] == "FILL"] == ["entry"]  # trade alerts (kept if enabled)
     with _db(paper_home) as db:
         state = store.last_checkpoint(db, sid)["state"]
     (strategy,) = state["strategies"].values()

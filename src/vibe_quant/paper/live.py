@@ -210,6 +210,9 @@ async def _run(home: Home, session_id: int, plan, mode: str, credentials, checkp
     loop = asyncio.get_running_loop()
     stop = {"requested": False}
     add_stop_handlers(loop, lambda: stop.update(requested=True))
+    from vibe_quant.paper.session import install_alerts
+
+    alerts_installed = install_alerts(home)
     task = asyncio.ensure_future(live.node.run_async())
     events_path = store.events_path(home.logs, session_id)
     events_path.parent.mkdir(parents=True, exist_ok=True)
@@ -253,6 +256,10 @@ async def _run(home: Home, session_id: int, plan, mode: str, credentials, checkp
         if not task.done():
             task.cancel()
         live.node.kernel.dispose()  # (node.dispose() would stop this event loop)
+        if alerts_installed:
+            from vibe_quant.alerts import uninstall
+
+            uninstall()
     return status
 
 

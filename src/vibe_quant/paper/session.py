@@ -88,6 +88,7 @@ class _Writer:
         self.fills_written = 0
         self.equity: list[tuple[int, float]] = []
         self.telemetry = None  # PaperTelemetry (vq paper start --metrics-port): updated at each flush
+        self.alert_fills = None  # the alert hook for new fills, once the session is past a restart's catch-up
 
     def mark_restart(self, session_id: int, ts: int, replayed: int) -> None:
         event = {"time": _iso(ts), "session": session_id, "ts": ts, "type": "SESSION_RESTARTED",
@@ -215,6 +216,7 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
         stop["requested"] = True
 
     handled = add_stop_handlers(loop, request_stop)
+    alerts_installed = False
     writer = _Writer(home, session_id)
     writer.telemetry = telemetry
     total = len(node.bars)
@@ -238,6 +240,9 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
         if resume:
             _flush(db, session_id, node, writer, pacing.speed)  # what the catch-up re-made, before the marker
             writer.mark_restart(session_id, node.feed_ts, caught_up)
+        # Alerts from here on: what the catch-up re-made (halts, breakers, fills) was alerted when it happened.
+        alerts_installed = install_alerts(home)
+        writer.alert_fills = node.supervisor.alert
         # -- the session ---------------------------------------------------------------------
         wall0, feed0 = time.monotonic(), node.next_ts()
         next_flush = next_poll = 0.0
@@ -295,6 +300,10 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
         finally:
             if telemetry is not None:
                 await telemetry.close_async()
+            if alerts_installed:
+                from vibe_quant.alerts import uninstall
+
+                uninstall()
 
 
 def _telemetry(session_id: int, node: ReplayNode, port: int | None, linger_s: float):
@@ -305,6 +314,18 @@ def _telemetry(session_id: int, node: ReplayNode, port: int | None, linger_s: fl
     telemetry = PaperTelemetry(session_id, port, linger_s=linger_s)
     telemetry.attach(node)
     return telemetry
+
+
+def install_alerts(home: Home) -> bool:
+    """Send this session's alerts (``vibe_quant.alerts``); True when this call installed the dispatcher
+    (the session then removes it at its end)."""
+    from vibe_quant.alerts import install, installed
+
+    current = installed()
+    if current is not None and current.db_path == home.db_path:
+        return False
+    install(home)
+    return True
 
 
 def _halted(node: ReplayNode) -> int:
@@ -347,6 +368,10 @@ def _flush(db, session_id: int, node: ReplayNode, writer: _Writer, speed, status
                          equity=writer.equity, fills=new_fills, status=status)  # fmt: skip
     if writer.telemetry is not None:
         writer.telemetry.update(snapshot)
+    if writer.alert_fills is not None:  # trade alerts (kept only when the alerts.trades setting is on)
+        for _, _, f in new_fills:
+            writer.alert_fills({"type": "FILL", "ts": f["ts_ns"], "instrument": f["instrument"], "side": f["side"],
+                                "qty": f["qty"], "price": f["price"], "fee": f["fee"], "reason": f["reason"]})  # fmt: skip
     writer.fills_written = len(fills)
     writer.equity = []
     events = node.recorder.events
