@@ -92,18 +92,34 @@ def scalar(url: str, expr: str, at: float) -> float:
     return float(result[0]["value"][1])
 
 
-def test_prometheus_scrapes_a_paper_session_and_every_dashboard_query_has_a_series(run_home, cli, prometheus):
+def test_prometheus_scrapes_a_paper_session_and_every_dashboard_query_has_a_series(run_home, cli, prometheus,
+                                                                                    tmp_path, monkeypatch):  # fmt: skip
+    """The session's strategy breaker halts it after each losing trade (run 2's risk file): besides the
+    figures, exactly one Telegram message goes out and exactly one alert rule fires (issue 20)."""
+    from tests.alerts.conftest import CHAT, TOKEN, FakeTelegram
+    from tests.alerts.test_end_to_end import TRIP_ON_FIRST_LOSS
     from vibe_quant.jobs import get_job, kill_job
     from vibe_quant.paper import store
     from vibe_quant.state import StateManager
     from vibe_quant.telemetry.exporter import jobs_registry, start_exporter
 
+    risk = tmp_path / "trip.yaml"
+    risk.write_text(TRIP_ON_FIRST_LOSS)
+    code, out = cli(["--home", str(run_home.root), "backtest", "run", "--strategy", "ema_trend_atr", "--symbols",
+                     "FILUSDT-PERP", "--timeframe", "15m", "--start", "2023-08-01", "--end", "2023-08-08", "--risk",
+                     str(risk), "--json"])  # fmt: skip
+    assert code == 0, out
+    telegram = FakeTelegram()
+    telegram.thread.start()
+    for name, value in {"VQ_TELEGRAM_BOT_TOKEN": TOKEN, "VQ_TELEGRAM_CHAT_ID": CHAT,
+                        "VQ_TELEGRAM_API_URL": telegram.url}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)  # the background job inherits them
     jobs_exporter, jobs_port = start_exporter(jobs_registry(run_home.db_path))
     paper_port = free_port()
     url = prometheus({"vq-paper": paper_port, "vq-dashboard": jobs_port})
     job_id = None
     try:
-        code, out = cli(["--home", str(run_home.root), "paper", "start", "--from-run", "1", "--speed", str(SPEED),
+        code, out = cli(["--home", str(run_home.root), "paper", "start", "--from-run", "2", "--speed", str(SPEED),
                          "--metrics-port", str(paper_port), "--metrics-linger", str(LINGER_S), "--detach", "--json"])  # fmt: skip
         assert code == 0, out
         started = json.loads(out.strip().splitlines()[-1])
@@ -146,9 +162,14 @@ def test_prometheus_scrapes_a_paper_session_and_every_dashboard_query_has_a_seri
         assert scalar(url, f'vq_job_heartbeat_age_seconds{{job_id="{job_id}"}}', at) < 120
         assert scalar(url, f"vq_strategy_active{{{s}}}", at) == 1.0
         rules = httpx.get(f"{url}/api/v1/rules", timeout=10).json()["data"]["groups"][0]["rules"]
-        assert sorted(r["name"] for r in rules) == ["VqDrawdown", "VqJobHeartbeatStale", "VqSessionStale",
-                                                    "VqStrategyHalted"]  # fmt: skip
+        assert sorted(r["name"] for r in rules) == ["VqBreakerTripped", "VqDrawdown", "VqJobHeartbeatStale",
+                                                    "VqSessionStale", "VqStrategyHalted"]  # fmt: skip
         assert all(r["health"] == "ok" for r in rules), rules
+        # the breaker tripped several times: one firing alert (per session), one Telegram message
+        assert len(state["breakers"]["trips"]) >= 2
+        firing = query(url, 'ALERTS{alertstate="firing"}', at)
+        assert [(a["metric"]["alertname"], a["metric"]["session"]) for a in firing] == [("VqBreakerTripped",
+                                                                                       str(session))]  # fmt: skip
 
         empty = []
         for name in ("paper.json", "system.json"):
@@ -161,8 +182,12 @@ def test_prometheus_scrapes_a_paper_session_and_every_dashboard_query_has_a_seri
         while get_job(run_home, job_id).status == "running" and time.monotonic() < deadline:
             time.sleep(0.2)
         assert get_job(run_home, job_id).status == "completed"
+        (message,) = telegram.messages()  # the session drained its alerts before ending
+        assert "strategy breaker consecutive_losses tripped" in message
     finally:
         jobs_exporter.stop()
+        telegram.server.shutdown()
+        telegram.server.server_close()
         if job_id is not None and get_job(run_home, job_id).status == "running":
             kill_job(run_home, job_id)
 

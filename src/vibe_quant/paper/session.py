@@ -123,7 +123,8 @@ def state_of(node: ReplayNode) -> dict:
     breakers = None
     if node.gate is not None:
         summary = node.gate.summary()
-        breakers = {"trips": summary["trips"], "halted": summary["halted_at_end"]}
+        scopes = [*node.gate.guards, *(["portfolio"] if node.gate.portfolio is not None else [])]
+        breakers = {"trips": summary["trips"], "halted": summary["halted_at_end"], "scopes": scopes}
     return _plain({
         "cursor_ns": node.bars[node.bars_done - 1].ts_init if node.bars_done else None,
         "bars_done": node.bars_done, "bars_total": len(node.bars), "balance": balance, "equity": node.equity(),

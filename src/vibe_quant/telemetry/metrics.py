@@ -143,7 +143,8 @@ class SessionMetrics:
         for trip in breakers["trips"]:
             trips[trip["scope"]] = trips.get(trip["scope"], 0) + 1
         halted = set(breakers["halted"])
-        self._scopes |= set(trips) | halted
+        # every scope the gate guards is a series from the start (at 0), so a first trip is an increase
+        self._scopes |= set(trips) | halted | set(breakers.get("scopes") or ())
         for scope in self._scopes:
             self.breaker.labels(s, scope).set(1 if scope in halted else 0)
             self.breaker_trips.labels(s, scope).set(trips.get(scope, 0))
