@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from vibe_quant.cli import app, run
@@ -111,3 +112,8 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     with sqlite3.connect(home / "state" / "vibe_quant.db") as db:
         status, bars = db.execute("SELECT status, bars_done FROM paper_sessions WHERE id = 1").fetchone()
     assert (status, bars) == ("finished", 7 * 96)
+    # step 15: the same week with a tripping breaker, served to Prometheus, its alerts stored
+    assert re.search(r'vq_breaker_trips\{scope="EmaTrendAtr-001",session="2"\} [1-9]', out)
+    assert re.search(r'vq_equity_usdt\{session="2"\} \d', out)
+    assert "alerts stored (vq alerts list): " in out
+    assert "strategy_halt" in out

@@ -209,6 +209,9 @@ def demo_command() -> None:
     out.rule("[bold]14. paper trading: a TradingNode replays a week of the sample, is killed -9 half way, restarts")
     paper_id, paper_exact = demo_paper(h, run_row)
 
+    out.rule("[bold]15. alerts and telemetry: a session whose breaker trips, its Prometheus metrics and alerts")
+    telemetry_ok = demo_telemetry(h, run_row)
+
     report_lines = ("\n" + " " * 12).join(f"file://{p}  ({label})" for label, p in reports.items())
     out.rule("[bold]outputs")
     out.print(
@@ -241,7 +244,7 @@ def demo_command() -> None:
     out.print(f"try:        uv run vq --home {h.root} backtest list   (then: vq backtest show ID; vq screen list)")
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     if (not rebuilt.byte_identical or warnings or not ticks_verdict or not replay_same or not portfolio_same
-            or job.status != "completed" or not paper_exact):  # fmt: skip
+            or job.status != "completed" or not paper_exact or not telemetry_ok):  # fmt: skip
         raise UserError("demo checks failed (see above)")
 
 
@@ -291,6 +294,81 @@ def demo_paper(h, run_row: int) -> tuple[int, bool]:
     comparison = compare_session(h, sid)
     print_comparison(comparison, out, trades=5)
     return sid, comparison.exact
+
+
+def demo_telemetry(h, run_row: int) -> bool:
+    """Step 15: the step-14 week again with a breaker that halts after each losing trade, served to
+    Prometheus (scraped here every 0.2 s) with its alerts stored (and sent when Telegram is configured)."""
+    import datetime as dt
+    import re
+    import shutil
+    import socket
+    import subprocess
+    import threading
+    import urllib.request
+
+    import msgspec
+
+    from vibe_quant.alerts import list_alerts
+    from vibe_quant.backtest.persist import load_run_config
+    from vibe_quant.paper.service import create_replay, run_replay
+    from vibe_quant.paper.session import Pacing
+    from vibe_quant.risk.config import PortfolioRiskConfig, RiskConfig, StrategyRiskConfig
+    from vibe_quant.state import StateManager
+
+    with StateManager(h.db_path) as db:
+        config = load_run_config(db, run_row, statuses=("completed",))
+    risk = RiskConfig(
+        strategy_level=StrategyRiskConfig(max_consecutive_losses=1, max_drawdown_scale_pct=None,
+                                          max_drawdown_halt_pct=None, max_daily_loss_pct=None,
+                                          cooldown_after_halt_hours=2),
+        portfolio_level=PortfolioRiskConfig(max_portfolio_drawdown_pct=None, max_portfolio_daily_loss_pct=None,
+                                            max_total_exposure_pct=None, max_correlated_exposure_pct=None),
+    )  # fmt: skip
+    config = msgspec.structs.replace(config, start=dt.date(2023, 8, 1), end=dt.date(2023, 8, 7), risk=risk)
+    sid, _ = create_replay(h, config, None, from_run=run_row)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    last = {"body": ""}
+    stop = threading.Event()
+
+    def scrape() -> None:  # what Prometheus does, every 0.2 s instead of 15 s
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    last["body"] = r.read().decode()
+            except OSError:
+                pass
+            stop.wait(0.2)
+
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
+    outcome = run_replay(h, sid, Pacing(speed=86_400 * 7 / 3), metrics_port=port, metrics_linger_s=0.6)
+    stop.set()
+    scraper.join(5)
+    wanted = ("vq_equity_usdt", "vq_fees_paid_usdt", "vq_fills", "vq_breaker_trips", "vq_strategy_active",
+              "vq_tick_to_decision_seconds_count", "vq_ack_to_fill_seconds_count")  # fmt: skip
+    lines = [line for line in last["body"].splitlines() if line.split("{")[0] in wanted]
+    out.print(f"session {sid}: {outcome.status}, {outcome.bars_done} bars at 201,600x; its exporter "
+              f"http://127.0.0.1:{port}/metrics, last scrape:")  # fmt: skip
+    for line in lines:
+        out.print(f"  {line}", highlight=False)
+    alerts = [a for a in list_alerts(h.db_path, limit=500) if a["fields"].get("session") in (None, sid)]
+    kinds = {}
+    for a in alerts:
+        kinds[(a["kind"], a["status"])] = kinds.get((a["kind"], a["status"]), 0) + 1
+    out.print("alerts stored (vq alerts list): " + ", ".join(f"{n} {k} {st}" for (k, st), n in sorted(kinds.items()))
+              + ("  (set VQ_TELEGRAM_BOT_TOKEN and VQ_TELEGRAM_CHAT_ID to receive them: one message per kind a minute)"
+                 if any(st == "unconfigured" for _, st in kinds) else ""))  # fmt: skip
+    promtool = shutil.which("promtool")
+    rules = Path(__file__).resolve().parents[3] / "deploy" / "prometheus"
+    if promtool and (rules / "rules_test.yml").exists():
+        test = subprocess.run([promtool, "test", "rules", "rules_test.yml"], cwd=rules, capture_output=True, text=True)
+        out.print(f"alert rules ({rules / 'rules.yml'}): promtool test rules -> "
+                  f"{'SUCCESS' if test.returncode == 0 else test.stdout + test.stderr}")  # fmt: skip
+    trips = re.search(r'vq_breaker_trips\{[^}]*scope="(?!portfolio)[^"]*"[^}]*\} (\S+)', last["body"])
+    return outcome.status == "finished" and bool(lines) and trips is not None and float(trips.group(1)) > 0
 
 
 def demo_risk(h, specs) -> Path:
