@@ -44,6 +44,21 @@ def fil_home(tmp: str):
     return home
 
 
+def fil_catalog(tmp: str, start, end) -> str:
+    """Ingest FILUSDT klines of ../shared/data from `start` to `end` (inclusive days) into a new home under
+    `tmp`; return the home's root."""
+    import datetime as dt
+
+    from vibe_quant.data.ingest import IngestRequest, run_ingest
+    from vibe_quant.home import Home
+    from vibe_quant.instruments.specs import InstrumentSpecs
+
+    home = Home(Path(tmp)).ensure()
+    run_ingest(home, IngestRequest(str(MIRROR), ("FILUSDT",), ("klines",), start, end + dt.timedelta(days=1)),
+               InstrumentSpecs())  # fmt: skip
+    return str(home.root)
+
+
 def inject_funding(data) -> None:
     """FILUSDT has no funding file in the shared data: settle +0.01% every 8 hours to exercise funding."""
     from decimal import Decimal

@@ -41,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _child import MIRROR, inject_funding, run_in_child  # noqa: E402
+from _child import fil_catalog, inject_funding, run_in_child  # noqa: E402
 
 START, END = dt.date(2023, 8, 1), dt.date(2023, 10, 31)
 
@@ -111,24 +111,13 @@ def _child(results, catalog: str, variant: str) -> None:
     })  # fmt: skip
 
 
-def _catalog(tmp: str) -> str:
-    from vibe_quant.data.ingest import IngestRequest, run_ingest
-    from vibe_quant.home import Home
-    from vibe_quant.instruments.specs import InstrumentSpecs
-
-    home = Home(Path(tmp)).ensure()
-    run_ingest(home, IngestRequest(str(MIRROR), ("FILUSDT",), ("klines",), START, END + dt.timedelta(days=1)),
-               InstrumentSpecs())  # fmt: skip
-    return str(home.catalog)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "paper.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vq-bench-paper-") as tmp:
-        catalog = _catalog(tmp)
+        catalog = str(Path(fil_catalog(tmp, START, END)) / "catalog")
         runs = []
         for i in range(args.repeat):
             for variant in ("backtest", "paper"):

@@ -41,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _child import MIRROR, run_in_child  # noqa: E402
+from _child import fil_catalog, run_in_child  # noqa: E402
 
 START, END = dt.date(2023, 8, 1), dt.date(2023, 10, 31)
 
@@ -149,18 +149,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "telemetry.json")
     args = parser.parse_args()
-    from vibe_quant.data.ingest import IngestRequest, run_ingest
-    from vibe_quant.home import Home
-    from vibe_quant.instruments.specs import InstrumentSpecs
-
     with tempfile.TemporaryDirectory(prefix="vq-bench-telemetry-") as tmp:
-        home = Home(Path(tmp)).ensure()
-        run_ingest(home, IngestRequest(str(MIRROR), ("FILUSDT",), ("klines",), START, END + dt.timedelta(days=1)),
-                   InstrumentSpecs())  # fmt: skip
+        root = fil_catalog(tmp, START, END)
         runs = []
         for i in range(args.repeat):
             for variant in ("plain", "metrics"):
-                run = run_in_child(_child, str(home.root), variant)
+                run = run_in_child(_child, root, variant)
                 runs.append(run)
                 print(f"{i + 1}/{args.repeat} {variant}: {run['bars_per_s']:,.0f} bars/s ({run['session_s']:.2f} s), "
                       f"{run['scrapes']} scrapes of {run['scrape_bytes']:,} bytes, {run['fills']} fills")  # fmt: skip

@@ -141,3 +141,15 @@ def browser():
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def telegram():
+    """A real HTTP server on 127.0.0.1 speaking the Bot API's sendMessage (tests/alerts/conftest.py:FakeTelegram)."""
+    from tests.alerts.conftest import FakeTelegram
+
+    fake = FakeTelegram()
+    fake.thread.start()
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()

@@ -89,15 +89,6 @@ class FakeTelegram:
 
 
 @pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    fake = FakeTelegram()
-    fake.thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
-
-
-@pytest.fixture
 def telegram_env(telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> FakeTelegram:
     """The environment pointing vibe-quant's alerts at the fake server."""
     monkeypatch.setenv("VQ_TELEGRAM_BOT_TOKEN", TOKEN)

@@ -5,25 +5,15 @@ server on 127.0.0.1."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 
-from tests.alerts.conftest import CHAT, TOKEN, FakeTelegram
+from tests.alerts.conftest import CHAT, TOKEN
 from vibe_quant.alerts import list_alerts
 from vibe_quant.alerts.config import CHAT_SETTING, SUMMARY_SETTING, TRADES_SETTING
 from vibe_quant.alerts.store import insert_alert
 from vibe_quant.state import StateManager
 from vibe_quant.state.settings import get_setting
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    fake = FakeTelegram()
-    fake.thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
 
 
 @pytest.fixture(autouse=True)
