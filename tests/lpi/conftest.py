@@ -23,6 +23,10 @@ def day_inputs() -> LpiInputs:
 
 @pytest.fixture(scope="session")
 def book_inputs() -> LpiInputs:
+    return book_hybrid()
+
+
+def book_hybrid() -> LpiInputs:
     """The real bookTicker sample (9,999 quotes, 27 s) with a trade flow to bucket.
 
     No real trades of that day are stored, so the trades are labelled hybrid: the real aggTrades
