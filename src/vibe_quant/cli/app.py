@@ -39,6 +39,7 @@ def _register() -> None:
     from vibe_quant.cli.demo import demo_command
     from vibe_quant.cli.dsl import dsl_app
     from vibe_quant.cli.jobs import jobs_app
+    from vibe_quant.cli.lpi import lpi_app
     from vibe_quant.cli.metrics import metrics_app
     from vibe_quant.cli.overfit import overfit_app
     from vibe_quant.cli.paper import live_app, paper_app
@@ -71,6 +72,7 @@ def _register() -> None:
     app.command(
         "promote", help="Promotion gates: a validated run to paper, a paper-traded run to live; `list` shows them."
     )(promote_command)
+    app.add_typer(lpi_app, name="lpi", help="Liquidation-pressure research: the LPI feature engine (vq lpi features).")
     app.add_typer(metrics_app, name="metrics", help="Prometheus metrics of background jobs (vq metrics serve).")
     app.add_typer(live_app, name="live", help="Live trading of a promoted run on Binance (--confirm-live).")
     app.add_typer(alerts_app, name="alerts", help="Telegram alerts: list the stored ones, send a test message.")
