@@ -159,7 +159,8 @@ def _wait_running(home: Home, sid: int, proc: subprocess.Popen, timeout: float =
         if home.db_path.exists():
             with _db(home) as db:
                 row = store.get_session(db, sid)
-            if row["status"] == "running" and (row["bars_done"] or 0) > 0:
+            # this process's session (not the row a killed one left 'running'), past its first bars
+            if row["status"] == "running" and row["pid"] == proc.pid and (row["bars_done"] or 0) > 0:
                 return
         time.sleep(0.05)
     raise AssertionError("the session did not start")
@@ -200,7 +201,10 @@ def test_a_session_killed_with_sigkill_and_restarted_ends_as_an_uninterrupted_on
         return [{k: v for k, v in e.items() if k != "session"} for e in events if e["type"] != "SESSION_RESTARTED"]
 
     assert strip(_events(paper_home, killed)) == strip(_events(paper_home, clean))
-    assert [e["type"] for e in _events(paper_home, killed)].count("SESSION_RESTARTED") == 2
+    # one marker per restart that finished its catch-up (a process killed during its catch-up wrote none)
+    markers = [e for e in _events(paper_home, killed) if e["type"] == "SESSION_RESTARTED"]
+    assert 1 <= len(markers) <= 2
+    assert all(m["bars_replayed"] > 0 for m in markers)
 
 
 def test_stop_checkpoints_and_a_resume_finishes_as_one_run(paper_home: Home) -> None:

@@ -238,7 +238,7 @@ async def _run(home, db, session_id, plan, data, pacing, resume, on_progress, t0
         if checkpoint is not None and node.bars_done == checkpoint["bars_done"]:
             _verify(node, checkpoint)
         caught_up = node.bars_done
-        if resume:
+        if caught_up:  # a restart (a session started with --resume before any bar is not one)
             _flush(db, session_id, node, writer, pacing.speed)  # what the catch-up re-made, before the marker
             writer.mark_restart(session_id, node.feed_ts, caught_up)
         # Alerts from here on: what the catch-up re-made (halts, breakers, fills) was alerted when it happened.
