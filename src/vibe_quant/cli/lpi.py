@@ -9,10 +9,11 @@ from typing import Annotated
 
 import typer
 
-from vibe_quant.cli.context import common_options, console
+from vibe_quant.cli.context import common_options, console, get_home, get_specs, state
+from vibe_quant.progress import rich_progress
 
 lpi_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                      help="Liquidation-pressure research (LPI): the feature engine over Binance tick files.")  # fmt: skip
+                      help="Liquidation-pressure research (LPI): the feature engine, experiments on the catalog's ticks, sweeps.")  # fmt: skip
 lpi_app.callback()(common_options)
 out = console()
 
@@ -49,3 +50,106 @@ def features_command(
               f"({clock} clock{', quotes-free' if quotes_free else ''}); LPI_fast valid in {summary['lpi_fast_valid']:,}, "
               f"median {summary['lpi_fast_p50']}, max {summary['lpi_fast_max']}")  # fmt: skip
     out.print(f"trace: {target}")
+
+
+def _print_summary(summary: dict, bundle) -> None:
+    agg, base = summary["aggregate"], summary.get("baseline")
+    out.print(f"experiment {summary['experiment_id']}: {summary['strategy']} on {', '.join(summary['instruments'])} "
+              f"{summary['start']}..{summary['end']}, {agg.get('folds', 0)} fold(s)")  # fmt: skip
+    for label in summary["labels"]:
+        out.print(f"[yellow]note:[/] {label}")
+    from rich.table import Table
+
+    table = Table("fold", "scored from", "to", "pnl", "return", "max dd", "fills", "maker", "trades", "baseline pnl")
+    base_rows = base["folds"] if base else [{}] * len(summary["folds"])
+    for row, b in zip(summary["folds"], base_rows, strict=True):
+        table.add_row(str(row["fold"]), row["score_start"], row["end"], f"{row['pnl']:,.2f}", f"{row['return']:.4%}",
+                      f"{row['max_drawdown']:.4%}", str(row["fills"]), str(row["maker_fills"]), str(row["trades"]),
+                      f"{b['pnl']:,.2f}" if b.get("pnl") is not None else "-")  # fmt: skip
+    out.print(table)
+    comparison = summary.get("comparison")
+    if comparison:
+        out.print(f"vs {base['strategy']}: pnl difference {comparison['pnl_minus_baseline']:,.2f}, better in "
+                  f"{comparison['folds_better']}/{comparison['folds']} folds")  # fmt: skip
+    out.print(f"bundle: {bundle}")
+
+
+@lpi_app.command("run")
+def run_command(
+    experiment: Annotated[Path, typer.Argument(help="experiment.yaml (instruments, period, signal, execution, ablations, walk_forward, baseline).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:  # fmt: skip
+    """Run an experiment on the catalog's ticks: walk-forward folds, the EMA-cross baseline, a result bundle."""
+    from vibe_quant.experiments.bundle import write_experiment_bundle
+    from vibe_quant.experiments.config import load_experiment
+    from vibe_quant.experiments.runner import load_data, run_experiment
+
+    exp = load_experiment(experiment)
+    home = get_home().require_catalog()
+    with rich_progress(not (state.quiet or as_json)) as progress:
+        data = load_data(home, exp, get_specs())
+        result = run_experiment(home, exp, progress, data=data)
+    bundle = write_experiment_bundle(get_home(writable=True), result)
+    summary = result.summary()
+    if as_json:
+        sys.stdout.write(json.dumps({**summary, "bundle": str(bundle)}) + "\n")
+        return
+    _print_summary(summary, bundle)
+
+
+@lpi_app.command("show")
+def show_command(
+    experiment: Annotated[str, typer.Argument(help="An experiment id (under $VQ_HOME/runs) or a bundle directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:  # fmt: skip
+    """Show an experiment bundle's folds, baseline comparison and labels."""
+    from vibe_quant.experiments.bundle import read_summary
+
+    path, summary = read_summary(get_home(), experiment)
+    if as_json:
+        sys.stdout.write(json.dumps({**summary, "bundle": str(path)}) + "\n")
+        return
+    _print_summary(summary, path)
+
+
+@lpi_app.command("sweep")
+def sweep_command(
+    experiment: Annotated[Path, typer.Argument(help="experiment.yaml; its sweep: block gives the grid.")],
+    latency: Annotated[str | None, typer.Option(help="Latency presets, comma-separated (overrides sweep.latency).")] = None,
+    fee_tier: Annotated[str | None, typer.Option("--fee-tier", help="Fee tiers, comma-separated, e.g. vip0,vip4,vip9 (overrides sweep.fee_tier).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the grid as JSON.")] = False,
+) -> None:  # fmt: skip
+    """The latency x fee sensitivity grid: one experiment (and bundle) per point, a table of their results."""
+    import msgspec
+
+    from vibe_quant.experiments.config import experiment_from_data, load_experiment
+    from vibe_quant.experiments.runner import run_sweep, write_sensitivity
+
+    exp = load_experiment(experiment)
+    grid = {}
+    if latency:
+        grid["latency"] = [x.strip() for x in latency.split(",") if x.strip()]
+    if fee_tier:
+        grid["fee_tier"] = [x.strip() for x in fee_tier.split(",") if x.strip()]
+    if grid:
+        doc = msgspec.to_builtins(exp)
+        doc["sweep"] = {**doc["sweep"], **grid}
+        exp = experiment_from_data(doc, f"{experiment} with --latency/--fee-tier")
+    home = get_home().require_catalog()
+    with rich_progress(not (state.quiet or as_json)) as progress:
+        rows = run_sweep(home, exp, progress, get_specs())
+    table_path = write_sensitivity(get_home(writable=True), exp, rows)
+    if as_json:
+        sys.stdout.write(json.dumps({"points": rows, "table": str(table_path)}) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(
+        "latency", "ms", "fee tier", "maker", "taker", "pnl", "return", "fills", "trades", "baseline pnl", "experiment"
+    )
+    for r in rows:
+        table.add_row(r["latency"], f"{r['latency_ms']:g}", r["fee_tier"], f"{r['maker_fee']:.5f}", f"{r['taker_fee']:.5f}",
+                      f"{r['pnl']:,.2f}", f"{r['return']:.4%}", str(r["fills"]), str(r["trades"]),
+                      f"{r['baseline_pnl']:,.2f}" if r["baseline_pnl"] is not None else "-", r["experiment_id"])  # fmt: skip
+    out.print(table)
+    out.print(f"sensitivity table: {table_path}")
