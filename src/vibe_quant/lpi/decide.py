@@ -105,7 +105,7 @@ def target_notional(equity: float, sigma: float, cfg: LpiStrategyConfig) -> floa
 
 def floor_step(qty: float, step: float) -> float:
     """`qty` rounded down to a multiple of `step` (0 below one step)."""
-    return round(math.floor(qty / step + 1e-9) * step, 12) if qty > 0 else 0.0
+    return round(math.floor(qty / step + 1e-9) * step, 9) if qty > 0 else 0.0
 
 
 def post_price(side: int, bid: float, ask: float, tick: float, improve: int) -> float:
@@ -115,9 +115,9 @@ def post_price(side: int, bid: float, ask: float, tick: float, improve: int) -> 
         return math.nan
     if side > 0:
         px = min(bid + improve * tick, ask - tick)
-        return round(math.floor(px / tick + 1e-9) * tick, 12)
+        return round(math.floor(px / tick + 1e-9) * tick, 9)
     px = max(ask - improve * tick, bid + tick)
-    return round(math.ceil(px / tick - 1e-9) * tick, 12)
+    return round(math.ceil(px / tick - 1e-9) * tick, 9)
 
 
 class MarkoutBook:
@@ -223,8 +223,9 @@ class Decider:
             if seq not in self.orders and t.exiting is None and o.price is not None:
                 pending = sum(r[2] for r in self._reposts if r[1] == "entry")
                 rest = floor_step(t.target - t.placed - pending, self.rules.step)
-                if rest >= self.rules.min_qty:  # posted at the next tick, whose touch the fill already moved
-                    qty = t.tranche if rest - t.tranche >= self.rules.min_qty else rest
+                # Posted at the next tick (its touch already moved by the fill); the last takes the rest.
+                if rest >= self.rules.min_qty:
+                    qty = t.tranche if rest >= 2 * t.tranche - self.rules.step * 0.5 else rest
                     self._reposts.append((mk.ts, "entry", qty, "tranche"))
         self._reconcile(mk, out)
         return out
@@ -354,13 +355,13 @@ class Decider:
         if reason != "entry":
             return
         post = cfg.maker_only or not self.cascade
-        n_tr = cfg.tranches if post else 1
+        n_tr = 1 if self.cascade else cfg.tranches
         tranche = floor_step(qty / n_tr, self.rules.step)
         if tranche < self.rules.min_qty:
             tranche = qty
         self.trade = _Trade(direction, sign, mk.ts, qty, tranche)
         if post:
-            self._post("entry", tranche if qty - tranche >= self.rules.min_qty else qty, "entry", mk, out)
+            self._post("entry", tranche if qty >= 2 * tranche - self.rules.step * 0.5 else qty, "entry", mk, out)
         else:
             self._place("entry", direction, qty, None, "entry", mk, out)
 

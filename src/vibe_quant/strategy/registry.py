@@ -28,6 +28,7 @@ from vibe_quant.strategy.grid import Expansion
 # kind -> object implementing StrategyKind (imported lazily). Resolution order of names: this order.
 KINDS: dict[str, str] = {
     "python": "vibe_quant.strategy.python:PYTHON",
+    "lpi": "vibe_quant.lpi.kind:LPI",
     "dsl": "vibe_quant.dsl.kind:DSL",
 }
 
