@@ -91,8 +91,10 @@ def check_markouts(engine, strategy, horizons) -> None:
 def test_reversion_posts_tranches_that_fill_then_exits_on_normalisation(cascade_ticks) -> None:
     engine, s = H.run(cascade_ticks, variant="reversion", improve_ticks=1, **COMMON)
     (signal,) = [e for e in events(s, "SIGNAL") if e["reason"] == "entry"]
-    assert signal["ts"] == T0 + 63_000 * MS and signal["direction"] == 1  # the bucket [62 s, 63 s): exhausted
-    assert signal["lpi"] > 3.0 and signal["exh"] >= 1.5
+    assert signal["ts"] == T0 + 63_000 * MS
+    assert signal["direction"] == 1
+    assert signal["lpi"] > 3.0
+    assert signal["exh"] >= 1.5
     got = [(o.order_type, o.side.name, o.quantity.as_double(), o.status, o.is_post_only, o.is_reduce_only,
             s.ports.events.reasons[o.client_order_id.value]) for o in orders(engine)]  # fmt: skip
     assert got == [
@@ -153,4 +155,5 @@ def test_real_day_quotes_free_places_trades() -> None:
     assert len(s.markouts) == 105  # 35 fills x 3 horizons
     signals = events(s, "SIGNAL")
     assert all(np.isnan(e["lev"]) for e in signals)  # no open interest given: LEV unknown
-    assert s.markouts and all(np.isfinite(m["markout_bps"]) for m in s.markouts)
+    assert s.markouts
+    assert all(np.isfinite(m["markout_bps"]) for m in s.markouts)
