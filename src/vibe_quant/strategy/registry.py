@@ -142,7 +142,8 @@ def find_strategy(text: str, db_path: Path | None = None) -> StrategyRef:
 
     Each kind is asked in :data:`KINDS` order: a registered Python strategy name; then a DSL
     strategy: a ``FILE.yaml`` (``NAME.yaml`` not in the working directory: the shipped one), a
-    name saved in the state database (`db_path`; its latest version), a shipped name; then an LPI strategy name (``lpi_cascade``, ``lpi_reversion``).
+    name saved in the state database (`db_path`; its latest version), a shipped name; then an LPI
+    strategy name (``lpi_cascade``, ``lpi_reversion``).
 
     Raises
     ------
