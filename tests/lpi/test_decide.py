@@ -448,3 +448,30 @@ def test_impossible_parameters(kw, message) -> None:
     with pytest.raises(ConfigError, match=None) as err:
         cfg(**kw).check()
     assert str(err.value).startswith(message)
+
+
+def test_a_denied_market_exit_is_retried_one_ttl_later_not_at_once() -> None:
+    got = drive(cfg(variant="cascade"), [
+        (1000, "snap", snap(lpi=4.0, exh=-1.0)),
+        (1100, "fill", 1, QTY, 29990.0),
+        (2000, "snap", snap(lpi=1.0, exh=2.0)),
+        (2000, "done", 2, True),  # denied (synchronously): no immediate resend
+        (3999, "tick"),
+        (4000, "tick"),
+    ])  # fmt: skip
+    assert got[2:] == [
+        (2000, "SIGNAL", "exh_exit"),
+        (2000, "place", 2, 1, QTY, None, True, "exh_exit"),
+        (4000, "place", 3, 1, QTY, None, True, "exh_exit"),
+    ]
+
+
+def test_a_foreign_flattening_ends_the_trade() -> None:
+    d = Decider(cfg(variant="cascade"), RULES)
+    mk = Market(1000 * MS, BID, ASK, EQUITY)
+    d.on_snapshot(snap(lpi=4.0, exh=-1.0), mk)
+    d.on_fill(1, QTY, 29990.0, mk)
+    assert d.busy
+    assert d.on_foreign_fill(1, QTY, mk) == []  # a risk gate bought the short back
+    assert not d.busy
+    assert d.trade is None

@@ -111,3 +111,12 @@ def test_parameters_for_forms() -> None:
     assert not {"variant", "instrument_id", "bar_type", "ports", "order_id_tag"} & params.keys()
     fields = {f.name for f in msgspec.structs.fields(LpiStrategyConfig)}
     assert set(params) < fields
+
+
+def test_variant_subclasses_refuse_the_other_variant() -> None:
+    from vibe_quant.lpi.strategy import LpiCascade, LpiReversion
+
+    config = bind(spec("lpi_cascade")).config(TICK_LEG)
+    assert LpiCascade(config).config.variant == "cascade"
+    with pytest.raises(ConfigError, match="LpiReversion: config variant 'cascade', expected 'reversion'"):
+        LpiReversion(config)

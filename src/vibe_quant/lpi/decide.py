@@ -196,7 +196,10 @@ class Decider:
         if due:
             self._reposts = [r for r in self._reposts if r[0] > mk.ts]
             for _, role, qty, reason in due:
-                self._post(role, qty, reason, mk, out)
+                if role == "exit_market":
+                    self._market_exit(reason, mk, out)
+                else:
+                    self._post(role, qty, reason, mk, out)
         ttl = cfg.entry_ttl_ms * NS_PER_MS
         for o in list(self.orders.values()):
             if o.price is not None and o.cancel is None and mk.ts >= o.placed_ts + ttl:
@@ -214,7 +217,7 @@ class Decider:
         if o is None:
             return out
         o.filled += qty
-        self.position = round(self.position + o.side * qty, 12)
+        self.position = round(self.position + o.side * qty, 9)
         if o.filled >= o.qty - self.rules.step * 0.5:
             del self.orders[seq]
         t = self.trade
@@ -245,8 +248,11 @@ class Decider:
                     self._post("entry", left, "tranche", mk, out)
                 elif rejected:  # post-only would have crossed: try again one time-to-live later
                     self._reposts.append((mk.ts + self.cfg.entry_ttl_ms * NS_PER_MS, "entry", left, "tranche"))
-        elif t is not None and o.role == "exit" and t.exiting is not None and o.price is not None:
-            if o.cancel == "ttl" and abs(self.position) >= self.rules.min_qty:
+        elif t is not None and o.role == "exit" and t.exiting is not None:
+            if o.price is None:
+                if rejected:  # never resend at once: a synchronous denial would loop
+                    self._reposts.append((mk.ts + self.cfg.entry_ttl_ms * NS_PER_MS, "exit_market", 0.0, t.exiting))
+            elif o.cancel == "ttl" and abs(self.position) >= self.rules.min_qty:
                 self._post("exit", abs(self.position), t.exiting, mk, out)
             elif rejected:
                 self._market_exit(t.exiting, mk, out)
@@ -264,6 +270,13 @@ class Decider:
         t.marks.append(bps)
         if sum(t.marks) / len(t.marks) < -guard and self._may_exit():
             self._exit("adverse_selection", mk, out)
+        return out
+
+    def on_foreign_fill(self, side: int, qty: float, mk: Market) -> list:
+        """A fill of an order the decider did not send (a risk gate flattening the instrument)."""
+        out: list = []
+        self.position = round(self.position + side * qty, 9)
+        self._reconcile(mk, out)
         return out
 
     @property

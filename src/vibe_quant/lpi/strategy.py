@@ -105,6 +105,9 @@ class LpiStrategy(Strategy):
         for cls in (BinanceOiMetrics, BinanceBookDepth, FundingRateUpdate):
             self.subscribe_data(DataType(cls, metadata={"instrument_id": self.instrument_id}))
 
+    def on_stop(self) -> None:
+        pass  # orders and positions left at the end belong to the run's report
+
     def release(self) -> None:
         """Drop what the run lent the strategy (see ``PerpStrategy.release``)."""
         self.leg.release()
@@ -195,12 +198,15 @@ class LpiStrategy(Strategy):
     def on_order_filled(self, event) -> None:
         coid = event.client_order_id.value
         seq = self._seq.get(coid)
-        if seq is None:
-            return
         side = 1 if event.order_side == OrderSide.BUY else -1
+        mk = self._market(self.clock.timestamp_ns())
+        if seq is None:  # not ours to decide (a risk gate's flattening order): the position moved all the same
+            if event.instrument_id == self.instrument_id:
+                self._apply(self.decider.on_foreign_fill(side, event.last_qty.as_double(), mk))
+            return
         px = round(event.last_px.as_double(), self.instrument.price_precision)
         self.marks.fill(coid, side, px, int(event.ts_event))
-        self._apply(self.decider.on_fill(seq, event.last_qty.as_double(), px, self._market(self.clock.timestamp_ns())))
+        self._apply(self.decider.on_fill(seq, event.last_qty.as_double(), px, mk))
 
     def _done(self, event, rejected: bool) -> None:
         seq = self._seq.get(event.client_order_id.value)
