@@ -157,3 +157,23 @@ def test_real_day_quotes_free_places_trades() -> None:
     assert all(np.isnan(e["lev"]) for e in signals)  # no open interest given: LEV unknown
     assert s.markouts
     assert all(np.isfinite(m["markout_bps"]) for m in s.markouts)
+
+
+@pytest.mark.heavy
+def test_real_day_both_variants() -> None:
+    """The whole COIN-M day (105,280 trades), quotes-free, both variants; about 2 s each."""
+    ticks = day_ticks(24.0)
+    params = {"quotes_free": True, "bucket_notional": 250_000.0, "rv_window": 60, "n_max": 20_000.0}
+    # Regenerate only deliberately (print these from a run), in a reviewed commit.
+    expected = {
+        "cascade": ({"theta_lpi": 2.5}, {"entry": 154, "time_stop": 79, "exh_exit": 75}, 1332),
+        "reversion": ({"theta_lpi": 2.0, "theta_exh_high": 1.0},
+                      {"entry": 3, "tranche": 39, "exit_normalised": 12, "hard_stop": 6}, 312),
+    }  # fmt: skip
+    for variant, (extra, fills, markouts) in expected.items():
+        engine, s = H.run(ticks, variant=variant, **params, **extra)
+        filled = [o for o in engine.cache.orders() if o.status == OrderStatus.FILLED]
+        assert Counter(s.ports.events.reasons[o.client_order_id.value] for o in filled) == fills
+        assert s.snapshots == 1569
+        assert len(s.markouts) == markouts
+        assert engine.portfolio.is_flat(H.instrument().id)
