@@ -4,6 +4,7 @@ switch, the sizing formula by hand, deterministic cancel/replace and the ablatio
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -54,8 +55,9 @@ def drive(config: LpiStrategyConfig, steps) -> list[tuple]:
         if what == "touch":
             bid, ask = args
             continue
-        if what == "snap":
-            acts = d.on_snapshot(args[0], mk)
+        if what == "snap":  # emitted at its close unless the step says otherwise
+            s = args[0] if args[0].ts_event else dataclasses.replace(args[0], ts_event=t * MS)
+            acts = d.on_snapshot(s, mk)
         elif what == "tick":
             acts = d.on_tick(mk)
         elif what == "fill":
@@ -175,6 +177,12 @@ def test_gates_block_entries(s, reason) -> None:
     for variant, exh in (("cascade", -1.0), ("reversion", 2.0)):
         s2 = SignalSnapshot(**{**s.__dict__, "exh": exh})
         assert drive(cfg(variant=variant), [(1000, "snap", s2)]) == [(1000, "SIGNAL", reason)]
+
+
+def test_freshness_counts_from_the_touch_to_the_decision() -> None:
+    late = dataclasses.replace(snap(lpi=4.0, exh=-1.0, age_ms=3000), ts_event=10_000 * MS)  # emitted 2.5 s late
+    assert drive(cfg(variant="cascade"), [(12_000, "snap", late)])[0] == (12_000, "SIGNAL", "entry")  # 5.0 s
+    assert drive(cfg(variant="cascade"), [(12_001, "snap", late)]) == [(12_001, "SIGNAL", "stale_data")]
 
 
 def test_size_below_the_minimum_is_skipped() -> None:

@@ -343,7 +343,8 @@ class Decider:
                 return
             direction = sign  # against the pressure
         spread_bps = snap.spread / snap.mid * BPS if snap.mid > 0 else math.nan
-        age = snap.quote_age_ns
+        # The touch's age at the decision: a time bucket is emitted by the first event after its end.
+        age = snap.quote_age_ns + max(mk.ts - snap.ts_event, 0) if snap.quote_age_ns >= 0 else -1
         price = (mk.bid + mk.ask) * 0.5
         price = price if price > 0 else snap.mid
         qty = 0.0
