@@ -16,9 +16,12 @@ from nautilus_trader.model.identifiers import TradeId, Venue
 from nautilus_trader.model.objects import Money, Price, Quantity
 
 from vibe_quant.instruments.factory import crypto_perpetual
+from vibe_quant.instruments.margin import Bracket
 from vibe_quant.instruments.specs import InstrumentSpecs
 from vibe_quant.lpi.config import LpiStrategyConfig
 from vibe_quant.lpi.strategy import LpiStrategy
+from vibe_quant.strategy.account import InstrumentBook
+from vibe_quant.strategy.ports import StrategyPorts
 
 BALANCE = 100_000.0
 
@@ -47,8 +50,35 @@ def quote_ticks(inst, ts_ns, bid, ask, size: float = 5.0) -> list[QuoteTick]:
                       int(t), int(t)) for t, b, a in zip(ts_ns, bid, ask, strict=True)]  # fmt: skip
 
 
-def run(data: list, **params) -> tuple[BacktestEngine, LpiStrategy]:
-    """Run one LpiStrategy (`params` over the config defaults) over `data` (ticks, any order)."""
+class FixedAccount:
+    """Ports' account the way a backtest runner gives it: one book, equity fixed at the balance."""
+
+    def __init__(self, inst, leverage: float = 10.0):
+        self.inst_book = InstrumentBook(
+            instrument_id=inst.id, symbol="BTCUSDT", bar_ns=60_000_000_000, tick=inst.price_increment.as_double(),
+            price_precision=inst.price_precision, size_precision=inst.size_precision, leverage=leverage,
+            brackets=(Bracket(0.0, 1e9, 125, 0.004, 0.0),), taker_fee=0.0005,
+        )  # fmt: skip
+
+    def equity(self) -> float:
+        return BALANCE
+
+    def used_margin(self) -> float:
+        return 0.0
+
+    def book(self, instrument_id: str) -> InstrumentBook:
+        return self.inst_book
+
+    def books(self) -> list[InstrumentBook]:
+        return [self.inst_book]
+
+    def resting(self, instrument_id: str) -> dict:
+        return {}
+
+
+def run(data: list, ports: StrategyPorts | None = None, **params) -> tuple[BacktestEngine, LpiStrategy]:
+    """Run one LpiStrategy (`params` over the config defaults) over `data` (ticks, any order), with
+    `ports` (None: it resolves a node's own when it starts)."""
     inst = instrument()
     engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(bypass_logging=True), run_analysis=False))
     engine.add_venue(Venue("BINANCE"), oms_type=OmsType.NETTING, account_type=AccountType.MARGIN, base_currency=None,
@@ -57,7 +87,7 @@ def run(data: list, **params) -> tuple[BacktestEngine, LpiStrategy]:
     engine.add_instrument(inst)
     engine.add_data(sorted(data, key=lambda d: d.ts_init))
     cfg = LpiStrategyConfig(instrument_id=inst.id.value, bar_type=f"{inst.id.value}-1-MINUTE-LAST-INTERNAL", **params)
-    strategy = LpiStrategy(cfg)
+    strategy = LpiStrategy(cfg, ports)
     engine.add_strategy(strategy)
     engine.run()
     return engine, strategy

@@ -12,6 +12,7 @@ from nautilus_trader.model.enums import LiquiditySide, OrderStatus, OrderType
 from tests.lpi import harness as H
 from tests.lpi.conftest import DAY
 from vibe_quant.lpi.inputs import aggtrades_arrays
+from vibe_quant.strategy.ports import EventLog, StrategyPorts
 
 T0 = 1_704_067_200_000_000_000  # 2024-01-01 UTC
 MS = 1_000_000
@@ -121,6 +122,16 @@ def test_cascade_enters_at_market_and_exits_when_exhausted(cascade_ticks) -> Non
     entry = events(s, "ORDER")[0]
     assert entry["ts"] == T0 + 61_000 * MS  # the first cascade bucket closes at 61 s
     check_markouts(engine, s, (1000, 5000))
+
+
+def test_given_ports_as_a_backtest_runner_gives_them(cascade_ticks) -> None:
+    events_sink = EventLog()
+    ports = StrategyPorts(H.FixedAccount(H.instrument()), events_sink)
+    engine, s = H.run(cascade_ticks, ports, variant="reversion", improve_ticks=1, **COMMON)
+    assert s.ports is ports
+    reasons = [events_sink.reasons[o.client_order_id.value] for o in orders(engine)]
+    assert reasons == ["entry", "tranche", "tranche", "exit_normalised"]
+    assert {e["type"] for e in events_sink.events} == {"SIGNAL", "ORDER", "MARKOUT"}
 
 
 def test_same_ticks_same_orders(cascade_ticks) -> None:
