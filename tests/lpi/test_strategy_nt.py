@@ -4,13 +4,16 @@ cascade followed by exhaustion (quotes and trades), and the real COIN-M day's tr
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal
 
 import numpy as np
 import pytest
+from nautilus_trader.model.data import CustomData, DataType
 from nautilus_trader.model.enums import LiquiditySide, OrderStatus, OrderType
 
 from tests.lpi import harness as H
 from tests.lpi.conftest import DAY
+from vibe_quant.data.custom import BinanceOiMetrics
 from vibe_quant.lpi.inputs import aggtrades_arrays
 from vibe_quant.strategy.ports import EventLog, StrategyPorts
 
@@ -43,6 +46,10 @@ def touch(ms: int) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def cascade_ticks() -> list:
+    return cascade_data()
+
+
+def cascade_data() -> list:
     """Quotes every 100 ms and trades 50 ms after them for 90 s: small two-sided prints at the touch,
     then three seconds of impact sells (5, 10 and 3 million USDT, far below the bid), then sellers at
     the bid."""
@@ -132,6 +139,35 @@ def test_given_ports_as_a_backtest_runner_gives_them(cascade_ticks) -> None:
     reasons = [events_sink.reasons[o.client_order_id.value] for o in orders(engine)]
     assert reasons == ["entry", "tranche", "tranche", "exit_normalised"]
     assert {e["type"] for e in events_sink.events} == {"SIGNAL", "ORDER", "MARKOUT"}
+
+
+def rising_open_interest() -> list:
+    """Open interest every 5 s, rising 1 % a step (hand-made: no real metrics rows for this clock),
+    wrapped as a catalog query returns custom data."""
+    inst = H.instrument()
+    out = []
+    for i, ms in enumerate(range(0, 90_000, 5000)):
+        ts = T0 + ms * MS + 1
+        values = {f: Decimal(1) for f in BinanceOiMetrics.FIELDS} | {
+            "sum_open_interest_value": Decimal(10**9 + i * 10**7)
+        }
+        data_type = DataType(BinanceOiMetrics, metadata={"instrument_id": inst.id})
+        out.append(CustomData(data_type, BinanceOiMetrics(inst.id, ts, ts, **values)))
+    return out
+
+
+def test_lev_filter_reads_open_interest_and_fails_without_it(cascade_ticks) -> None:
+    def signals(data, **kw):
+        _, s = H.run(data, variant="reversion", lev_window=30, **COMMON, **kw)
+        return [(e["reason"], e["lev"]) for e in events(s, "SIGNAL")]
+
+    with_oi = signals(cascade_ticks + rising_open_interest(), use_lev=True)
+    assert [r for r, _ in with_oi] == ["entry", "exit_normalised"]
+    assert with_oi[0][1] == pytest.approx(1.3489815189531904, rel=1e-12)  # Z of the 13th rising value, above 1.0
+    (blocked,) = signals(cascade_ticks, use_lev=True)  # no open interest: LEV NaN fails the filter
+    assert blocked[0] == "lev_filter"
+    assert np.isnan(blocked[1])
+    assert [r for r, _ in signals(cascade_ticks, use_lev=False)] == ["entry", "exit_normalised"]  # the ablation
 
 
 def test_same_ticks_same_orders(cascade_ticks) -> None:
