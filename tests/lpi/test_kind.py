@@ -120,3 +120,19 @@ def test_variant_subclasses_refuse_the_other_variant() -> None:
     assert LpiCascade(config).config.variant == "cascade"
     with pytest.raises(ConfigError, match="LpiReversion: config variant 'cascade', expected 'reversion'"):
         LpiReversion(config)
+
+
+def test_bar_mode_backtest_is_refused(cli, tmp_path) -> None:
+    from tests.conftest import MIRROR
+    from vibe_quant.data.ingest import IngestRequest, run_ingest
+    from vibe_quant.home import Home
+    from vibe_quant.instruments.specs import InstrumentSpecs
+
+    home = Home(tmp_path / "home").ensure()
+    day = dt.date(2023, 8, 1)
+    run_ingest(home, IngestRequest(str(MIRROR), ("FILUSDT",), ("klines",), day, dt.date(2023, 8, 2)), InstrumentSpecs())
+    code, text = cli(["--home", str(home.root), "backtest", "run", "--strategy", "lpi_reversion", "--symbols", "FILUSDT",
+                      "--timeframe", "1m", "--start", "2023-08-01", "--end", "2023-08-01", "--param", "theta_lpi=2.5"])  # fmt: skip
+    assert code == 2
+    assert "LPI strategies need tick data: add --ticks" in text
+    assert "Traceback" not in text

@@ -58,6 +58,7 @@ class BoundLpi:
     precomputed: bool = False
     has_stop_loss: bool | None = None
     lookback_bars: int | None = None
+    needs_ticks: bool = True  # a runner may refuse a bar-mode run before loading data; build() does anyway
 
     def config(self, leg: LegSpec, order_id_tag: str = "001") -> LpiStrategyConfig:
         """The strategy's config on `leg`."""
