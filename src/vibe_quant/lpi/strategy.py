@@ -135,7 +135,9 @@ class LpiStrategy(Strategy):
         if not sizing:
             return Market(ts, bid, ask)
         mid = (bid + ask) * 0.5
-        cap = self.leg.max_qty(mid) if mid > 0 else math.inf
+        cap = math.inf
+        if mid > 0:  # the venue's maximum position at the leverage, and what the free margin carries
+            cap = min(self.leg.max_qty(mid), max(self.leg.free_margin(), 0.0) * self.book.leverage / mid)
         return Market(ts, bid, ask, self.ports.account.equity(), cap)
 
     def _after(self) -> None:
