@@ -483,3 +483,28 @@ def test_a_foreign_flattening_ends_the_trade() -> None:
     assert d.on_foreign_fill(1, QTY, mk) == []  # a risk gate bought the short back
     assert not d.busy
     assert d.trade is None
+
+
+def test_partial_fills_and_maker_exit_time_to_live() -> None:
+    got = drive(cfg(variant="reversion", tranches=1, maker_only=True), [
+        (1000, "snap", snap(lpi=4.0, exh=2.0)),
+        (1500, "fill", 1, 1.0, BID),  # part of the single tranche
+        (3000, "tick"),  # its time-to-live: cancel
+        (3010, "done", 1),  # the unfilled 2.333 go out again at the touch
+        (3020, "fill", 2, 2.333, BID),
+        (4000, "snap", snap(lpi=0.2, exh=0.0)),  # normalised: post-only exit of the whole position
+        (4500, "fill", 3, 0.333, ASK),
+        (6000, "tick"),  # the exit's time-to-live
+        (6010, "touch", 30000.4, 30000.6),
+        (6010, "done", 3),  # the rest of the position at the new ask
+    ])  # fmt: skip
+    assert got == [
+        (1000, "SIGNAL", "entry"),
+        (1000, "place", 1, 1, QTY, BID, False, "entry"),
+        (3000, "cancel", 1, "ttl"),
+        (3010, "place", 2, 1, 2.333, BID, False, "tranche"),
+        (4000, "SIGNAL", "exit_normalised"),
+        (4000, "place", 3, -1, QTY, ASK, True, "exit_normalised"),
+        (6000, "cancel", 3, "ttl"),
+        (6010, "place", 4, -1, 3.0, 30000.6, True, "exit_normalised"),
+    ]
