@@ -54,8 +54,8 @@ def test_names_resolve_by_one_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_kinds_and_bindings_refuse_what_they_cannot_run() -> None:
-    assert list(KINDS) == ["python", "dsl"]
-    with pytest.raises(ConfigError, match="kind 'rl': choose one of python, dsl"):
+    assert list(KINDS) == ["python", "dsl", "lpi"]
+    with pytest.raises(ConfigError, match="kind 'rl': choose one of python, dsl, lpi"):
         config(kind="rl")
     with pytest.raises(ConfigError, match=r"unknown strategy kind 'dls'.*Did you mean 'dsl'"):
         strategy_kind("dls")

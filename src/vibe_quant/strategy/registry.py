@@ -29,6 +29,7 @@ from vibe_quant.strategy.grid import Expansion
 KINDS: dict[str, str] = {
     "python": "vibe_quant.strategy.python:PYTHON",
     "dsl": "vibe_quant.dsl.kind:DSL",
+    "lpi": "vibe_quant.lpi.kind:LPI",
 }
 
 ParamValue = int | float | str | bool
@@ -141,7 +142,8 @@ def find_strategy(text: str, db_path: Path | None = None) -> StrategyRef:
 
     Each kind is asked in :data:`KINDS` order: a registered Python strategy name; then a DSL
     strategy: a ``FILE.yaml`` (``NAME.yaml`` not in the working directory: the shipped one), a
-    name saved in the state database (`db_path`; its latest version), a shipped name.
+    name saved in the state database (`db_path`; its latest version), a shipped name; then an LPI
+    strategy name (``lpi_cascade``, ``lpi_reversion``).
 
     Raises
     ------
