@@ -183,14 +183,18 @@ def slice_tick_data(data: TickData, start_ns: int, end_ns: int) -> TickData:
 
 
 def merge_ticks(data: TickData, symbols) -> list:
-    """All ticks of `symbols` in replay order: by time, quotes before trades at one time (the book
-    a trade meets is the one quoted at that time), then in symbol order."""
-    if len(symbols) == 1 and not data.quotes.get(symbols[0]):
+    """All ticks of `symbols` in replay order, with their funding updates in the ticks' span: by
+    time; at one time funding first, then quotes, then trades (the book a trade meets is the one
+    quoted at that time); then in symbol order."""
+    if len(symbols) == 1 and not data.quotes.get(symbols[0]) and not data.funding.get(symbols[0]):
         return list(data.trades[symbols[0]])  # the catalog's order already
     keyed = []
     for k, symbol in enumerate(symbols):
-        keyed += [(q.ts_init, 0, k, q) for q in data.quotes.get(symbol, [])]
-        keyed += [(t.ts_init, 1, k, t) for t in data.trades[symbol]]
+        keyed += [(q.ts_init, 1, k, q) for q in data.quotes.get(symbol, [])]
+        keyed += [(t.ts_init, 2, k, t) for t in data.trades[symbol]]
+    first, last = min(row[0] for row in keyed), max(row[0] for row in keyed)
+    for k, symbol in enumerate(symbols):
+        keyed += [(u.ts_init, 0, k, u) for u in data.funding.get(symbol, []) if first <= u.ts_init <= last]
     keyed.sort(key=lambda row: row[:3])  # stable: each list keeps its own order at one time
     return [row[3] for row in keyed]
 
@@ -260,7 +264,7 @@ def run_tick_backtest(plan: RunPlan, data: TickData, run_id: str | None = None,
         )  # fmt: skip
         for instrument in instruments:
             engine.add_instrument(instrument)
-        ticks = merge_ticks(data, plan.symbols)
+        ticks = merge_ticks(data, plan.symbols)  # funding updates too: strategies may subscribe to them
         engine.add_data(ticks, sort=False)
         for message in funding_warnings(plan, data):
             recorder.warn(message)
@@ -292,7 +296,7 @@ def run_tick_backtest(plan: RunPlan, data: TickData, run_id: str | None = None,
         elapsed = time.perf_counter() - t0
         module.finish()
         recorder.equity_ts, recorder.equity, recorder.exposure, recorder.margin = module.equity_curve(True)
-        result = assemble(plan, recorder, states, run_id or "", len(ticks), elapsed)
+        result = assemble(plan, recorder, states, run_id or "", module.ticks, elapsed)
         result.positions_report = positions_report(engine.cache)
         if gate is not None:
             result.extra["risk"] = gate.summary()
