@@ -22,7 +22,6 @@ differs, and why (each asserted fill by fill):
 from __future__ import annotations
 
 import bisect
-import datetime as dt
 import math
 from pathlib import Path
 
@@ -32,32 +31,20 @@ from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.model.objects import Quantity
 
-from tests.conftest import MIRROR
+from tests.backtest.conftest import CM_DAY, PROXY_DAY
 from vibe_quant.backtest.config import BacktestConfig
 from vibe_quant.backtest.engine import BacktestResult, run_backtest
 from vibe_quant.backtest.market_data import MarketData
 from vibe_quant.backtest.plan import plan_run
 from vibe_quant.backtest.ticks import TickData, load_tick_data, run_tick_backtest
-from vibe_quant.data.ingest import IngestRequest, run_ingest
-from vibe_quant.data.proxy import proxy_path, write_linear_proxy
+from vibe_quant.data.proxy import write_linear_proxy
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
 
-CM_DAY = MIRROR / "data/futures/cm/daily/aggTrades/BTCUSD_PERP/BTCUSD_PERP-aggTrades-2026-05-08.zip"
-DAY = dt.date(2026, 5, 8)
+DAY = PROXY_DAY
 MIN = 60 * 10**9
 LATENCY_NS = 50_000_000  # 50 ms from the strategy to the exchange
 STEP = 0.001
-
-
-@pytest.fixture(scope="module")
-def proxy_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
-    root = tmp_path_factory.mktemp("proxy")
-    write_linear_proxy(CM_DAY, proxy_path(root / "src", "BTCUSDT", "2026-05-08"))
-    home = Home(root / "home").ensure()
-    run_ingest(home, IngestRequest(str(root / "src"), ("BTCUSDT",), ("aggTrades",), DAY, DAY + dt.timedelta(1)),
-               InstrumentSpecs())  # fmt: skip
-    return home
 
 
 def config() -> BacktestConfig:

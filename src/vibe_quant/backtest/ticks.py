@@ -131,7 +131,7 @@ def load_tick_data(catalog_root: Path, plan: RunPlan, specs: InstrumentSpecs, st
             raise UserError(
                 f"no trade ticks for {symbol} between {config.start} and {config.end} in {catalog_root}: run "
                 f"`vq data ingest --symbols {symbol} --datasets {INGEST_DATASETS} --start {config.start} "
-                f"--end {config.end_exclusive()}`"
+                f"--end {config.end}`"
             )
         quotes = catalog.quote_ticks(instrument_ids=[iid], start=start_ns, end=end_ns - 1)
         first = trades[0]
