@@ -29,14 +29,13 @@ import numpy as np
 import pytest
 from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.enums import AggressorSide
-from nautilus_trader.model.objects import Quantity
 
 from tests.backtest.conftest import CM_DAY, PROXY_DAY
 from vibe_quant.backtest.config import BacktestConfig
 from vibe_quant.backtest.engine import BacktestResult, run_backtest
 from vibe_quant.backtest.market_data import MarketData
 from vibe_quant.backtest.plan import plan_run
-from vibe_quant.backtest.ticks import TickData, load_tick_data, run_tick_backtest
+from vibe_quant.backtest.ticks import TickData, bars_from_trades, load_tick_data, run_tick_backtest
 from vibe_quant.data.proxy import write_linear_proxy
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
@@ -51,29 +50,6 @@ def config() -> BacktestConfig:
     return BacktestConfig(strategy="ema_cross", symbols=("BTCUSDT",), timeframe="1m", start=DAY, end=DAY,
                           params={"fast": 5, "slow": 30}, mode="screening", prob_slippage=0.0, latency="custom",
                           latency_ns=(0, LATENCY_NS, 0, 0))  # fmt: skip
-
-
-def bars_from_trades(trades: list, bar_type: BarType) -> list[Bar]:
-    """1m bars of `trades` as NautilusTrader aggregates them (see the module docstring)."""
-    ts = np.array([t.ts_init for t in trades], dtype=np.int64)
-    px = [t.price for t in trades]
-    qty = np.array([t.size.as_double() for t in trades])
-    closes = np.maximum((ts + MIN - 1) // MIN * MIN, ts[0] // MIN * MIN + MIN)  # the first bar takes its start
-    out: list[Bar] = []
-    last_close = None
-    for close_ns in range(int(closes[0]), int(ts[-1]) + 1, MIN):
-        lo, hi = np.searchsorted(closes, close_ns, "left"), np.searchsorted(closes, close_ns, "right")
-        if lo == hi:
-            o = h = lo_px = c = last_close
-            vol = 0.0
-        else:
-            prices = px[lo:hi]
-            o, c = prices[0], prices[-1]
-            h, lo_px = max(prices, key=lambda p: p.as_double()), min(prices, key=lambda p: p.as_double())
-            vol = float(qty[lo:hi].sum())
-        out.append(Bar(bar_type, o, h, lo_px, c, Quantity(vol, 3), close_ns, close_ns))
-        last_close = c
-    return out
 
 
 def touches(trades: list) -> tuple[list[int], list[tuple[float, float]]]:
@@ -102,7 +78,9 @@ def runs(proxy_home: Home) -> tuple[BacktestResult, BacktestResult, TickData, li
     plan = plan_run(config())
     ticks = load_tick_data(proxy_home.catalog, plan, specs)
     spec = ticks.specs["BTCUSDT"]
-    bars = bars_from_trades(ticks.trades["BTCUSDT"], BarType.from_str(f"{spec.nautilus_id}-1-MINUTE-LAST-EXTERNAL"))
+    bars = bars_from_trades(
+        ticks.trades["BTCUSDT"], BarType.from_str(f"{spec.nautilus_id}-1-MINUTE-LAST-EXTERNAL"), MIN
+    )
     market = MarketData(ticks.specs, ticks.instruments, {"BTCUSDT": bars}, ticks.funding, "bars-of-the-ticks")
     return run_backtest(plan, market, "bars"), run_tick_backtest(plan, ticks, "ticks"), ticks, bars
 
