@@ -9,10 +9,12 @@ at or after its arrival, once that tick has updated the book. Hence:
 
 * market orders (and triggered stops) fill in full at the touch then (:class:`TickFillModel`):
   the ask for a buy, the bid for a sell;
-* limit and post-only orders rest; NautilusTrader fills them at their price when the market
-  crosses it, and when it only touches it with the queue probability ``prob_fill_on_limit``,
-  drawn from the fill model's own seeded generator
-  (:meth:`~vibe_quant.backtest.execution.PerpFillModel.is_limit_filled`);
+* limit and post-only orders rest; NautilusTrader fills a buy limit at its price once the ask
+  is at or below it (a sell: the bid at or above). If the bid is then exactly at the limit (the
+  order is only touched and may still be queued) it fills with the queue probability
+  ``prob_fill_on_limit``, drawn from the fill model's own seeded generator
+  (:meth:`~vibe_quant.backtest.execution.PerpFillModel.is_limit_filled`); a later tick that
+  leaves the ask at the limit and moves the bid away fills it (the market crossed it);
 * stop and take-profit orders are matched tick by tick: the path inside a bar is known, so there
   is no stop-before-take-profit assumption to make.
 
