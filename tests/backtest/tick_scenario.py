@@ -21,6 +21,7 @@ from vibe_quant.backtest.plan import plan_run
 from vibe_quant.backtest.ticks import TickData, run_tick_backtest
 from vibe_quant.instruments.factory import crypto_perpetual
 from vibe_quant.instruments.specs import InstrumentSpecs
+from vibe_quant.strategy.base import PerpStrategy, PerpStrategyConfig
 
 S = 10**9
 BUY, SELL = "B", "S"  # aggressor of a trade: buyer (at the ask) or seller (at the bid)
@@ -82,3 +83,26 @@ def run_ticks(trade_rows, script: dict, quote_rows=(), funding_rows=(), **config
     cfg = BacktestConfig(strategy=f"{__name__}:TickScripted", symbols=(SYMBOL,), timeframe="1m", start=DAY, end=DAY,
                          params={"script": json.dumps(script)}, **config)  # fmt: skip
     return run_tick_backtest(plan_run(cfg), data, run_id="tick-scenario")
+
+
+class QuoteScriptedConfig(PerpStrategyConfig, frozen=True, kw_only=True):
+    script: str = "[]"  # JSON [[not-before ns, direction, qty], ...]
+
+
+class QuoteScripted(PerpStrategy):
+    """A tick strategy: sends a market order on the first quote at or after each scripted time."""
+
+    def setup(self) -> None:
+        self.todo = [tuple(a) for a in json.loads(self.config.script)]
+        self.sent: list[tuple[int, str]] = []  # (quote time, client order id)
+        self.subscribe_quote_ticks(self.instrument_id)
+
+    def on_quote_tick(self, tick: QuoteTick) -> None:
+        if self.todo and tick.ts_event >= self.todo[0][0]:
+            _, direction, qty = self.todo.pop(0)
+            order = self.order_factory.market(
+                self.instrument_id, OrderSide.BUY if direction > 0 else OrderSide.SELL,
+                Quantity(qty, self.instrument.size_precision),
+            )  # fmt: skip
+            self.sent.append((tick.ts_event, order.client_order_id.value))
+            self.submit_order(order)
