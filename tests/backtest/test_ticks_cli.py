@@ -37,8 +37,10 @@ def writable_home(proxy_home: Home, tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     "strategy",
     [["--strategy", "ema_cross", "--timeframe", "1m", "--param", "fast=5", "--param", "slow=30"],
-     ["--strategy", "ema_cross.yaml", "--param", "ema_fast.period=5", "--param", "ema_slow.period=30"]],
-    ids=["python", "dsl"],
+     ["--strategy", "ema_cross.yaml", "--param", "ema_fast.period=5", "--param", "ema_slow.period=30"],
+     ["--strategy", "ema_cross", "--timeframe", "1m", "--param", "fast=5", "--param", "slow=30", "--sizing", "atr",
+      "--risk", "seed_default"]],
+    ids=["python", "dsl", "python-sizing-risk"],
 )  # fmt: skip
 def test_cli_runs_a_strategy_on_ticks_and_stores_it_like_a_bar_run(writable_home: Path, cli, strategy) -> None:
     code, out = cli(tick_run(writable_home, *strategy))
@@ -48,6 +50,7 @@ def test_cli_runs_a_strategy_on_ticks_and_stores_it_like_a_bar_run(writable_home
     assert summary["bars_processed"] == 105_280
     assert QUOTES_FREE in summary["warnings"]
     assert summary["metrics"]["fills"] > 4
+    assert (summary["risk"] is not None) == ("--risk" in strategy)  # the gate's breakers follow the tick bars
     bundle = writable_home / "runs" / summary["run_id"]
     assert {"fills.csv", "trades.csv", "equity.parquet", "events.jsonl", "positions.csv"} <= {
         p.name for p in bundle.iterdir()
