@@ -6,10 +6,21 @@ Times are seconds after T0; bar ``i`` closes at ``60 * (i + 1)`` s, where the st
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from tests.backtest.scenario import T0
+import pytest
+from nautilus_trader.model.data import TradeTick
+from nautilus_trader.model.enums import AggressorSide
+from nautilus_trader.model.identifiers import InstrumentId, TradeId
+from nautilus_trader.model.objects import Price, Quantity
+
+from tests.backtest.scenario import DAY, T0, funding
 from tests.backtest.tick_scenario import BUY, SELL, S, run_ticks, steady
+from vibe_quant.backtest.config import BacktestConfig
+from vibe_quant.backtest.plan import plan_run
+from vibe_quant.backtest.ticks import TickData, merge_ticks, run_tick_backtest
+from vibe_quant.instruments.factory import crypto_perpetual
+from vibe_quant.instruments.specs import InstrumentSpecs
 
 TAKER, MAKER = 0.0005, 0.0002
 LATENCY_2S = {"latency": "custom", "latency_ns": (0, 2 * S, 0, 0)}
@@ -152,3 +163,36 @@ def test_stop_and_target_are_matched_in_tick_order_without_a_pessimistic_rule() 
     assert trade.exit_reason == "take_profit"
     assert r.recorder.fills[-1].price == 10.05
     assert not any(e.get("check") == "stop_and_target_in_one_bar" for e in r.recorder.events)
+
+
+# -- two instruments -------------------------------------------------------------------------------
+
+
+def test_two_instruments_replay_merged_each_at_its_own_touch() -> None:
+    data = TickData({}, {}, {}, {}, {}, "two")
+    for symbol, price, offset in (("FILUSDT", 10.0, 0), ("NEARUSDT", 2.0, 1)):  # NEAR 1 ns after FIL
+        spec = InstrumentSpecs().get(symbol)
+        iid = InstrumentId.from_str(spec.nautilus_id)
+        data.specs[symbol], data.instruments[symbol] = spec, crypto_perpetual(spec)
+        data.trades[symbol] = [
+            TradeTick(iid, Price(price + (0.001 if s % 2 else 0.0), spec.price_precision), Quantity(10, spec.size_precision),
+                      AggressorSide.BUYER if s % 2 else AggressorSide.SELLER, TradeId(str(s)), at(s) + offset,
+                      at(s) + offset)
+            for s in range(1, 300, 3)
+        ]  # fmt: skip
+        data.quotes[symbol], data.funding[symbol] = [], funding([])
+    script = json.dumps({"0": [["go", 1, 100.0]], "2": [["go", 0, 100.0]]})
+    cfg = BacktestConfig(strategy="tests.backtest.tick_scenario:TickScripted", symbols=("FILUSDT", "NEARUSDT"),
+                         timeframe="1m", start=DAY, end=DAY, params={"script": script}, mode="screening",
+                         prob_slippage=0.0)  # fmt: skip
+    replay = merge_ticks(data, cfg.symbols)
+    assert [t.ts_init for t in replay] == sorted(t.ts_init for t in replay)
+    r = run_tick_backtest(plan_run(cfg), data, "two")
+    assert r.extra["quotes_free"] == ["FILUSDT", "NEARUSDT"]
+    fills = [(f.instrument, f.side, f.price, f.ts_ns) for f in r.recorder.fills]
+    # Both strategies send at the 60 s close (no latency). NautilusTrader runs the exchange's queue once
+    # per time-event timestamp, after the first handler: the second instrument's order executes with
+    # the next data point (the FIL trade at 61 s), at its own touch, which no NEAR trade has moved.
+    assert fills == [("FILUSDT", 1, 10.001, at(60)), ("NEARUSDT", 1, 2.001, at(61)),
+                     ("FILUSDT", -1, 10.0, at(180)), ("NEARUSDT", -1, 2.0, at(181))]  # fmt: skip
+    assert len(r.equity) == 5  # four common bar closes (60..240 s) and the last tick

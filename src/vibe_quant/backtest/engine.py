@@ -14,6 +14,7 @@ builds the strategies through the plan's bound strategy and never asks which kin
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
@@ -274,14 +275,8 @@ class EngineSession:
         (measured on 902,880 1m bars: 1.66 s -> 1.25 s of collections, and the run's collections
         reclaim nothing: 4 objects). Not done when the process already froze objects itself.
         """
-        freeze = gc.get_freeze_count() == 0
-        if freeze:
-            gc.freeze()
-        try:
+        with frozen_gc():
             return self._replay(active)
-        finally:
-            if freeze:
-                gc.unfreeze()
 
     def _replay(self, active: list | None) -> int:
         from vibe_quant.backtest.feed import ActiveFeed
@@ -318,6 +313,20 @@ class EngineSession:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextlib.contextmanager
+def frozen_gc():
+    """Freeze the objects alive now for the garbage collector while the block runs (see
+    ``EngineSession._run_engine``); nothing when the process froze objects itself."""
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.unfreeze()
 
 
 def risk_gate(plan: RunPlan, engine, specs: dict, account, recorder: RunRecorder):

@@ -15,14 +15,21 @@ bar close and at the last tick.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from vibe_quant.backtest.engine import VENUE, BacktestResult, assemble, instrument_states, positions_report, risk_gate
+from vibe_quant.backtest.engine import (
+    VENUE,
+    BacktestResult,
+    assemble,
+    frozen_gc,
+    instrument_states,
+    positions_report,
+    risk_gate,
+)
 from vibe_quant.backtest.market_data import NS_PER_HOUR, _files_digest, _overlaps, funding_warnings
 from vibe_quant.backtest.plan import RunPlan
 from vibe_quant.backtest.recorder import RunRecorder
@@ -48,11 +55,11 @@ class TickData:
     quotes: dict[str, list]  # symbol -> QuoteTick list (empty: touch inferred from trades)
     funding: dict[str, list]  # symbol -> FundingRateUpdate list (sorted)
     digest: str  # sha256 over the catalog files read (part of the run id)
-    quotes_free: list[str] = field(default_factory=list)  # symbols without quotes, plan order
 
-    def __post_init__(self) -> None:
-        if not self.quotes_free:
-            self.quotes_free = [s for s in self.trades if not self.quotes.get(s)]
+    @property
+    def quotes_free(self) -> list[str]:
+        """Symbols without quotes (their touch is inferred from their trades), in load order."""
+        return [s for s in self.trades if not self.quotes.get(s)]
 
     @property
     def ticks(self) -> int:
@@ -152,7 +159,6 @@ def load_tick_data(catalog_root: Path, plan: RunPlan, specs: InstrumentSpecs, st
             if directory.is_dir():
                 files.extend(p for p in directory.glob("*.parquet") if _overlaps(p.name, lo, end_ns))
     out.digest = "ticks:" + _files_digest(files)
-    out.quotes_free = [s for s in config.symbols if not out.quotes[s]]
     return out
 
 
@@ -178,7 +184,6 @@ def slice_tick_data(data: TickData, start_ns: int, end_ns: int) -> TickData:
             raise UserError(f"no trade ticks for {symbol} in [{start_ns}, {end_ns}) ns of the loaded data")
         out.quotes[symbol] = cut(data.quotes.get(symbol, []))
         out.funding[symbol] = [f for f in data.funding[symbol] if start_ns - 24 * NS_PER_HOUR <= f.ts_event < end_ns]
-    out.quotes_free = [s for s in data.trades if not out.quotes[s]]
     return out
 
 
@@ -331,14 +336,10 @@ def run_tick_backtest(plan: RunPlan, data: TickData, run_id: str | None = None,
             label = f"backtest {plan.config.strategy} {','.join(plan.symbols)} ticks"
             module.report_progress(progress, label, ticks[0].ts_init, ticks[-1].ts_init)
         t0 = time.perf_counter()
-        freeze = gc.get_freeze_count() == 0
-        if freeze:
-            gc.freeze()
         try:
-            engine.run()
+            with frozen_gc():
+                engine.run()
         finally:
-            if freeze:
-                gc.unfreeze()
             module.report_progress(None)
         elapsed = time.perf_counter() - t0
         module.finish()
