@@ -14,10 +14,8 @@ from nautilus_trader.model.enums import AggressorSide, OrderSide, TimeInForce
 from nautilus_trader.model.identifiers import InstrumentId, TradeId
 from nautilus_trader.model.objects import Price, Quantity
 
-from tests.backtest.scenario import DAY, IID, SYMBOL, T0, Scripted, ScriptedConfig, funding
-from vibe_quant.backtest.config import BacktestConfig
+from tests.backtest.scenario import IID, SYMBOL, T0, Scripted, ScriptedConfig, funding, scripted_plan
 from vibe_quant.backtest.engine import BacktestResult
-from vibe_quant.backtest.plan import plan_run
 from vibe_quant.backtest.ticks import TickData, run_tick_backtest
 from vibe_quant.instruments.factory import crypto_perpetual
 from vibe_quant.instruments.specs import InstrumentSpecs
@@ -77,12 +75,7 @@ def run_ticks(trade_rows, script: dict, quote_rows=(), funding_rows=(), **config
         trades={SYMBOL: trades(sorted(trade_rows))}, quotes={SYMBOL: quotes(sorted(quote_rows))},
         funding={SYMBOL: funding(list(funding_rows))}, digest="tick-scenario",
     )  # fmt: skip
-    config.setdefault("mode", "screening")
-    config.setdefault("prob_slippage", 0.0)
-    config.setdefault("prob_fill_on_limit", 1.0)
-    cfg = BacktestConfig(strategy=f"{__name__}:TickScripted", symbols=(SYMBOL,), timeframe="1m", start=DAY, end=DAY,
-                         params={"script": json.dumps(script)}, **config)  # fmt: skip
-    return run_tick_backtest(plan_run(cfg), data, run_id="tick-scenario")
+    return run_tick_backtest(scripted_plan(f"{__name__}:TickScripted", script, **config), data, run_id="tick-scenario")
 
 
 class QuoteScriptedConfig(PerpStrategyConfig, frozen=True, kw_only=True):
