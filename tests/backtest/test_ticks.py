@@ -134,6 +134,14 @@ def test_funding_settles_at_the_snapshot_on_the_position_held_with_the_mark_befo
     assert r.metrics["total_funding"] == pytest.approx(1.02)
 
 
+def test_strategies_receive_the_funding_updates_as_data() -> None:
+    # NautilusTrader 1.221 replays FundingRateUpdate objects: a strategy may subscribe (e.g. a funding prior)
+    r = run_ticks(steady(1, 355), {}, funding_rows=[(3, 0.001), (5, -0.002)],
+                  strategy="tests.backtest.tick_scenario:FundingListener")  # fmt: skip
+    seen = [(e["ts"], e["rate"]) for e in r.recorder.events if e["type"] == "FUNDING_RATE_SEEN"]
+    assert seen == [(at(180), 0.001), (at(300), -0.002)]
+
+
 # -- liquidation -----------------------------------------------------------------------------------
 
 

@@ -67,7 +67,8 @@ def steady(first: int, last: int, price: float = 10.0, every: int = 5) -> list[t
     return [(s, price, BUY if (s // every) % 2 else SELL) for s in range(first, last + 1, every)]
 
 
-def run_ticks(trade_rows, script: dict, quote_rows=(), funding_rows=(), **config) -> BacktestResult:
+def run_ticks(trade_rows, script: dict, quote_rows=(), funding_rows=(), strategy: str = f"{__name__}:TickScripted",
+              **config) -> BacktestResult:  # fmt: skip
     """Run `script` on the hand-written ticks; extra kwargs go to :class:`BacktestConfig`."""
     spec = InstrumentSpecs().get(SYMBOL)
     data = TickData(
@@ -75,7 +76,7 @@ def run_ticks(trade_rows, script: dict, quote_rows=(), funding_rows=(), **config
         trades={SYMBOL: trades(sorted(trade_rows))}, quotes={SYMBOL: quotes(sorted(quote_rows))},
         funding={SYMBOL: funding(list(funding_rows))}, digest="tick-scenario",
     )  # fmt: skip
-    return run_tick_backtest(scripted_plan(f"{__name__}:TickScripted", script, **config), data, run_id="tick-scenario")
+    return run_tick_backtest(scripted_plan(strategy, script, **config), data, run_id="tick-scenario")
 
 
 class QuoteScriptedConfig(PerpStrategyConfig, frozen=True, kw_only=True):
@@ -99,3 +100,18 @@ class QuoteScripted(PerpStrategy):
             )  # fmt: skip
             self.sent.append((tick.ts_event, order.client_order_id.value))
             self.submit_order(order)
+
+
+class FundingListenerConfig(ScriptedConfig, frozen=True, kw_only=True):
+    pass
+
+
+class FundingListener(TickScripted):
+    """:class:`TickScripted` that also subscribes to funding rates and logs each one it receives."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.subscribe_funding_rates(self.instrument_id)
+
+    def on_funding_rate(self, update) -> None:
+        self.events.event(update.ts_event, "FUNDING_RATE_SEEN", rate=float(update.rate))
