@@ -21,8 +21,8 @@ at or after its arrival, once that tick has updated the book. Hence:
 :class:`TickVenueModule` adds, before NautilusTrader matches each tick:
 
 1. **funding**: every settlement whose snapshot is at or before the tick is applied to the
-   position held then, with the last trade price (or mid) before the tick as the mark, exactly
-   as the bar module does (``venue.py``);
+   position held then, with the last trade price (or mid) before the tick as the mark (the bar
+   module takes the previous close); balance, margin and records as in ``venue.py``;
 2. **liquidation**: isolated margin with the tiered maintenance schedule, checked on every tick
    (the trade price, or the quote's mid); the position closes at the liquidation price and the
    rest of its margin is the clearance fee (``PerpVenueModule._liquidate``).
