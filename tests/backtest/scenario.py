@@ -18,7 +18,7 @@ from nautilus_trader.model.objects import Price, Quantity
 from vibe_quant.backtest.config import BacktestConfig
 from vibe_quant.backtest.engine import BacktestResult, run_backtest
 from vibe_quant.backtest.market_data import MarketData
-from vibe_quant.backtest.plan import plan_run
+from vibe_quant.backtest.plan import RunPlan, plan_run
 from vibe_quant.instruments.factory import crypto_perpetual
 from vibe_quant.instruments.specs import InstrumentSpecs
 from vibe_quant.strategy.base import PerpStrategy, PerpStrategyConfig
@@ -85,12 +85,17 @@ def run(rows, script: dict, funding_rows=(), **config) -> BacktestResult:
         funding={SYMBOL: funding(list(funding_rows))},
         digest="scenario",
     )
+    return run_backtest(scripted_plan(f"{__name__}:Scripted", script, **config), data, run_id="scenario")
+
+
+def scripted_plan(strategy: str, script: dict, **config) -> RunPlan:
+    """The 1m FILUSDT plan of a scripted strategy on DAY (screening, no slippage draw, limits fill when touched)."""
     config.setdefault("mode", "screening")
     config.setdefault("prob_slippage", 0.0)
     config.setdefault("prob_fill_on_limit", 1.0)
-    cfg = BacktestConfig(strategy=f"{__name__}:Scripted", symbols=(SYMBOL,), timeframe="1m", start=DAY, end=DAY,
+    cfg = BacktestConfig(strategy=strategy, symbols=(SYMBOL,), timeframe="1m", start=DAY, end=DAY,
                          params={"script": json.dumps(script)}, **config)  # fmt: skip
-    return run_backtest(plan_run(cfg), data, run_id="scenario")
+    return plan_run(cfg)
 
 
 def flat(n: int, price: float = 10.0, volume: float = 1000.0) -> list[tuple]:

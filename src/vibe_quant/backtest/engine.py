@@ -14,6 +14,7 @@ builds the strategies through the plan's bound strategy and never asks which kin
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
@@ -81,9 +82,10 @@ def run_backtest(plan: RunPlan, data: MarketData, run_id: str | None = None, rep
         session.dispose()
 
 
-def instrument_states(plan: RunPlan, data: MarketData) -> tuple[list, dict]:
+def instrument_states(plan: RunPlan, data: MarketData, from_bars: bool = True) -> tuple[list, dict]:
     """Return the run's instruments (fees from the plan's venue) and, per instrument id, its initial
-    state (bars as plain lists, funding schedule, leverage, margin brackets).
+    state (bars as plain lists, funding schedule, leverage, margin brackets). With `from_bars`
+    False (tick runs: `data` has no bars) the states start without bars; the run appends them.
 
     Raises
     ------
@@ -105,12 +107,13 @@ def instrument_states(plan: RunPlan, data: MarketData) -> tuple[list, dict]:
             raise ConfigError(
                 f"leverage {leverage:g} for {symbol} exceeds its maximum {spec.margin_tiers[0].max_leverage}"
             )
-        st = InstrumentState.from_bars(
-            data.bars[symbol], instrument_id=instrument.id, symbol=symbol, bar_ns=plan.bar_ns,
-            tick=float(spec.tick_size), price_precision=spec.price_precision, size_precision=spec.size_precision,
-            leverage=leverage, brackets=brackets_from_spec(spec), taker_fee=float(instrument.taker_fee),
-            vol_window=venue.vol_window,
-        )  # fmt: skip
+        fields = {
+            "instrument_id": instrument.id, "symbol": symbol, "bar_ns": plan.bar_ns,
+            "tick": float(spec.tick_size), "price_precision": spec.price_precision, "size_precision": spec.size_precision,
+            "leverage": leverage, "brackets": brackets_from_spec(spec), "taker_fee": float(instrument.taker_fee),
+            "vol_window": venue.vol_window,
+        }  # fmt: skip
+        st = InstrumentState.from_bars(data.bars[symbol], **fields) if from_bars else InstrumentState(**fields)
         # Binance stamps settlements a few ms after the hour: the snapshot is the whole second.
         st.funding = [
             (u.ts_event // 1_000_000_000 * 1_000_000_000, float(u.rate),
@@ -272,14 +275,8 @@ class EngineSession:
         (measured on 902,880 1m bars: 1.66 s -> 1.25 s of collections, and the run's collections
         reclaim nothing: 4 objects). Not done when the process already froze objects itself.
         """
-        freeze = gc.get_freeze_count() == 0
-        if freeze:
-            gc.freeze()
-        try:
+        with frozen_gc():
             return self._replay(active)
-        finally:
-            if freeze:
-                gc.unfreeze()
 
     def _replay(self, active: list | None) -> int:
         from vibe_quant.backtest.feed import ActiveFeed
@@ -312,21 +309,41 @@ class EngineSession:
 
     def _gate(self, plan: RunPlan, account: SimAccount, recorder: RunRecorder):
         """The run's sizing/risk gate (None without --sizing/--risk), trading state set to ACTIVE."""
-        from nautilus_trader.model.enums import TradingState
-
-        risk_engine = self.engine.kernel.risk_engine
-        if risk_engine.trading_state != TradingState.ACTIVE:  # a halt of the previous run on this engine
-            risk_engine.set_trading_state(TradingState.ACTIVE)
-        if plan.sizing is None and plan.risk is None:
-            return None
-        from vibe_quant.risk.gate import RiskGate
-
-        min_notional = {s: float(self.data.specs[s].min_notional) for s in plan.symbols}
-        return RiskGate(plan.sizing, plan.risk, account, recorder, min_notional, plan.venue.starting_balance,
-                        risk_engine)  # fmt: skip
+        return risk_gate(plan, self.engine, self.data.specs, account, recorder)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextlib.contextmanager
+def frozen_gc():
+    """Freeze the objects alive now for the garbage collector while the block runs (see
+    ``EngineSession._run_engine``); nothing when the process froze objects itself."""
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.unfreeze()
+
+
+def risk_gate(plan: RunPlan, engine, specs: dict, account, recorder: RunRecorder):
+    """The sizing/risk gate of a run of `plan` on `engine` (None without --sizing/--risk); the
+    engine's trading state is set back to ACTIVE (a halt of a previous run on it)."""
+    from nautilus_trader.model.enums import TradingState
+
+    risk_engine = engine.kernel.risk_engine
+    if risk_engine.trading_state != TradingState.ACTIVE:
+        risk_engine.set_trading_state(TradingState.ACTIVE)
+    if plan.sizing is None and plan.risk is None:
+        return None
+    from vibe_quant.risk.gate import RiskGate
+
+    min_notional = {s: float(specs[s].min_notional) for s in plan.symbols}
+    return RiskGate(plan.sizing, plan.risk, account, recorder, min_notional, plan.venue.starting_balance,
+                    risk_engine)  # fmt: skip
 
 
 class _Recorded:

@@ -331,6 +331,8 @@ def write_bundle(home: Home, result: BacktestResult, data_digest: str) -> Path:
             "bars_processed": result.bars_processed, "elapsed_s": result.elapsed_s,
             "risk": result.extra.get("risk"),
         }  # fmt: skip
+        if result.extra.get("mode") == "ticks":  # bars_processed counts ticks (bar bundles keep their keys)
+            summary["ticks"] = {k: result.extra[k] for k in ("trades", "quotes", "quotes_free")}
         put("summary.json", json.dumps(summary, indent=2) + "\n")
         # Empty tables keep their header so every file reads back as a table.
         put("fills.csv", _csv([dataclasses.asdict(f) for f in result.recorder.fills], FillRecord))

@@ -16,19 +16,31 @@ from vibe_quant.state import StateManager
 
 
 def execute(home: Home, plan: RunPlan, specs: InstrumentSpecs, run_row: int | None = None,
-            progress: Progress | None = None) -> tuple[int, BacktestResult, Path]:  # fmt: skip
+            progress: Progress | None = None, ticks: bool = False) -> tuple[int, BacktestResult, Path]:  # fmt: skip
     """Create (or take) a ``backtest_runs`` row, run `plan`, write the bundle and results.
 
     The row goes pending -> running (pid, heartbeat) -> completed, or failed with the error.
-    Returns ``(run_row, result, bundle_path)``.
+    With `ticks` the plan runs on the catalog's trade and quote ticks (``ticks.py``) instead of
+    its bars. Returns ``(run_row, result, bundle_path)``.
+
+    Raises
+    ------
+    UserError
+        No data for a symbol in the period (with the ingest command), or (`ticks`) an inverse contract.
     """
     home.ensure()
     with StateManager(home.db_path) as state:
         if run_row is None:
             run_row = create_run(state, plan.config)
     with Heartbeat(home.db_path, run_row):
-        data = load_market_data(home.catalog, plan, specs)
-        result = run_backtest(plan, data, run_id_for(plan, data), progress=progress)
+        if ticks:
+            from vibe_quant.backtest.ticks import load_tick_data, run_tick_backtest
+
+            data = load_tick_data(home.catalog, plan, specs)
+            result = run_tick_backtest(plan, data, run_id_for(plan, data), progress=progress)
+        else:
+            data = load_market_data(home.catalog, plan, specs)
+            result = run_backtest(plan, data, run_id_for(plan, data), progress=progress)
         bundle = write_bundle(home, result, data.digest)
         with StateManager(home.db_path) as state:
             record_results(state, run_row, result, bundle)

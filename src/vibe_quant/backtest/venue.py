@@ -294,9 +294,7 @@ class PerpVenueModule(SimulationModule):
             st.next_funding += 1
             if not st.signed_qty:
                 continue
-            # Mark: the last trade before the snapshot (the previous close); mark-price klines
-            # come with the derivatives datasets. Never the current bar's close (look-ahead).
-            mark = st.closes[st.i - 1] if st.i > 0 else st.opens[st.i]
+            mark = self._funding_mark(st)
             amount = st.signed_qty * mark * rate
             self.exchange.adjust_account(Money(-amount, USDT))
             self._balance, self._dirty = None, True
@@ -308,6 +306,11 @@ class PerpVenueModule(SimulationModule):
             )
             self.recorder.event(snapshot_ns, "FUNDING", instrument=st.symbol, position_id=st.position_id,
                                 signed_qty=st.signed_qty, mark=mark, rate=rate, amount=-amount)  # fmt: skip
+
+    def _funding_mark(self, st: InstrumentState) -> float:
+        # The last trade before the snapshot (the previous close); mark-price klines come with
+        # the derivatives datasets. Never the current bar's close (look-ahead).
+        return st.closes[st.i - 1] if st.i > 0 else st.opens[st.i]
 
     # -- liquidation --------------------------------------------------------------------------
 
@@ -339,7 +342,9 @@ class PerpVenueModule(SimulationModule):
                 return
         self._liquidate(st, ts)
 
-    def _liquidate(self, st: InstrumentState, ts: int) -> None:
+    def _liquidate(self, st: InstrumentState, ts: int, market: float | None = None) -> None:
+        """Close `st`'s position at its liquidation price (at `market`, default the bar's open,
+        when the position is already past it) and take the rest of its margin as the clearance fee."""
         engine = self.exchange.get_matching_engine(st.instrument_id)
         for order in engine.get_open_orders():  # Binance cancels the symbol's open orders first
             engine.cancel_order(order)
@@ -348,7 +353,7 @@ class PerpVenueModule(SimulationModule):
         qty, entry, wallet = abs(st.signed_qty), st.avg_px, st.wallet
         lp = st.liq_price
         if (lp >= entry) if side > 0 else (lp <= entry):
-            lp = st.open  # already below maintenance (e.g. funding drained it): at the market
+            lp = st.open if market is None else market  # already below maintenance (e.g. funding drained it)
         price = round_adverse(lp, st.tick, -side)
         self._liquidations += 1
         coid = ClientOrderId(f"LIQ-{st.symbol}-{self._liquidations}")

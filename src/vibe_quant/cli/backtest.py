@@ -61,6 +61,7 @@ def run(
     sizing: SizingOption = None,
     risk: RiskOption = None,
     validates: Annotated[int | None, typer.Option("--validates", help="A sweep point (sweep_results id) this run validates: the point then links to this run.")] = None,
+    ticks: Annotated[bool, typer.Option("--ticks", help="Replay the catalog's trade (and bookTicker quote) ticks instead of bars: fills at the touch after the latency, limits with the queue model (ingest them with --datasets aggTrades,bookTicker).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary JSON on stdout.")] = False,
 ) -> None:  # fmt: skip
     """Run one backtest; print its run id and metrics; store rows and the result bundle."""
@@ -88,7 +89,7 @@ def run(
             sweep_point(db, validates)
     home = get_home(writable=True)
     with rich_progress(not (state.quiet or as_json)) as progress:
-        run_row, result, bundle = execute(home, plan, get_specs(), run_row=run_id, progress=progress)
+        run_row, result, bundle = execute(home, plan, get_specs(), run_row=run_id, progress=progress, ticks=ticks)
     if validates is not None:
         with StateManager(home.db_path) as db:
             link_validation(db, validates, run_row)

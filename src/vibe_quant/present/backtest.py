@@ -39,8 +39,9 @@ def print_summary(row: dict, summary: dict, console: Console) -> None:
     for warning in summary.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")
     bars, seconds = summary.get("bars_processed", 0), summary.get("elapsed_s", 0.0)
+    unit = "ticks" if "ticks" in summary else "bars"
     console.print(
-        f"{bars:,} bars in {seconds:.2f}s ({bars / max(seconds, 1e-9):,.0f} bars/s); bundle: {row['bundle_path']}"
+        f"{bars:,} {unit} in {seconds:.2f}s ({bars / max(seconds, 1e-9):,.0f} {unit}/s); bundle: {row['bundle_path']}"
     )
     report = Path(row["bundle_path"]) / "report.html"
     console.print(f"report: {report}" if report.exists() else f"report: vq report {row['id']} (writes {report})")

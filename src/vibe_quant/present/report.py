@@ -61,7 +61,7 @@ def write_run_report(r: RunResults) -> Path:
     title = f"{cfg['strategy']} on {', '.join(cfg['symbols'])} {cfg['timeframe']}"
     subtitle = (f"run {r.run_id} (backtest_runs.id {r.row['id']}), {cfg['start']}..{cfg['end']}, {cfg['mode']} mode, "
                 f"latency {cfg.get('latency')}, leverage {cfg.get('leverage')}x, {r.summary.get('bars_processed', 0):,} "
-                f"bars")  # fmt: skip
+                f"{'ticks' if 'ticks' in r.summary else 'bars'}")  # fmt: skip
     sections: list[tuple[str, str]] = [("Metrics", cards((k, metric_text(k, m.get(k))) for k in METRICS))]
     notes = [*risk_lines(r.summary.get("risk")), *(f"warning: {w}" for w in r.summary.get("warnings", []))]
     if notes:

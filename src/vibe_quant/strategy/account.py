@@ -77,6 +77,17 @@ class InstrumentBook:
     def bar_open_ns(self) -> int:
         return self.ts[self.i] - self.bar_ns
 
+    def append_bar(self, bar) -> None:
+        """Append a closed NautilusTrader bar and make it the current one (books kept from the
+        message bus: a node's, a tick backtest's)."""
+        self.ts.append(bar.ts_event)
+        self.opens.append(bar.open.as_double())
+        self.highs.append(bar.high.as_double())
+        self.lows.append(bar.low.as_double())
+        self.closes.append(bar.close.as_double())
+        self.volumes.append(bar.volume.as_double())
+        self.i = len(self.ts) - 1
+
     def book_fill(self, side: int, qty: float, price: float, fee: float) -> None:
         """A fill of `qty` at `price` (`side` +1 buy, -1 sell) paying `fee`."""
         self.cash -= side * qty * price + fee

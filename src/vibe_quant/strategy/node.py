@@ -109,14 +109,7 @@ class NodeAccount:
     # -- message-bus handlers ---------------------------------------------------------------------
 
     def _on_bar(self, bar) -> None:
-        book = self._books[bar.bar_type.instrument_id.value]
-        book.ts.append(bar.ts_event)
-        book.opens.append(bar.open.as_double())
-        book.highs.append(bar.high.as_double())
-        book.lows.append(bar.low.as_double())
-        book.closes.append(bar.close.as_double())
-        book.volumes.append(bar.volume.as_double())
-        book.i = len(book.ts) - 1
+        self._books[bar.bar_type.instrument_id.value].append_bar(bar)
 
     def _on_order(self, event) -> None:
         if isinstance(event, OrderFilled):
