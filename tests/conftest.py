@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 from collections.abc import Callable, Iterator
@@ -16,6 +17,8 @@ from vibe_quant.instruments.specs import InstrumentSpecs
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT.parent / "shared" / "data"
 MIRROR = SHARED_DATA / "binance-vision"
+CM_DAY = MIRROR / "data/futures/cm/daily/aggTrades/BTCUSD_PERP/BTCUSD_PERP-aggTrades-2026-05-08.zip"
+PROXY_DAY = dt.date(2026, 5, 8)
 UM_KLINES = MIRROR / "data" / "futures" / "um" / "monthly" / "klines"
 FUNDING_FILE = MIRROR / "data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2026-04.zip"
 
@@ -153,3 +156,26 @@ def telegram():
     yield fake
     fake.server.shutdown()
     fake.server.server_close()
+
+
+def ingest_proxy_day(root: Path, reverse_rows: bool = False) -> Home:
+    """A home under `root` whose catalog holds BTCUSDT trade ticks of 2026-05-08: the USD-M proxy of
+    the real COIN-M day (``data/proxy.py``), ingested with the real ingester (`reverse_rows`: the
+    CSV's rows written newest first, so the ingester has to sort them)."""
+    from vibe_quant.data.ingest import IngestRequest, run_ingest
+    from vibe_quant.data.proxy import proxy_path, write_linear_proxy
+
+    csv = write_linear_proxy(CM_DAY, proxy_path(root / "src", "BTCUSDT", PROXY_DAY.isoformat()))
+    if reverse_rows:
+        lines = csv.read_text().splitlines()
+        csv.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    home = Home(root / "home").ensure()
+    request = IngestRequest(str(root / "src"), ("BTCUSDT",), ("aggTrades",), PROXY_DAY, PROXY_DAY + dt.timedelta(1))
+    run_ingest(home, request, InstrumentSpecs())
+    return home
+
+
+@pytest.fixture(scope="session")
+def proxy_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """:func:`ingest_proxy_day` once per session. Read only (copy it to write)."""
+    return ingest_proxy_day(tmp_path_factory.mktemp("proxy"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -55,6 +55,13 @@ class TickData:
     quotes: dict[str, list]  # symbol -> QuoteTick list (empty: touch inferred from trades)
     funding: dict[str, list]  # symbol -> FundingRateUpdate list (sorted)
     digest: str  # sha256 over the catalog files read (part of the run id)
+    # symbol -> slow custom data as NautilusTrader CustomData (open interest ``metrics`` rows and
+    # ``bookDepth`` snapshots), sorted by time: the LPI signal's LEV prior and depth proxy read them
+    slow: dict[str, list] = field(default_factory=dict)
+
+    def has_slow(self, cls) -> bool:
+        """True when some symbol's slow data holds a record of `cls` (e.g. ``BinanceOiMetrics``)."""
+        return any(isinstance(d.data, cls) for rows in self.slow.values() for d in rows)
 
     @property
     def quotes_free(self) -> list[str]:
@@ -115,11 +122,12 @@ def load_tick_data(catalog_root: Path, plan: RunPlan, specs: InstrumentSpecs, st
         An inverse (COIN-M) symbol, no trade ticks for a symbol in the window (with the ingest
         command to run), or ticks stored at other precisions than the spec's.
     """
-    from nautilus_trader.model.data import FundingRateUpdate
+    from nautilus_trader.model.data import FundingRateUpdate, QuoteTick, TradeTick
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
     import vibe_quant.data.catalog  # noqa: F401 (registers the FundingRateUpdate codec)
     from vibe_quant.data.catalog import data_dir
+    from vibe_quant.data.custom import BinanceBookDepth, BinanceOiMetrics
     from vibe_quant.data.ticks import QUOTE_KIND, TRADE_KIND
     from vibe_quant.instruments.factory import crypto_perpetual
 
@@ -133,14 +141,14 @@ def load_tick_data(catalog_root: Path, plan: RunPlan, specs: InstrumentSpecs, st
         spec = linear_spec(specs, symbol)
         iid = spec.nautilus_id
         # catalog bounds are inclusive: [start, end - 1]
-        trades = catalog.trade_ticks(instrument_ids=[iid], start=start_ns, end=end_ns - 1)
+        trades = ordered_ticks(catalog, catalog_root, TradeTick, TRADE_KIND, iid, start_ns, end_ns)
         if not trades:
             raise UserError(
                 f"no trade ticks for {symbol} between {config.start} and {config.end} in {catalog_root}: run "
                 f"`vq data ingest --symbols {symbol} --datasets {INGEST_DATASETS} --start {config.start} "
                 f"--end {config.end}`"
             )
-        quotes = catalog.quote_ticks(instrument_ids=[iid], start=start_ns, end=end_ns - 1)
+        quotes = ordered_ticks(catalog, catalog_root, QuoteTick, QUOTE_KIND, iid, start_ns, end_ns)
         first = trades[0]
         if (first.price.precision, first.size.precision) != (spec.price_precision, spec.size_precision):
             raise UserError(
@@ -154,12 +162,46 @@ def load_tick_data(catalog_root: Path, plan: RunPlan, specs: InstrumentSpecs, st
         out.instruments[symbol] = crypto_perpetual(spec)
         out.trades[symbol], out.quotes[symbol] = trades, quotes
         out.funding[symbol] = [f.data if hasattr(f, "data") else f for f in funding]
+        # Slow data from a day before: the LEV window (288 five-minute rows) warms up on the day before.
+        slow = []
+        for cls in (BinanceOiMetrics, BinanceBookDepth):
+            slow += catalog.query(cls, identifiers=[iid], start=funding_start, end=end_ns - 1)
+            directory = data_dir(catalog_root, cls.kind(), iid)
+            if directory.is_dir():
+                files.extend(p for p in directory.glob("*.parquet") if _overlaps(p.name, funding_start, end_ns))
+        out.slow[symbol] = sorted(slow, key=lambda d: d.ts_init)  # stable: a depth snapshot's rows keep their order
         for kind, lo in ((TRADE_KIND, start_ns), (QUOTE_KIND, start_ns), ("funding_rate_update", funding_start)):
             directory = data_dir(catalog_root, kind, iid)
             if directory.is_dir():
                 files.extend(p for p in directory.glob("*.parquet") if _overlaps(p.name, lo, end_ns))
     out.digest = "ticks:" + _files_digest(files)
     return out
+
+
+def ordered_ticks(catalog, catalog_root: Path, cls, kind: str, iid: str, start_ns: int, end_ns: int) -> list:
+    """The ticks of `iid` in ``[start_ns, end_ns)`` in the catalog files' own order, ``(ts_event, id)``
+    as ingested (docs/nautilus.md#catalog-time-filters-reorder-ties).
+
+    NautilusTrader 1.221's ``ParquetDataCatalog.query`` with ``start``/``end`` returns rows sorted by
+    time but not stably: rows sharing a timestamp come back in another order than the file's (45 of
+    the proxy day's 105,280 trades). The order decides which quote is the last at a time and which
+    trade closes a volume bucket, so the files overlapping the window are read whole, one at a time
+    in interval order (a query given ``files`` and no time filter keeps the file order), and cut.
+    """
+    import bisect
+
+    from vibe_quant.data.catalog import data_dir, parse_interval_filename
+
+    directory = data_dir(catalog_root, kind, iid)
+    if not directory.is_dir():
+        return []
+    spans = sorted((span, p) for p in directory.glob("*.parquet")
+                   if (span := parse_interval_filename(p.name)) is not None and span[0] < end_ns and span[1] >= start_ns)  # fmt: skip
+    out: list = []
+    for _, path in spans:
+        out += catalog.query(cls, identifiers=[iid], files=[str(path)])
+    keys = [t.ts_init for t in out]
+    return out[bisect.bisect_left(keys, start_ns) : bisect.bisect_left(keys, end_ns)]
 
 
 def slice_tick_data(data: TickData, start_ns: int, end_ns: int) -> TickData:
@@ -184,6 +226,7 @@ def slice_tick_data(data: TickData, start_ns: int, end_ns: int) -> TickData:
             raise UserError(f"no trade ticks for {symbol} in [{start_ns}, {end_ns}) ns of the loaded data")
         out.quotes[symbol] = cut(data.quotes.get(symbol, []))
         out.funding[symbol] = [f for f in data.funding[symbol] if start_ns - 24 * NS_PER_HOUR <= f.ts_event < end_ns]
+        out.slow[symbol] = [d for d in data.slow.get(symbol, []) if start_ns - 24 * NS_PER_HOUR <= d.ts_init < end_ns]
     return out
 
 
@@ -191,7 +234,8 @@ def merge_ticks(data: TickData, symbols) -> list:
     """All ticks of `symbols` in replay order, with their funding updates in the ticks' span: by
     time; at one time funding first, then quotes, then trades (the book a trade meets is the one
     quoted at that time); then in symbol order."""
-    if len(symbols) == 1 and not data.quotes.get(symbols[0]) and not data.funding.get(symbols[0]):
+    if len(symbols) == 1 and not data.quotes.get(symbols[0]) and not data.funding.get(symbols[0]) \
+            and not data.slow.get(symbols[0]):  # fmt: skip
         return list(data.trades[symbols[0]])  # the catalog's order already
     keyed = []
     for k, symbol in enumerate(symbols):
@@ -200,6 +244,8 @@ def merge_ticks(data: TickData, symbols) -> list:
     first, last = min(row[0] for row in keyed), max(row[0] for row in keyed)
     for k, symbol in enumerate(symbols):
         keyed += [(u.ts_init, 0, k, u) for u in data.funding.get(symbol, []) if first <= u.ts_init <= last]
+        # slow data from before the first tick too: the signal's slow windows warm up on it
+        keyed += [(d.ts_init, 0, k, d) for d in data.slow.get(symbol, []) if d.ts_init <= last]
     keyed.sort(key=lambda row: row[:3])  # stable: each list keeps its own order at one time
     return [row[3] for row in keyed]
 

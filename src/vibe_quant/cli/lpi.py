@@ -123,7 +123,7 @@ def sweep_command(
     import msgspec
 
     from vibe_quant.experiments.config import experiment_from_data, load_experiment
-    from vibe_quant.experiments.runner import run_sweep, write_sensitivity
+    from vibe_quant.experiments.sweep import run_sweep, write_sensitivity
 
     exp = load_experiment(experiment)
     grid = {}

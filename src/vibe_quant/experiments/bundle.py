@@ -59,7 +59,7 @@ def bundle_files(result: ExperimentResult) -> dict[str, bytes]:
     out["manifest_ref.json"] = (json.dumps({
         "experiment_id": result.experiment_id, "data_digest": result.data_digest, "code_version": code_version(),
         "catalog": "$VQ_HOME/catalog", "instruments": list(result.experiment.instruments),
-        "datasets": ["trade_tick", "quote_tick", "funding_rate_update"],
+        "datasets": ["trade_tick", "quote_tick", "funding_rate_update", "custom_binance_oi_metrics", "custom_binance_book_depth"],
     }, indent=2, sort_keys=True) + "\n").encode()  # fmt: skip
     fill_cols = [f.name for f in dataclasses.fields(FillRecord)]
     out["fills.csv"] = _table([{"run": run, "fold": f.fold.index, **dataclasses.asdict(x)}

@@ -18,7 +18,6 @@ import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -194,13 +193,10 @@ def backtest_config(exp: Experiment, strategy: str, kind: str, params: dict, tim
     )  # fmt: skip
 
 
-def strategy_params(exp: Experiment, quotes_free: bool, depth: bool) -> dict:
-    """The flat parameters of the LPI strategy: signal + decision parameters + the ablations."""
-    params = {**exp.signal, **exp.params, "quotes_free": quotes_free}
-    if not exp.ablations.oi_prior:
-        params["use_lev"] = False
-    if not depth:  # no depth proxy: the spread forms of LD and EXH
-        params["ld_variant"], params["exh_variant"] = "spread_mid", "spread"
+def strategy_params(exp: Experiment, quotes_free: bool, depth: bool, oi: bool) -> dict:
+    """The flat parameters of the LPI strategy: signal + decision parameters, then the ablations as
+    they take effect on the data (each sets only its own keys)."""
+    params = {**exp.signal, **exp.params, "quotes_free": quotes_free, "use_lev": oi, **variants(depth)}
     if exp.execution.maker_only is not None:
         params["maker_only"] = exp.execution.maker_only
     return params
@@ -220,6 +216,7 @@ def run_experiment(home: Home, experiment: Experiment, progress: Progress | None
     """
     from vibe_quant.backtest.plan import plan_run
     from vibe_quant.backtest.ticks import run_tick_backtest, slice_tick_data
+    from vibe_quant.data.custom import BinanceBookDepth, BinanceOiMetrics
 
     exp = experiment.resolved()
     fold_list = folds(exp)
@@ -233,11 +230,15 @@ def run_experiment(home: Home, experiment: Experiment, progress: Progress | None
             data = dataclasses.replace(data, quotes={s: [] for s in data.quotes})
         labels.append(QUOTES_FREE_LABEL + ("" if exp.ablations.quotes_free else
                                            f" (the catalog has no quote ticks for {', '.join(no_quotes)})"))  # fmt: skip
-    depth = exp.ablations.depth_proxy and bool(getattr(data, "depth", None))
+    depth = exp.ablations.depth_proxy and data.has_slow(BinanceBookDepth)
     if exp.ablations.depth_proxy and not depth:
         labels.append("depth proxy unavailable: the catalog has no bookDepth for the period; LD and EXH use the spread")
-    effective = {"quotes_free": quotes_free, "depth_proxy": depth, "oi_prior": exp.ablations.oi_prior}
-    params = strategy_params(exp, quotes_free, depth)
+    oi = exp.ablations.oi_prior and data.has_slow(BinanceOiMetrics)
+    if exp.ablations.oi_prior and not oi:
+        labels.append("open-interest prior unavailable: the catalog has no metrics (open interest) for the period; "
+                      "the LEV filter is off")  # fmt: skip
+    effective = {"quotes_free": quotes_free, "depth_proxy": depth, "oi_prior": oi}
+    params = strategy_params(exp, quotes_free, depth, oi)
     runs = [("lpi", exp.strategy, params, exp.timeframe, "strategy")]
     if exp.baseline is not None:
         runs.append(("python", exp.baseline.strategy, dict(exp.baseline.params), exp.baseline.timeframe, "baseline"))
@@ -265,7 +266,7 @@ def run_experiment(home: Home, experiment: Experiment, progress: Progress | None
     if progress:
         progress.finish(task)
     return ExperimentResult(exp, experiment.experiment_id, data.digest, out["strategy"], out["baseline"],
-                            signal_trace(data, exp, quotes_free, depth), labels, effective)  # fmt: skip
+                            signal_trace(data, exp, quotes_free, depth, oi), labels, effective)  # fmt: skip
 
 
 def load_data(home: Home, experiment: Experiment, specs=None):
@@ -288,66 +289,24 @@ def load_data(home: Home, experiment: Experiment, specs=None):
     return load_tick_data(home.catalog, probe, specs or InstrumentSpecs(), fold_list[0].start, fold_list[-1].end)
 
 
-def run_sweep(home: Home, experiment: Experiment, progress: Progress | None = None, specs=None) -> list[dict]:
-    """The latency x fee-tier sensitivity grid (``experiment.sweep``): one experiment per point, each
-    with its own bundle; returns one row per point (its id, latency, fees and aggregate metrics)."""
-    from vibe_quant.experiments.bundle import write_experiment_bundle
-
-    exp = experiment.resolved()
-    data = load_data(home, experiment, specs)
-    rows = []
-    points = [(lat, tier) for lat in exp.sweep.latency for tier in exp.sweep.fee_tier]
-    task = progress.task(f"sweep {exp.name}", len(points)) if progress else None
-    for latency, tier in points:
-        point = experiment.variant(latency=latency, latency_ms=None, fee_tier=tier, maker_fee=None, taker_fee=None)
-        result = run_experiment(home, point, data=data)
-        write_experiment_bundle(home, result)
-        agg = aggregate(result.folds)
-        rows.append({"experiment_id": result.experiment_id, "latency": latency,
-                     "latency_ms": result.experiment.execution.latency_ms, "fee_tier": tier,
-                     "maker_fee": result.experiment.execution.maker_fee,
-                     "taker_fee": result.experiment.execution.taker_fee, **{k: agg.get(k) for k in
-                     ("pnl", "return", "worst_drawdown", "fills", "trades", "fees")},
-                     "baseline_pnl": aggregate(result.baseline).get("pnl") if result.baseline else None})  # fmt: skip
-        if progress:
-            progress.advance(task)
-    if progress:
-        progress.finish(task)
-    return rows
-
-
-def write_sensitivity(home: Home, experiment: Experiment, rows: list[dict]) -> Path:
-    """Write the sweep's grid as ``runs/<experiment_id>.sensitivity.csv`` (atomically); returns its path."""
-    import pandas as pd
-
-    from vibe_quant.staging import write_atomic
-
-    home.runs.mkdir(parents=True, exist_ok=True)
-    path = home.runs / f"{experiment.experiment_id}.sensitivity.csv"
-    write_atomic(path, pd.DataFrame(rows).to_csv(index=False, lineterminator="\n"))
-    return path
-
-
-def signal_trace(data, exp: Experiment, quotes_free: bool, depth: bool) -> np.ndarray:
-    """The LPI snapshots of the first instrument over the whole period (the numba kernel: identical
-    to the per-tick engine the strategy runs, ``tests/lpi/test_parity.py``)."""
-    from vibe_quant.lpi import LpiInputs, LpiParams, compute
+def signal_trace(data, exp: Experiment, quotes_free: bool, depth: bool, oi: bool) -> np.ndarray:
+    """The LPI snapshots of the first instrument over the whole period, from what its strategy reads
+    (trades, quotes unless quotes-free, open interest and depth when their ablation is on, funding),
+    by the numba kernel: identical to the per-tick engine the strategy runs (``tests/lpi/test_parity.py``)."""
+    from vibe_quant.data.custom import BinanceBookDepth, BinanceOiMetrics
+    from vibe_quant.lpi import LpiParams, compute
+    from vibe_quant.lpi.inputs import nautilus_inputs
 
     symbol = exp.instruments[0]
-    params = LpiParams(**{**exp.signal, "quotes_free": quotes_free,
-                          **({} if depth else {"ld_variant": "spread_mid", "exh_variant": "spread"})})  # fmt: skip
-    trades = data.trades[symbol]
-    price = np.fromiter((t.price.as_double() for t in trades), float, len(trades))
-    size = np.fromiter((t.size.as_double() for t in trades), float, len(trades))
-    arrays = {
-        "trade_ts": np.fromiter((t.ts_event for t in trades), np.int64, len(trades)),
-        "trade_price": price, "trade_notional": price * size,
-        "trade_side": np.fromiter((1 if int(t.aggressor_side) == 1 else -1 if int(t.aggressor_side) == 2 else 0
-                                   for t in trades), np.int8, len(trades)),
-    }  # fmt: skip
-    quotes = [] if quotes_free else data.quotes.get(symbol, [])
-    if quotes:
-        arrays["quote_ts"] = np.fromiter((q.ts_event for q in quotes), np.int64, len(quotes))
-        arrays["bid"] = np.fromiter((q.bid_price.as_double() for q in quotes), float, len(quotes))
-        arrays["ask"] = np.fromiter((q.ask_price.as_double() for q in quotes), float, len(quotes))
-    return compute(LpiInputs(**arrays).checked(), params)
+    params = LpiParams(**{**exp.signal, "quotes_free": quotes_free, **variants(depth)})
+    kinds = tuple(k for k, on in ((BinanceOiMetrics, oi), (BinanceBookDepth, depth)) if on)
+    slow = [d for d in data.slow.get(symbol, []) if isinstance(d.data, kinds)] if kinds else []
+    inputs = nautilus_inputs(data.trades[symbol], [] if quotes_free else data.quotes.get(symbol, []), slow,
+                             data.funding.get(symbol, []), exp.params.get("depth_pct", 1.0))  # fmt: skip
+    return compute(inputs.checked(), params)
+
+
+def variants(depth: bool) -> dict:
+    """LD and EXH with the depth proxy, or their spread forms."""
+    return {"ld_variant": "spread_depth", "exh_variant": "depth"} if depth else \
+        {"ld_variant": "spread_mid", "exh_variant": "spread"}  # fmt: skip

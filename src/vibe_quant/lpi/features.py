@@ -32,6 +32,18 @@ QUOTE, DEPTH, OI, FUNDING, TRADE = 0, 1, 2, 3, 4
 NAN = math.nan
 
 
+def exact(value: Any) -> float:
+    """The double nearest a NautilusTrader ``Price``/``Quantity``'s decimal value.
+
+    ``as_double()`` (and ``float()``) divide the fixed-point integer by 10^16 and can be one ulp off
+    (``Price.from_str("79974.1").as_double()`` is 79974.09999999999); rounding to the value's own
+    precision gives what the file said, so a signal computed from the catalog's ticks equals the
+    one computed from the raw file (``vq lpi features``) bit for bit. Plain numbers pass through.
+    """
+    precision = getattr(value, "precision", None)
+    return float(value) if precision is None else round(value.as_double(), precision)
+
+
 @dataclass(frozen=True)
 class SignalSnapshot:
     """The features of one closed bucket (fields as in ``params.SNAPSHOT_DTYPE``)."""
@@ -213,8 +225,8 @@ class FeatureEngine:
     # -- the protocol: NautilusTrader objects in -------------------------------------------
     def on_trade_tick(self, tick: Any) -> None:
         """Apply a ``TradeTick`` (aggressor BUYER +1, SELLER -1, otherwise 0)."""
-        price = float(tick.price)
-        size = float(tick.size)
+        price = exact(tick.price)
+        size = exact(tick.size)
         notional = size * self.multiplier if self.inverse else price * size * self.multiplier
         side_name = getattr(tick.aggressor_side, "name", str(tick.aggressor_side))
         side = 1 if side_name == "BUYER" else -1 if side_name == "SELLER" else 0
@@ -222,7 +234,7 @@ class FeatureEngine:
 
     def on_quote_tick(self, tick: Any) -> None:
         """Apply a ``QuoteTick``."""
-        self.quote(int(tick.ts_event), float(tick.bid_price), float(tick.ask_price))
+        self.quote(int(tick.ts_event), exact(tick.bid_price), exact(tick.ask_price))
 
     def on_custom_data(self, data: Any) -> None:
         """Apply open interest (``sum_open_interest_value``), funding (``rate``) or a ``bookDepth`` row.

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.csv as pacsv
 
-from vibe_quant.lpi.features import LpiInputs
+from vibe_quant.lpi.features import LpiInputs, exact
 
 NS_PER_MS = 1_000_000
 
@@ -78,3 +78,54 @@ def bookticker_arrays(path: Path) -> dict[str, np.ndarray]:
 def quotes_free_inputs(path: Path, contract_size: float | None = None) -> LpiInputs:
     """Inputs of an ``aggTrades`` file alone (run with ``LpiParams(quotes_free=True)``)."""
     return LpiInputs(**aggtrades_arrays(path, contract_size))
+
+
+def nautilus_inputs(trades: list, quotes: list = (), slow: list = (), funding: list = (),
+                    depth_pct: float = 1.0) -> LpiInputs:  # fmt: skip
+    """:class:`LpiInputs` of NautilusTrader objects, as the per-tick engine reads them.
+
+    Parameters
+    ----------
+    trades, quotes : list
+        ``TradeTick`` (notional = price x size: linear contracts) and ``QuoteTick``, sorted by time.
+    slow : list
+        ``BinanceOiMetrics`` (open interest: ``sum_open_interest_value``) and ``BinanceBookDepth``
+        rows, bare or wrapped in ``CustomData``, sorted by time. The depth proxy of a snapshot is
+        the notional at ``-depth_pct`` plus at ``+depth_pct`` (``FeatureEngine.on_custom_data``).
+    funding : list
+        ``FundingRateUpdate``.
+    depth_pct : float, default 1.0
+        Which percent level of ``bookDepth`` is the depth proxy.
+    """
+    n = len(trades)
+    price = np.fromiter((exact(t.price) for t in trades), float, n)
+    size = np.fromiter((exact(t.size) for t in trades), float, n)
+    # AggressorSide: BUYER 1 -> +1, SELLER 2 -> -1, NO_AGGRESSOR 0 -> 0
+    side = np.fromiter((int(t.aggressor_side) for t in trades), np.int8, n)
+    arrays = {
+        "trade_ts": np.fromiter((t.ts_event for t in trades), np.int64, n), "trade_price": price,
+        "trade_notional": price * size, "trade_side": np.where(side == 2, -1, side).astype(np.int8),
+    }  # fmt: skip
+    if len(quotes):
+        arrays["quote_ts"] = np.fromiter((q.ts_event for q in quotes), np.int64, len(quotes))
+        arrays["bid"] = np.fromiter((exact(q.bid_price) for q in quotes), float, len(quotes))
+        arrays["ask"] = np.fromiter((exact(q.ask_price) for q in quotes), float, len(quotes))
+    oi, depth, sides = [], [], {}
+    for record in slow:
+        d = getattr(record, "data", record)
+        if hasattr(d, "sum_open_interest_value"):
+            oi.append((d.ts_event, float(d.sum_open_interest_value)))
+        elif hasattr(d, "percentage") and abs(float(d.percentage)) == depth_pct:
+            if sides.get("ts") != d.ts_event:
+                sides = {"ts": d.ts_event}
+            sides[1 if float(d.percentage) > 0 else -1] = abs(float(d.notional))
+            if 1 in sides and -1 in sides:
+                depth.append((d.ts_event, sides[-1] + sides[1]))
+    for name, rows in (("oi", oi), ("depth", depth)):
+        if rows:
+            arrays[f"{name}_ts"] = np.array([r[0] for r in rows], np.int64)
+            arrays[name] = np.array([r[1] for r in rows], float)
+    if len(funding):
+        arrays["funding_ts"] = np.array([u.ts_event for u in funding], np.int64)
+        arrays["funding"] = np.array([float(u.rate) for u in funding], float)
+    return LpiInputs(**arrays)
