@@ -217,3 +217,76 @@ def test_a_failed_run_leaves_the_previous_bundle(walk, tmp_path: Path, monkeypat
         write_experiment_bundle(home, broken)
     assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
     assert not list((home.runs).glob(".staging*/*"))
+
+
+@pytest.fixture(scope="module")
+def slow_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """The hand-made USD-M fixture days 2024-03-01/02 (labelled in tests/fixtures/binance/README.md):
+    aggTrades, open interest (``metrics``) and ``bookDepth``, ingested with the real ingester."""
+    import datetime as dt
+
+    from tests.conftest import PROJECT
+    from vibe_quant.data.ingest import IngestRequest, run_ingest
+    from vibe_quant.instruments.specs import InstrumentSpecs
+
+    home = Home(tmp_path_factory.mktemp("slow") / "home").ensure()
+    request = IngestRequest(str(PROJECT / "tests/fixtures/binance"), ("BTCUSDT",), ("aggTrades", "metrics", "bookDepth"),
+                            dt.date(2024, 3, 1), dt.date(2024, 3, 3))  # fmt: skip
+    run_ingest(home, request, InstrumentSpecs())
+    return home
+
+
+def test_ablations_on_data_with_open_interest_and_depth(slow_home: Home) -> None:
+    """Where the catalog has open interest and book depth, the tick run feeds them to the strategy and
+    the OI and depth ablations take effect; each changes only the signal columns it names."""
+    doc = {"name": "slow", "instruments": ["BTCUSDT"], "start": "2024-03-01", "end": "2024-03-02", "baseline": None,
+           "signal": {"bucket_notional": 1000.0, "window": 5, "min_periods": 2, "rv_window": 2, "lev_window": 3}}  # fmt: skip
+    runs = {name: run_experiment(slow_home, experiment_from_data({**doc, "ablations": ablations}, name))
+            for name, ablations in (("all", {}), ("no_oi", {"oi_prior": False}), ("no_depth", {"depth_proxy": False}))}  # fmt: skip
+    assert runs["all"].effective == {"quotes_free": True, "depth_proxy": True, "oi_prior": True}
+    assert runs["no_oi"].effective == {"quotes_free": True, "depth_proxy": True, "oi_prior": False}
+    assert runs["no_depth"].effective == {"quotes_free": True, "depth_proxy": False, "oi_prior": True}
+    assert not [x for x in runs["all"].labels if "unavailable" in x]
+    base = runs["all"].trace
+    assert len(base) > 10
+    assert np.isfinite(base["lev"]).any()
+    assert np.isfinite(base["depth_proxy"]).any()
+
+    def changed(name: str) -> set[str]:
+        t = runs[name].trace
+        assert len(t) == len(base)
+        return {c for c in SNAPSHOT_DTYPE.names if not np.array_equal(t[c], base[c], equal_nan=True)}
+
+    assert changed("no_oi") == {"lev", "validity_flags"}
+    assert np.isnan(runs["no_oi"].trace["lev"]).all()
+    assert changed("no_depth") - {"validity_flags"} == {"depth_proxy", "ld", "l", "lpi_fast", "exh"}
+
+
+def test_tick_runs_deliver_open_interest_to_the_strategy(slow_home: Home) -> None:
+    """The strategy's own per-tick engine sees the catalog's open interest (LEV finite in its SIGNAL
+    events) and its snapshots equal the trace the bundle stores."""
+    from vibe_quant.backtest.plan import plan_run
+    from vibe_quant.backtest.ticks import load_tick_data, run_tick_backtest
+    from vibe_quant.experiments.runner import backtest_config, load_data, signal_trace
+    from vibe_quant.instruments.specs import InstrumentSpecs
+
+    exp = experiment_from_data({"name": "slow", "instruments": ["BTCUSDT"], "start": "2024-03-01",
+                                "end": "2024-03-02", "params": {"theta_lpi": 0.01, "exit_lpi": 0.001, "theta_exh_high": -99.0, "kill_spread_bps": 1e6,
+                                           "max_spread_bps": 1e6, "max_quote_age_ms": 10**9},
+                                "signal": {"bucket_notional": 1000.0, "window": 5, "min_periods": 2, "rv_window": 2,
+                                           "lev_window": 3}}, "slow").resolved()  # fmt: skip
+    params = strategy_params(exp, quotes_free=True, depth=True, oi=True)
+    plan = plan_run(backtest_config(exp, exp.strategy, "lpi", params, "1m"))
+    data = load_tick_data(slow_home.catalog, plan, InstrumentSpecs())
+    result = run_tick_backtest(plan, data)
+    signals = [e for e in result.recorder.events if e["type"] == "SIGNAL"]
+    assert signals
+    assert any(np.isfinite(e["lev"]) for e in signals)
+    trace = signal_trace(load_data(slow_home, experiment_from_data({"name": "slow", "instruments": ["BTCUSDT"],
+                         "start": "2024-03-01", "end": "2024-03-02"}, "x")), exp, True, True, True)  # fmt: skip
+    rows = {}
+    for t in trace:
+        rows.setdefault(int(t["ts_event"]), []).append((float(t["lpi_fast"]), float(t["exh"]), float(t["lev"])))
+    for e in signals:  # the strategy's snapshot at each decision is one of the trace's at that time, bit for bit
+        got = np.array([e["lpi"], e["exh"], e["lev"]])
+        assert any(np.array_equal(got, np.array(r), equal_nan=True) for r in rows[e["ts"]])

@@ -122,7 +122,8 @@ def load_tick_data(catalog_root: Path, plan: RunPlan, specs: InstrumentSpecs, st
         An inverse (COIN-M) symbol, no trade ticks for a symbol in the window (with the ingest
         command to run), or ticks stored at other precisions than the spec's.
     """
-    from nautilus_trader.model.data import FundingRateUpdate, QuoteTick, TradeTick
+    from nautilus_trader.model.data import CustomData, DataType, FundingRateUpdate, QuoteTick, TradeTick
+    from nautilus_trader.model.identifiers import InstrumentId
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
     import vibe_quant.data.catalog  # noqa: F401 (registers the FundingRateUpdate codec)
@@ -169,6 +170,11 @@ def load_tick_data(catalog_root: Path, plan: RunPlan, specs: InstrumentSpecs, st
             directory = data_dir(catalog_root, cls.kind(), iid)
             if directory.is_dir():
                 files.extend(p for p in directory.glob("*.parquet") if _overlaps(p.name, funding_start, end_ns))
+        # The catalog returns them as CustomData of DataType(cls) without metadata; strategies subscribe
+        # per instrument (DataType(cls, metadata={"instrument_id": ...})): give them that data type.
+        types = {cls: DataType(cls, metadata={"instrument_id": InstrumentId.from_str(iid)})
+                 for cls in (BinanceOiMetrics, BinanceBookDepth)}  # fmt: skip
+        slow = [CustomData(types[type(d.data)], d.data) for d in slow]
         out.slow[symbol] = sorted(slow, key=lambda d: d.ts_init)  # stable: a depth snapshot's rows keep their order
         for kind, lo in ((TRADE_KIND, start_ns), (QUOTE_KIND, start_ns), ("funding_rate_update", funding_start)):
             directory = data_dir(catalog_root, kind, iid)
@@ -234,8 +240,7 @@ def merge_ticks(data: TickData, symbols) -> list:
     """All ticks of `symbols` in replay order, with their funding updates in the ticks' span: by
     time; at one time funding first, then quotes, then trades (the book a trade meets is the one
     quoted at that time); then in symbol order."""
-    if len(symbols) == 1 and not data.quotes.get(symbols[0]) and not data.funding.get(symbols[0]) \
-            and not data.slow.get(symbols[0]):  # fmt: skip
+    if len(symbols) == 1 and not data.quotes.get(symbols[0]) and not data.funding.get(symbols[0]):
         return list(data.trades[symbols[0]])  # the catalog's order already
     keyed = []
     for k, symbol in enumerate(symbols):
@@ -244,8 +249,6 @@ def merge_ticks(data: TickData, symbols) -> list:
     first, last = min(row[0] for row in keyed), max(row[0] for row in keyed)
     for k, symbol in enumerate(symbols):
         keyed += [(u.ts_init, 0, k, u) for u in data.funding.get(symbol, []) if first <= u.ts_init <= last]
-        # slow data from before the first tick too: the signal's slow windows warm up on it
-        keyed += [(d.ts_init, 0, k, d) for d in data.slow.get(symbol, []) if d.ts_init <= last]
     keyed.sort(key=lambda row: row[:3])  # stable: each list keeps its own order at one time
     return [row[3] for row in keyed]
 
@@ -362,8 +365,20 @@ def run_tick_backtest(plan: RunPlan, data: TickData, run_id: str | None = None,
         )  # fmt: skip
         for instrument in instruments:
             engine.add_instrument(instrument)
+        from nautilus_trader.model.identifiers import ClientId
+
         ticks = merge_ticks(data, plan.symbols)  # funding updates too: strategies may subscribe to them
-        engine.add_data(ticks, sort=False)
+        slow = sorted((d for s in plan.symbols for d in data.slow.get(s, []) if d.ts_init <= ticks[-1].ts_init),
+                      key=lambda d: d.ts_init)  # fmt: skip
+        if slow:
+            # Custom data needs a data client; added first, the stable sort by ts_init puts each record
+            # before the ticks stamped with its time (state before the trades that see it), and the
+            # ticks keep merge_ticks' order among themselves. Records before the first tick warm the
+            # signal's slow windows up.
+            engine.add_data(slow, client_id=ClientId(VENUE), sort=False)
+            engine.add_data(ticks, sort=True)
+        else:
+            engine.add_data(ticks, sort=False)
         for message in funding_warnings(plan, data):
             recorder.warn(message)
             log.info(message)
