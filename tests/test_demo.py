@@ -117,3 +117,13 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     assert re.search(r'vq_equity_usdt\{session="2"\} \d', out)
     assert "alerts stored (vq alerts list): " in out
     assert "strategy_halt" in out
+    # step 16: an LPI walk-forward experiment on the proxy ticks, its bundle, a byte-identical rerun
+    assert "python: ema_cross, ema_trend_atr, ema_cross_basket; dsl: " in out
+    assert "; lpi: lpi_cascade, lpi_reversion" in out
+    lpi = next((home / "runs").glob("demo-*/summary.json"))
+    lpi_summary = json.loads(lpi.read_text())
+    assert len(lpi_summary["folds"]) == 6
+    assert len(lpi_summary["baseline"]["folds"]) == 6
+    assert any("quotes-free" in label for label in lpi_summary["labels"])
+    assert "the same experiment run again: byte-identical bundle" in out
+    assert f"lpi:        {lpi.parent.resolve()}" in out

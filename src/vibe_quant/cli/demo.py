@@ -212,6 +212,9 @@ def demo_command() -> None:
     out.rule("[bold]15. alerts and telemetry: a session whose breaker trips, its Prometheus metrics and alerts")
     telemetry_ok = demo_telemetry(h, run_row)
 
+    out.rule("[bold]16. liquidation-pressure research: LPI strategies on ticks, a walk-forward experiment, its bundle")
+    lpi_bundle, lpi_same = demo_lpi(h, specs)
+
     report_lines = ("\n" + " " * 12).join(f"file://{p}  ({label})" for label, p in reports.items())
     out.rule("[bold]outputs")
     out.print(
@@ -223,6 +226,7 @@ def demo_command() -> None:
         f"overfit:    {overfit.report_md} (and .json; verdicts in sweep_results)\n"
         f"risk run:   {risk_bundle / 'summary.json'} (its CIRCUIT_BREAKER events: {risk_bundle / 'events.jsonl'})\n"
         f"reports:    {report_lines}\n"
+        f"lpi:        {lpi_bundle} (vq --home {h.root} lpi show {lpi_bundle.name})\n"
         f"paper:      session {paper_id}: vq --home {h.root} paper status {paper_id} (events: "
         f"{h.logs / 'events' / f'paper-{paper_id}.jsonl'})\n"
         f"dashboard:  uv run --extra dashboard vq --home {h.root} dashboard   (then open http://127.0.0.1:8501)\n"
@@ -241,10 +245,14 @@ def demo_command() -> None:
               "--timeframe 15m --start 2023-08-01 --end 2023-10-31 --sizing kelly --risk live_safety")  # fmt: skip
     out.print(f"try:        uv run vq --home {h.root} data sql \"SELECT count(*), min(ts_event) FROM trades\"   "
               "(views: trades, quotes, metrics, book_depth, mark_price, index_price, premium_index)")  # fmt: skip
+    out.print(f"try:        uv run vq --home {h.root} lpi sweep {lpi_bundle.parent / 'experiments' / 'demo.yaml'} "
+              "--latency none,retail --fee-tier vip0,vip9   (latency x fee sensitivity)")  # fmt: skip
+    out.print(f"try:        uv run vq --home {h.root} backtest run --strategy ema_cross --symbols BTCUSDT "
+              "--timeframe 1m --start 2026-05-08 --end 2026-05-08 --ticks   (any strategy on the ticks)")  # fmt: skip
     out.print(f"try:        uv run vq --home {h.root} backtest list   (then: vq backtest show ID; vq screen list)")
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     if (not rebuilt.byte_identical or warnings or not ticks_verdict or not replay_same or not portfolio_same
-            or job.status != "completed" or not paper_exact or not telemetry_ok):  # fmt: skip
+            or job.status != "completed" or not paper_exact or not telemetry_ok or not lpi_same):  # fmt: skip
         raise UserError("demo checks failed (see above)")
 
 
@@ -521,6 +529,53 @@ def demo_ticks(h, specs) -> bool:
     verdict = "byte-identical" if rebuilt.byte_identical else f"DIFFERENT ({len(rebuilt.changed)} files)"
     out.print(f"[bold]b.[/] rebuild from the raw archive, ticks included: {rebuilt.units} unit(s), {verdict}")
     return rebuilt.byte_identical
+
+
+def demo_lpi(h, specs) -> tuple[Path, bool]:
+    """Step 16: the linear proxy of the bundled COIN-M day ingested as BTCUSDT ticks, Variant B
+    (post-exhaustion mean reversion) in a walk-forward experiment against the EMA-cross baseline on
+    the same ticks, its bundle, and a second run compared byte for byte. Returns (bundle, identical)."""
+    import datetime as dt
+
+    import yaml
+
+    from vibe_quant.cli.context import state
+    from vibe_quant.cli.lpi import print_experiment
+    from vibe_quant.data.ingest import IngestRequest, run_ingest
+    from vibe_quant.data.proxy import proxy_path, write_linear_proxy
+    from vibe_quant.experiments.bundle import bundle_files, write_experiment_bundle
+    from vibe_quant.experiments.config import load_experiment
+    from vibe_quant.experiments.runner import load_data, run_experiment
+    from vibe_quant.progress import rich_progress
+
+    day = dt.date(2026, 5, 8)
+    cm = sample_root() / "data/futures/cm/daily/aggTrades/BTCUSD_PERP/BTCUSD_PERP-aggTrades-2026-05-08.zip"
+    source = h.root / "proxy-src"
+    write_linear_proxy(cm, proxy_path(source, "BTCUSDT", day.isoformat()))
+    with rich_progress(not state.quiet) as progress:
+        report = run_ingest(h, IngestRequest(str(source), ("BTCUSDT",), ("aggTrades",), day, day + dt.timedelta(1)),
+                            specs, progress)  # fmt: skip
+    out.print(f"BTCUSDT ticks: the USD-M proxy of the real COIN-M BTCUSD_PERP day (its times, prices and aggressors; "
+              f"quantity = contracts x 100 USD / price), {sum(report.bars_written().values()):,} trades "
+              "ingested: derived data, labelled as such (no USD-M trades are bundled)")  # fmt: skip
+    doc = {"name": "demo", "instruments": ["BTCUSDT"], "start": "2026-05-08", "end": "2026-05-08",
+           "strategy": "lpi_reversion", "walk_forward": {"train": "6h", "test": "3h", "step": "3h", "purge": "5m"},
+           "execution": {"latency": "co_located", "fee_tier": "vip0"}}  # fmt: skip
+    path = h.runs / "experiments" / "demo.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    exp = load_experiment(path)
+    data = load_data(h, exp, specs)
+    with rich_progress(not state.quiet) as progress:
+        result = run_experiment(h, exp, progress, data=data)
+    bundle = write_experiment_bundle(h, result)
+    print_experiment(result.summary(), bundle)
+    again = run_experiment(h, exp, data=data)
+    same = bundle_files(again) == bundle_files(result)
+    out.print(f"the same experiment run again: {'byte-identical bundle' if same else 'DIFFERENT bundle'} "
+              f"({len(bundle_files(result))} files: config_resolved.yaml, fills, positions, account report, markouts, "
+              "signal_trace.parquet, summary.json)")  # fmt: skip
+    return bundle, same
 
 
 def demo_strategy_layer(h, specs) -> bool:

@@ -52,7 +52,8 @@ def features_command(
     out.print(f"trace: {target}")
 
 
-def _print_summary(summary: dict, bundle) -> None:
+def print_experiment(summary: dict, bundle) -> None:
+    """Print an experiment summary (folds beside the baseline, labels, comparison) and its bundle path."""
     agg, base = summary["aggregate"], summary.get("baseline")
     out.print(f"experiment {summary['experiment_id']}: {summary['strategy']} on {', '.join(summary['instruments'])} "
               f"{summary['start']}..{summary['end']}, {agg.get('folds', 0)} fold(s)")  # fmt: skip
@@ -89,12 +90,7 @@ def run_command(
     with rich_progress(not (state.quiet or as_json)) as progress:
         data = load_data(home, exp, get_specs())
         result = run_experiment(home, exp, progress, data=data)
-    bundle = write_experiment_bundle(get_home(writable=True), result)
-    summary = result.summary()
-    if as_json:
-        sys.stdout.write(json.dumps({**summary, "bundle": str(bundle)}) + "\n")
-        return
-    _print_summary(summary, bundle)
+    _emit(result.summary(), write_experiment_bundle(get_home(writable=True), result), as_json)
 
 
 @lpi_app.command("show")
@@ -106,10 +102,14 @@ def show_command(
     from vibe_quant.experiments.bundle import read_summary
 
     path, summary = read_summary(get_home(), experiment)
+    _emit(summary, path, as_json)
+
+
+def _emit(summary: dict, bundle: Path, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps({**summary, "bundle": str(path)}) + "\n")
-        return
-    _print_summary(summary, path)
+        sys.stdout.write(json.dumps({**summary, "bundle": str(bundle)}) + "\n")
+    else:
+        print_experiment(summary, bundle)
 
 
 @lpi_app.command("sweep")
