@@ -77,7 +77,7 @@ def test_the_page_lists_the_bundles_and_shows_the_folds_beside_the_baseline(lpi_
     assert folds["1000 ms markout bps"].tolist()[0] == s["folds"][0]["markout_1000ms_bps"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["PnL (USDT)"] == f"{s['aggregate']['pnl']:,.2f}"
-    assert metrics["baseline PnL (ema_cross)"] == f"{s['baseline']['aggregate']['pnl']:,.2f}"
+    assert metrics["baseline PnL"] == f"{s['baseline']['aggregate']['pnl']:,.2f}"
     c = s["comparison"]
     assert any(f"better in **{c['folds_better']}/{c['folds']}** folds" in m.value for m in at.markdown)
     fills = frame_with(at, "liquidity")

@@ -134,8 +134,8 @@ def markout_figure(markouts: pd.DataFrame) -> go.Figure:
         fig.add_trace(go.Histogram(x=part, name=f"{int(horizon):,} ms (mean {mean} bps, {len(part)})", opacity=0.6,
                                    nbinsx=40))  # fmt: skip
     fig.add_vline(x=0, line={"dash": "dot", "color": GREY})
-    fig.update_layout(base_layout("Fill markouts (bps)", height=320), barmode="overlay", xaxis_title="bps",
-                      yaxis_title="fills")  # fmt: skip
+    fig.update_layout(base_layout("Fill markouts (bps)", height=340), barmode="overlay", xaxis_title="bps",
+                      yaxis_title="fills", legend={"orientation": "h", "y": -0.3})  # fmt: skip
     return fig
 
 

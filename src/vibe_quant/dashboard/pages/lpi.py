@@ -89,8 +89,8 @@ def experiment_detail(h: Home, bundle, stamp: int) -> None:
     c[2].metric("worst drawdown", common.fmt_pct(agg.get("worst_drawdown"), 3))
     c[3].metric("fills / trades", f"{agg.get('fills', 0):,} / {agg.get('trades', 0):,}")
     c[4].metric("positive folds", f"{agg.get('positive_folds', 0)} / {agg.get('folds', 0)}")
-    c[5].metric(f"baseline PnL ({base['strategy']})" if base else "baseline PnL",
-                common.fmt_number((base or {}).get("aggregate", {}).get("pnl"), ",.2f"))  # fmt: skip
+    c[5].metric("baseline PnL", common.fmt_number((base or {}).get("aggregate", {}).get("pnl"), ",.2f"),
+                help=f"{base['strategy']} on the same ticks and folds" if base else "no baseline")  # fmt: skip
     comparison = s.get("comparison")
     if comparison and base:
         st.markdown(f"vs **{base['strategy']}**: PnL difference **{comparison['pnl_minus_baseline']:,.2f}** USDT, "
