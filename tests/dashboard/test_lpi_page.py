@@ -191,3 +191,25 @@ def test_a_good_experiment_is_saved_and_launched_as_a_job(writable: Home, page) 
     finally:
         for job in list_jobs(writable, active_only=True):
             kill_job(writable, job.id, grace_s=2)
+
+
+def test_an_experiment_without_baseline_shows_the_strategy_alone(lpi_home, tmp_path: Path, monkeypatch, page) -> None:
+    home, rows = lpi_home
+    copy = Home(tmp_path / "home")
+    source = home.runs / rows[0]["experiment_id"]
+    shutil.copytree(source, copy.runs / source.name)  # as `baseline: null` writes it: no baseline rows anywhere
+    summary = json.loads((source / "summary.json").read_text())
+    (copy.runs / source.name / "summary.json").write_text(json.dumps({**summary, "baseline": None, "comparison": None}))
+    for name in ("fills.csv", "positions.csv", "account_report.csv"):
+        table = pd.read_csv(source / name)
+        table[table["run"] == "strategy"].to_csv(copy.runs / source.name / name, index=False)
+    monkeypatch.setenv("VQ_HOME", str(copy.root))
+    at = page("lpi")
+    assert frame_with(at, "baseline pnl")["baseline pnl"].isna().all()
+    folds = frame_with(at, "maker fills")
+    assert "baseline pnl" not in folds.columns
+    assert folds["pnl"].tolist() == [f["pnl"] for f in summary["folds"]]
+    assert "no baseline in this experiment (`baseline: null`)" in [c.value for c in at.caption]
+    assert [t["name"] for t in _figure(at, "PnL per fold")["data"]] == ["strategy"]
+    assert [t["name"] for t in _figure(at, "Fold 0: equity")["data"]] == ["strategy"]
+    assert {m.label: m.value for m in at.metric}["baseline PnL"] == "-"

@@ -65,8 +65,15 @@ def browse_view(h: Home) -> None:
                           key="lpi_experiment")  # fmt: skip
     if chosen != st.query_params.get("experiment"):
         st.query_params["experiment"] = chosen
-    stamp = (h.runs / chosen / "summary.json").stat().st_mtime_ns
-    experiment_detail(h, _bundle(str(h.root), chosen, stamp), stamp)
+    from vibe_quant.errors import UserError
+
+    try:
+        stamp = (h.runs / chosen / "summary.json").stat().st_mtime_ns
+        bundle = _bundle(str(h.root), chosen, stamp)
+    except (OSError, UserError) as exc:  # removed since it was listed
+        st.error(f"cannot read experiment {chosen}: {exc}")
+        return
+    experiment_detail(h, bundle, stamp)
 
 
 def experiment_detail(h: Home, bundle, stamp: int) -> None:
