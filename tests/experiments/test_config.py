@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from vibe_quant.errors import ConfigError, UserError
-from vibe_quant.experiments.config import FEE_TIERS, experiment_from_data, load_experiment, to_ns
+from vibe_quant.experiments.config import (
+    FEE_TIERS,
+    experiment_from_data,
+    experiment_from_text,
+    load_experiment,
+    to_ns,
+)
 from vibe_quant.experiments.runner import folds
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "src/vibe_quant/experiments/examples/lpi_experiment.yaml"
@@ -105,3 +111,13 @@ def test_files(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(MINIMAL))
     assert msgspec.to_builtins(load_experiment(good))["instruments"] == ["BTCUSDT"]
+
+
+def test_experiment_text_is_checked_as_the_file_is() -> None:
+    assert experiment_from_text(EXAMPLE.read_text(), "form") == load_experiment(EXAMPLE)
+    with pytest.raises(ConfigError, match=r"^form line 3: not valid YAML \(expected ',' or '\]'"):
+        experiment_from_text("name: x\ninstruments: [BTCUSDT\nstart: 2024-03-01\n", "form")
+    with pytest.raises(ConfigError, match=r"^form: expected a mapping at the top level"):
+        experiment_from_text("- a list", "form")
+    with pytest.raises(ConfigError, match="walk_forwrd"):
+        experiment_from_text(yaml.safe_dump({**MINIMAL, "walk_forwrd": {}}), "form")

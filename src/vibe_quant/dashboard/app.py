@@ -18,6 +18,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("overview", "Overview", ":material/dashboard:"),
     ("backtests", "Backtests", ":material/rocket_launch:"),
     ("results", "Results", ":material/insights:"),
+    ("lpi", "LPI experiments", ":material/science:"),
     ("paper", "Paper Trading", ":material/play_circle:"),
     ("live", "Live Trading", ":material/bolt:"),
     ("data_lake", "Data Lake", ":material/database:"),

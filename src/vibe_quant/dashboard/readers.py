@@ -89,6 +89,58 @@ def iso_ns(ns: int | None) -> str | None:
     return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+# -- LPI experiments ------------------------------------------------------------------------------
+
+
+def short_label(label: str) -> str:
+    """A bundle label's headline: the words before its first colon (``quotes-free``)."""
+    return label.split(":", 1)[0].strip()
+
+
+def experiment_rows(home: Home) -> list[dict]:
+    """The experiment bundles under ``runs/``, newest first, from their ``summary.json``: id, name,
+    strategy, instruments, period, folds, aggregate PnL and return, baseline PnL, the labels' headlines."""
+    from vibe_quant.experiments.bundle import list_bundles
+
+    out = []
+    for path in list_bundles(home):
+        s = json.loads((path / "summary.json").read_text())
+        agg, base = s.get("aggregate") or {}, s.get("baseline")
+        out.append({"id": s["experiment_id"], "name": s["name"], "strategy": s["strategy"],
+                    "instruments": ",".join(s["instruments"]), "period": f"{s['start']}..{s['end']}",
+                    "folds": len(s["folds"]), "pnl": agg.get("pnl"), "return": agg.get("return"),
+                    "baseline pnl": (base or {}).get("aggregate", {}).get("pnl"),
+                    "labels": ", ".join(short_label(x) for x in s.get("labels", []))})  # fmt: skip
+    return out
+
+
+def fold_table(summary: dict) -> pd.DataFrame:
+    """One row per fold of ``summary.json``: the scored span, the strategy's metrics (every markout horizon
+    it has), and the baseline's PnL, return and trades beside them with the difference."""
+    base = summary.get("baseline") or {}
+    by_fold = {row["fold"]: row for row in base.get("folds", [])}
+    markouts = sorted({k for row in summary["folds"] for k in row if k.startswith("markout_")},
+                      key=lambda k: int(k.split("_")[1].removesuffix("ms")))  # fmt: skip
+    rows = []
+    for row in summary["folds"]:
+        b = by_fold.get(row["fold"], {})
+        out = {"fold": row["fold"], "scored from": row["score_start"], "to": row["end"], "pnl": row["pnl"],
+               "return %": _pct(row["return"]), "max DD %": _pct(row["max_drawdown"]), "Sharpe": row["sharpe_bars"],
+               "fills": row["fills"], "maker fills": row["maker_fills"], "trades": row["trades"], "wins": row["wins"],
+               "fees": row["fees"], "funding": row["funding"], "liquidations": row["liquidations"]}  # fmt: skip
+        out.update({k.removeprefix("markout_").replace("ms_bps", " ms markout bps"): row.get(k) for k in markouts})
+        if base:
+            out.update({"baseline pnl": b.get("pnl"), "baseline return %": _pct(b.get("return")),
+                        "baseline trades": b.get("trades"),
+                        "pnl - baseline": None if row["pnl"] is None or b.get("pnl") is None else row["pnl"] - b["pnl"]})  # fmt: skip
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else 100.0 * x
+
+
 # -- paper and live sessions ----------------------------------------------------------------------
 
 

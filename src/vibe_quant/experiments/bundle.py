@@ -22,12 +22,16 @@ import dataclasses
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import yaml
 
 from vibe_quant.experiments.runner import ExperimentResult
 from vibe_quant.home import Home
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FILES = ("config_resolved.yaml", "manifest_ref.json", "fills.csv", "positions.csv", "account_report.csv",
          "markouts.csv", "signal_trace.parquet", "summary.json")  # fmt: skip
@@ -117,3 +121,77 @@ def read_summary(home: Home, ref: str) -> tuple[Path, dict]:
         raise UserError(f"no experiment bundle {ref!r} in {home.runs}; experiments: {', '.join(known) or 'none yet'} "
                         "(run one with `vq lpi run experiment.yaml`)")  # fmt: skip
     return path, json.loads((path / "summary.json").read_text())
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def is_bundle(path: Path) -> bool:
+    """Whether `path` is an experiment bundle (its summary and markouts written; a backtest's bundle has no markouts)."""
+    return (path / "summary.json").is_file() and (path / "markouts.csv").is_file()
+
+
+def list_bundles(home: Home) -> list[Path]:
+    """The experiment bundles under ``runs/``, newest first (by when their ``summary.json`` was written)."""
+    if not home.runs.is_dir():
+        return []
+    found = [p for p in home.runs.iterdir() if p.is_dir() and is_bundle(p)]
+    return sorted(found, key=lambda p: ((p / "summary.json").stat().st_mtime_ns, p.name), reverse=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentBundle:
+    """A written bundle, its tables read as they are stored (``fills``, ``positions``, ``equity`` (the
+    account report), ``markouts``: DataFrames with the CSV columns; see the module docstring)."""
+
+    path: Path
+    summary: dict
+    fills: pd.DataFrame
+    positions: pd.DataFrame
+    equity: pd.DataFrame
+    markouts: pd.DataFrame
+
+    @property
+    def experiment_id(self) -> str:
+        return self.summary["experiment_id"]
+
+    def text(self, name: str) -> str:
+        """One of the bundle's text files (``config_resolved.yaml``, ``manifest_ref.json``)."""
+        return (self.path / name).read_text()
+
+    def trace(self, columns: list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
+        """``signal_trace.parquet`` as a DataFrame of `columns` (default: every ``SNAPSHOT_DTYPE`` field);
+        read on demand, a year of volume-clock buckets is millions of rows."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.path / "signal_trace.parquet", columns=list(columns) if columns else None).to_pandas()
+
+    def sensitivity(self) -> pd.DataFrame | None:
+        """The sensitivity grid this experiment belongs to: ``runs/<id>.sensitivity.csv`` of the sweep it
+        is the base of, else of a sweep listing it as a point; None without one."""
+        import pandas as pd
+
+        runs = self.path.parent
+        own = runs / f"{self.experiment_id}.sensitivity.csv"
+        for path in [own, *sorted(p for p in runs.glob("*.sensitivity.csv") if p != own)]:
+            if path.is_file():
+                grid = pd.read_csv(path)
+                if path == own or self.experiment_id in set(grid.get("experiment_id", ())):
+                    return grid
+        return None
+
+
+def read_bundle(home: Home, ref: str) -> ExperimentBundle:
+    """The bundle `ref` names (as :func:`read_summary`) with its tables.
+
+    Raises
+    ------
+    UserError
+        No such bundle (lists the experiments present).
+    """
+    import pandas as pd
+
+    path, summary = read_summary(home, ref)
+    tables = {name: pd.read_csv(path / f"{name}.csv") for name in ("fills", "positions", "account_report", "markouts")}
+    return ExperimentBundle(path, summary, tables["fills"], tables["positions"], tables["account_report"],
+                            tables["markouts"])  # fmt: skip

@@ -273,6 +273,25 @@ def experiment_from_data(data: dict, where: str) -> Experiment:
     return exp
 
 
+def experiment_from_text(text: str, where: str) -> Experiment:
+    """``experiment.yaml``'s text -> a checked :class:`Experiment` (as :func:`experiment_from_data`).
+
+    Raises
+    ------
+    ConfigError
+        Not YAML (with the line), not a mapping, or what :func:`experiment_from_data` refuses.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return experiment_from_data(data, where)
+
+
 def load_experiment(path: Path) -> Experiment:
     """Read and check ``experiment.yaml`` (see :func:`experiment_from_data`)."""
     from vibe_quant.errors import UserError
