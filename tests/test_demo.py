@@ -31,7 +31,11 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     # step 6: one validation backtest with its bundle and database rows
     assert "ema_trend_atr FILUSDT 15m 2023-08-01..2023-10-31, validation, latency retail" in out
     assert "warning: funding not modelled for FILUSDT" in out
-    runs = [b for b in (home / "runs").iterdir() if not b.name.startswith("screening-")]
+    runs = [
+        b
+        for b in (home / "runs").iterdir()
+        if not b.name.startswith("screening-") and (b / "summary.json").exists() and not (b / "markouts.csv").exists()
+    ]  # not the LPI experiment (step 16)
     configs = {b: json.loads((b / "summary.json").read_text())["config"] for b in runs}
     # step 7's run is the two-symbol one (step 9 validates single-symbol survivors of the same strategy)
     bundles = {
