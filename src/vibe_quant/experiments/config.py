@@ -21,7 +21,7 @@ import msgspec
 
 from vibe_quant.backtest.config import LATENCY_PRESETS
 from vibe_quant.errors import ConfigError, did_you_mean
-from vibe_quant.risk.config import _convert, _read_yaml
+from vibe_quant.risk.config import _convert, _read_yaml, yaml_mapping
 
 # Binance USD-M futures fee schedule (maker, taker) by VIP tier, no BNB discount
 # (docs/specs.md#lpi-experiments); "custom" reads execution.maker_fee / taker_fee.
@@ -281,15 +281,7 @@ def experiment_from_text(text: str, where: str) -> Experiment:
     ConfigError
         Not YAML (with the line), not a mapping, or what :func:`experiment_from_data` refuses.
     """
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return experiment_from_data(data, where)
+    return experiment_from_data(yaml_mapping(text, where), where)
 
 
 def load_experiment(path: Path) -> Experiment:

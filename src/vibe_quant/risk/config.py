@@ -198,18 +198,31 @@ def sizing_data(cfg: SizingConfig) -> dict:
     return {"method": body.pop("method"), "config": body}
 
 
-def _read_yaml(path: Path) -> dict:
+def yaml_mapping(text: str, where: str) -> dict:
+    """YAML `text` that must be a mapping (a config file's body); `where` names it in errors.
+
+    Raises
+    ------
+    ConfigError
+        Not valid YAML (with the line) or not a mapping at the top level.
+    """
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(f"{where}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    return data
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
+    return yaml_mapping(text, str(path))
 
 
 def _looks_like_file(text: str) -> bool:
