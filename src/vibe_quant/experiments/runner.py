@@ -121,8 +121,22 @@ def _r(x: float) -> float | None:
     return float(f"{x:.10g}")
 
 
-def score(fold: Fold, result, bar_ns: int, start_equity: float) -> dict:
-    """Metrics of the scored span of one fold's run."""
+def scored_records(fold: Fold, result) -> dict[str, list]:
+    """What a fold's run recorded inside its scored span: fills, trades entered, funding,
+    liquidations and markouts."""
+    lo, hi = fold.score_start, fold.end
+    rec = result.recorder
+    return {
+        "fills": [f for f in rec.fills if lo <= f.ts_ns < hi],
+        "trades": [t for t in result.trades if lo <= t.entry_ns < hi],
+        "funding": [f for f in rec.funding if lo <= f.ts_ns < hi],
+        "liquidations": [x for x in rec.liquidations if lo <= x.ts_ns < hi],
+        "markouts": [e for e in rec.events if e.get("type") == "MARKOUT" and lo <= e["ts"] < hi],
+    }
+
+
+def score(fold: Fold, result, bar_ns: int, start_equity: float, records: dict | None = None) -> dict:
+    """Metrics of the scored span of one fold's run (`records`: its :func:`scored_records`)."""
     ts, eq = np.asarray(result.equity_ts, dtype=np.int64), np.asarray(result.equity, dtype=float)
     before = ts < fold.score_start
     base = float(eq[before][-1]) if before.any() else start_equity
@@ -133,11 +147,9 @@ def score(fold: Fold, result, bar_ns: int, start_equity: float) -> dict:
         float(r.mean() / r.std(ddof=1) * np.sqrt(NS_PER_YEAR / bar_ns)) if r.size > 1 and r.std(ddof=1) > 0 else None
     )
     peak = np.maximum.accumulate(curve)
-    fills = [f for f in result.recorder.fills if fold.score_start <= f.ts_ns < fold.end]
-    trades = [t for t in result.trades if fold.score_start <= t.entry_ns < fold.end]
-    funding = [f for f in result.recorder.funding if fold.score_start <= f.ts_ns < fold.end]
+    records = records if records is not None else scored_records(fold, result)
+    fills, trades, funding, marks = records["fills"], records["trades"], records["funding"], records["markouts"]
     makers = sum(1 for f in fills if f.liquidity == "MAKER")
-    marks = [e for e in result.recorder.events if e.get("type") == "MARKOUT" and fold.score_start <= e["ts"] < fold.end]
     out = {
         "pnl": _r(curve[-1] - base), "return": _r(curve[-1] / base - 1.0),
         "max_drawdown": _r(float(np.max(1.0 - curve / peak))) if curve.size else 0.0,
@@ -145,7 +157,7 @@ def score(fold: Fold, result, bar_ns: int, start_equity: float) -> dict:
         "fills": len(fills), "maker_fills": makers, "trades": len(trades),
         "wins": sum(1 for t in trades if (t.net_pnl or 0.0) > 0),
         "fees": _r(sum(f.fee for f in fills)), "funding": _r(sum(f.amount for f in funding)),
-        "liquidations": sum(1 for x in result.recorder.liquidations if fold.score_start <= x.ts_ns < fold.end),
+        "liquidations": len(records["liquidations"]),
     }  # fmt: skip
     for horizon in sorted({e["horizon_ms"] for e in marks}):
         values = [e["markout_bps"] for e in marks if e["horizon_ms"] == horizon and e.get("markout_bps") is not None]
@@ -249,16 +261,11 @@ def run_experiment(home: Home, experiment: Experiment, progress: Progress | None
         for kind, name, run_params, timeframe, role in runs:
             plan = plan_run(backtest_config(exp, name, kind, run_params, timeframe))
             result = run_tick_backtest(plan, window)
-            metrics = score(fold, result, plan.bar_ns, exp.execution.starting_balance)
+            rec = scored_records(fold, result)
+            metrics = score(fold, result, plan.bar_ns, exp.execution.starting_balance, rec)
             out[role].append(FoldResult(
-                fold, name, metrics,
-                [f for f in result.recorder.fills if fold.score_start <= f.ts_ns < fold.end],
-                [t for t in result.trades if fold.score_start <= t.entry_ns < fold.end],
-                [f for f in result.recorder.funding if fold.score_start <= f.ts_ns < fold.end],
-                [x for x in result.recorder.liquidations if fold.score_start <= x.ts_ns < fold.end],
-                [e for e in result.recorder.events if e.get("type") == "MARKOUT"
-                 and fold.score_start <= e["ts"] < fold.end],
-                np.asarray(result.equity_ts, dtype=np.int64), np.asarray(result.equity, dtype=float),
+                fold, name, metrics, rec["fills"], rec["trades"], rec["funding"], rec["liquidations"],
+                rec["markouts"], np.asarray(result.equity_ts, dtype=np.int64), np.asarray(result.equity, dtype=float),
                 list(result.warnings),
             ))  # fmt: skip
             if progress:
