@@ -226,9 +226,8 @@ class EngineSession:
             unsubscribe(self.engine.kernel.msgbus, gone)
             states, recorder, sequence = self._fresh()
             self.module.bind(states, recorder, sequence, self._own)
-        # A new fill model each run, also the first: NautilusTrader's limit-fill draws come from
-        # Python's global `random`, which its constructor seeds; seeding when the session was
-        # built would let anything run in between (another session) change this run's fills.
+        # A new fill model each run, also the first: it holds the run's states and its draw ranks
+        # (``draws.py``) start afresh.
         self.engine.change_fill_model(self.venue, self._fill_model(states, recorder))
         for message in funding_warnings(plan, self.data):
             recorder.warn(message)  # in the result, its summary and the views; the log file gets it too

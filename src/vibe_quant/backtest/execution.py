@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 from array import array
 from dataclasses import dataclass, field
 
@@ -32,6 +31,7 @@ from nautilus_trader.model.data import BookOrder
 from nautilus_trader.model.enums import BookType, OrderSide, OrderType
 from nautilus_trader.model.objects import Price, Quantity
 
+from vibe_quant.backtest.draws import LIMIT_QUEUE, SLIPPAGE, Draws, instrument_key
 from vibe_quant.backtest.recorder import RunRecorder
 from vibe_quant.instruments.ticks import round_adverse
 from vibe_quant.strategy.account import InstrumentBook
@@ -89,11 +89,15 @@ class InstrumentState(InstrumentBook):
     """
 
     vol_window: int = 20
+    key: int = 0  # the instrument's key for the venue's draws (``draws.py``), set from the symbol
     liq_price: float = 0.0
     next_funding: int = 0  # index of the next funding settlement to apply
     vols: list = field(default_factory=list)  # per bar: volatility from the bars before it
     avg_volumes: list = field(default_factory=list)
     _arrays: tuple | None = None  # (ts, closes) as numpy arrays, built once and shared by fresh() copies
+
+    def __post_init__(self) -> None:
+        self.key = instrument_key(self.symbol)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Bar close times (int64) and closes (float64) as numpy arrays."""
@@ -188,17 +192,21 @@ class PerpFillModel(FillModel):
         self.impact = impact
         self.latency_ns = latency_ns
         self.slip_probability = prob_slippage
-        self.rng = random.Random(seed)  # noqa: S311 (simulation, not crypto); Nautilus reseeds the global one
-        # NautilusTrader draws limit fills from Python's global `random` (seeded by its constructor):
-        # anything else drawing from it in between (a paper node's own machinery, another session)
-        # would shift the fills. Its own generator, seeded alike, gives the same draws, unshared.
-        self.limit_rng = random.Random(seed)  # noqa: S311
         self.limit_probability = prob_fill_on_limit
+        # Draws keyed per instrument, bar and rank (``draws.py``), never a sequential generator:
+        # the same fill draws the same number here and in the compiled simulator.
+        self.draws = Draws(seed)
+        self._bar_key = (0, 0)  # (instrument key, bar close time) of the bar being matched
+
+    def at(self, key: int, ts: int) -> None:
+        """The venue module names the instrument and bar (or tick) NautilusTrader is about to match:
+        limit queue draws are that bar's."""
+        self._bar_key = (key, ts)
 
     def is_limit_filled(self) -> bool:
-        """Whether a limit order touched at its price fills (its queue position; own generator, see above)."""
+        """Whether a limit order touched exactly at its price fills (its queue position)."""
         p = self.limit_probability
-        return p == 1 or (p != 0 and p >= self.limit_rng.random())
+        return p == 1 or (p != 0 and p >= self.draws.uniform(LIMIT_QUEUE, *self._bar_key))
 
     def get_orderbook_for_fill_simulation(self, instrument, order, best_bid, best_ask):
         st: InstrumentState = self.states[instrument.id]
@@ -245,4 +253,5 @@ class PerpFillModel(FillModel):
         return slip + latency_drift(vol, self.latency_ns % st.bar_ns, st.bar_ns)
 
     def _coin_tick(self, st: InstrumentState) -> float:
-        return st.tick if self.slip_probability > 0 and self.rng.random() < self.slip_probability else 0.0
+        p = self.slip_probability
+        return st.tick if p > 0 and self.draws.uniform(SLIPPAGE, st.key, st.bar_ts) < p else 0.0

@@ -12,8 +12,8 @@ at or after its arrival, once that tick has updated the book. Hence:
 * limit and post-only orders rest; NautilusTrader fills a buy limit at its price once the ask
   is at or below it (a sell: the bid at or above). If the bid is then exactly at the limit (the
   order is only touched and may still be queued) it fills with the queue probability
-  ``prob_fill_on_limit``, drawn from the fill model's own seeded generator
-  (:meth:`~vibe_quant.backtest.execution.PerpFillModel.is_limit_filled`); a later tick that
+  ``prob_fill_on_limit``, a draw keyed by the instrument, the tick's time and its rank
+  (:meth:`~vibe_quant.backtest.execution.PerpFillModel.is_limit_filled`, ``draws.py``); a later tick that
   leaves the ask at the limit and moves the bid away fills it (the market crossed it);
 * stop and take-profit orders are matched tick by tick: the path inside a bar is known, so there
   is no stop-before-take-profit assumption to make.
@@ -50,7 +50,7 @@ _BEFORE_STRATEGIES = 10
 class TickFillModel(PerpFillModel):
     """Fills market and stop-market orders in full at the touch, limits at their price, forced
     orders (liquidations) at the price the venue module set; limit queue draws as
-    :class:`~vibe_quant.backtest.execution.PerpFillModel` (its own generator)."""
+    :class:`~vibe_quant.backtest.execution.PerpFillModel` (keyed per tick)."""
 
     def get_orderbook_for_fill_simulation(self, instrument, order, best_bid, best_ask):
         coid = order.client_order_id.value
@@ -117,6 +117,7 @@ class TickVenueModule(PerpVenueModule):
         if st.next_funding < len(st.funding) and st.funding[st.next_funding][0] <= ts:
             self._settle_funding(st, ts)
         self.last_px[key] = price
+        self.exchange.fill_model.at(st.key, ts)
         qty = st.signed_qty
         if qty:
             lp = st.liq_price

@@ -195,6 +195,7 @@ class PerpVenueModule(SimulationModule):
         i = st.i
         if st.ts[i] != ts:  # the engine must replay exactly the bars we indexed
             raise RuntimeError(f"bar sequence out of step at {data.bar_type} {ts} (expected {st.ts[i]})")
+        self.exchange.fill_model.at(st.key, ts)
         qty = st.signed_qty
         if qty:
             # fast path inline: most bars are nowhere near the liquidation price

@@ -26,12 +26,9 @@ Per primary bar (its close is the decision time; orders fill at the next open):
 
 from __future__ import annotations
 
-import bisect
-import datetime as dt
 import functools
 import json
 import operator
-import zoneinfo
 from collections import deque
 
 import msgspec
@@ -41,6 +38,7 @@ from nautilus_trader.model.objects import Price
 
 from vibe_quant.dsl.analysis import Analysis, analyse
 from vibe_quant.dsl.conditions import PRICE_FIELDS, Condition
+from vibe_quant.dsl.filters import EntryFilters
 from vibe_quant.dsl.higher_bars import HigherBars
 from vibe_quant.dsl.model import StrategyDoc
 from vibe_quant.dsl.sweep import apply_params
@@ -49,9 +47,6 @@ from vibe_quant.errors import ConfigError
 from vibe_quant.instruments.ticks import round_adverse
 from vibe_quant.strategy.base import PerpStrategy, PerpStrategyConfig
 
-NS_PER_MIN = 60_000_000_000
-NS_PER_DAY = 1440 * NS_PER_MIN
-BINANCE_FUNDING_HOURS = (0, 8, 16)  # used when the catalog has no funding times for the run
 _COMPARE = {">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le}
 
 
@@ -281,10 +276,7 @@ class DslStrategy(PerpStrategy):
         return functools.partial(getattr, self._runtimes[name], output)
 
     def _setup_filters(self, a: Analysis) -> None:
-        self._sessions = [(s, e, None if tz == "UTC" else zoneinfo.ZoneInfo(tz)) for s, e, tz in a.sessions]
-        self._blocked_days = a.blocked_days
-        fa = a.doc.time_filters.avoid_around_funding
-        self._funding_window = (fa.minutes_before * NS_PER_MIN, fa.minutes_after * NS_PER_MIN) if fa.enabled else None
+        self._filters = EntryFilters(a, lambda: [ts for ts, _, _ in self.book.funding], self.events.warn)
         self._funding_times: list[int] = []
         self._funding_rates: list[float] = []
         self._funding_i = 0
@@ -296,11 +288,6 @@ class DslStrategy(PerpStrategy):
         st = self.book
         self._funding_times = [ts for ts, _, _ in st.funding]
         self._funding_rates = [rate for _, rate, _ in st.funding]
-        if not self._funding_times and self._funding_window is not None:
-            self.events.warn(
-                f"{self.instrument_id.value}: no funding times in the catalog; avoid_around_funding uses Binance's "
-                "00:00/08:00/16:00 UTC schedule"
-            )
 
     # -- filters and values ---------------------------------------------------------------------
 
@@ -314,37 +301,8 @@ class DslStrategy(PerpStrategy):
         return self._funding_rates[i - 1] if i else 0.0
 
     def entry_allowed(self, ts: int) -> bool:
-        """Time filters at decision time `ts` (the bar's close, ns UTC)."""
-        if self._blocked_days and (ts // NS_PER_DAY + 3) % 7 in self._blocked_days:  # 1970-01-01 was a Thursday
-            return False
-        if self._sessions:
-            inside = False
-            for start, end, tz in self._sessions:
-                if tz is None:
-                    minute = ts // NS_PER_MIN % 1440
-                else:
-                    local = dt.datetime.fromtimestamp(ts / 1e9, tz)
-                    minute = local.hour * 60 + local.minute
-                if (start <= minute <= end) if start <= end else (minute >= start or minute <= end):
-                    inside = True
-                    break
-            if not inside:
-                return False
-        if self._funding_window is not None:
-            if not self._funding_loaded:
-                self._load_funding()
-            before, after = self._funding_window
-            times = self._funding_times
-            if times:
-                i = bisect.bisect_left(times, ts - after)
-                if i < len(times) and times[i] <= ts + before:
-                    return False
-            else:
-                step = 8 * 60 * NS_PER_MIN
-                nearest = round(ts / step) * step  # 00/08/16 UTC
-                if nearest - before <= ts <= nearest + after:
-                    return False
-        return True
+        """Time filters at decision time `ts` (the bar's close, ns UTC; ``filters.py``)."""
+        return self._filters.allowed(ts, self.instrument_id.value)
 
     # -- the bar cycle --------------------------------------------------------------------------
 
