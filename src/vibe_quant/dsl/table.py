@@ -198,6 +198,7 @@ class SignalTable:
         self.sig = sig.tolist()  # read per bar by the strategy: list items are Python ints
         self.exit_long = side(a.exit["long"]).tolist()
         self.exit_short = side(a.exit["short"]).tolist()
+        self.allowed = allowed  # the time filters at the bars with a signal (False elsewhere)
         self.next = NextAction(sig, allowed)
         self.zero_before = self.next.zero_before
         self.signal_bars = int(np.count_nonzero(sig))

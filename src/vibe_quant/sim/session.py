@@ -1,42 +1,161 @@
-"""Kernel sessions: the same interface as ``backtest.engine.EngineSession`` over the compiled simulator."""
+"""Kernel sessions: ``backtest.engine.EngineSession``'s interface over the compiled perp simulator.
+
+A :class:`SimSession` holds one market, period and venue as arrays (``inputs.Market``) and each
+symbol's recorded indicators, and runs any plan that differs only in the strategy's parameters:
+the signal table gives the per-bar arrays, :func:`~vibe_quant.sim.kernel.simulate_nb` runs the
+venue and the strategy, and the records become the same ``BacktestResult`` (fills, funding,
+liquidations, trades, costs, equity curve, metrics) the NautilusTrader path assembles
+(``backtest.engine.assemble``).
+"""
 
 from __future__ import annotations
 
-from vibe_quant.backtest.engine import BacktestResult, EngineSession
-from vibe_quant.backtest.market_data import MarketData
+import time
+
+import numpy as np
+
+from vibe_quant.backtest.engine import BacktestResult, assemble
+from vibe_quant.backtest.market_data import MarketData, funding_warnings
 from vibe_quant.backtest.plan import RunPlan
+from vibe_quant.backtest.recorder import FillRecord, FundingRecord, LiquidationRecord, RunRecorder
+from vibe_quant.sim import kernel as kn
+from vibe_quant.sim.inputs import Market, strategy_arrays, venue_vectors
 
 ENGINES = ("sim", "nautilus")
+_FIRST_CAPACITY = 1 << 14  # fill records before the first retry with more room
 
 
 def refusal(plan: RunPlan) -> str | None:
-    """Why `plan` cannot run on the kernel (it then runs on NautilusTrader), or None when it can."""
-    if plan.config.kind != "dsl":
-        return f"the kernel runs DSL strategies; {plan.config.kind} strategy {plan.config.strategy} runs on NautilusTrader"
+    """Why `plan` cannot run on the kernel (it then runs on NautilusTrader), or None when it can.
+
+    The kernel runs strategies whose decisions are a precomputed signal table (the DSL) on the
+    account's own sizing; the risk gate's sizing modules, circuit breakers and post-only entries
+    run on NautilusTrader.
+    """
+    cfg = plan.config
+    if not getattr(plan.strategy, "precomputed", False) or getattr(plan.strategy, "analysis", None) is None:
+        return (
+            f"the kernel runs DSL strategies (signal tables); {cfg.kind} strategy {cfg.strategy} runs on NautilusTrader"
+        )
     if plan.sizing is not None or plan.risk is not None:
-        return "the risk gate (--sizing/--risk) runs on NautilusTrader"
+        return "the risk gate (--sizing/--risk: sizing modules, circuit breakers, post-only entries) runs on NautilusTrader"
     return None
 
 
 class SimSession:
     """One market, period and venue on the kernel; runs any plan differing only in strategy parameters.
 
-    (Interim: delegates to NautilusTrader until the kernel lands; same results by definition.)
+    Raises
+    ------
+    ValueError
+        The plan cannot run on the kernel (the message is :func:`refusal`'s).
+    ConfigError
+        A leverage above a symbol's maximum (as the NautilusTrader session).
     """
 
     def __init__(self, plan: RunPlan, data: MarketData):
         why = refusal(plan)
         if why is not None:
             raise ValueError(why)
-        self._session = EngineSession(plan, data, replay="active")
+        self.plan = plan
+        self.data = data
+        self.market = Market.build(plan, data)
+        self._caches: list | None = None
+        self._capacity = _FIRST_CAPACITY
+        self.runs = 0
+
+    def caches(self) -> list:
+        """Each symbol's recorded indicators (built on first use, kept across runs)."""
+        if self._caches is None:
+            from vibe_quant.dsl.table import IndicatorCache
+
+            self._caches = []
+            for symbol in self.market.symbols:
+                spec = self.data.specs[symbol]
+                self._caches.append(IndicatorCache(self.data.bars[symbol], spec.price_precision, spec.size_precision))
+        return self._caches
 
     def run(self, plan: RunPlan, run_id: str | None = None, reports: bool = False) -> BacktestResult:
-        result = self._session.run(plan, run_id, reports=reports)
+        """Run `plan` (same market, period and venue as the session's) and return its result.
+
+        `reports` is accepted for ``EngineSession`` compatibility; the kernel has no
+        NautilusTrader positions report (bundles come from NautilusTrader runs).
+        """
+        if plan.engine_key != self.plan.engine_key:
+            raise ValueError("this kernel session cannot run a plan with another market, period or venue")
+        why = refusal(plan)
+        if why is not None:
+            raise ValueError(why)
+        t0 = time.perf_counter()
+        strategy = strategy_arrays(plan.strategy.analysis, self.market, self.caches())
+        vf, vi, seed = venue_vectors(plan, strategy)
+        mk = self.market
+        while True:
+            cap = self._capacity
+            fi, ff = np.zeros((cap, 9), np.int64), np.zeros((cap, 5))
+            li, lf = np.zeros((cap, 4), np.int64), np.zeros((cap, 5))
+            ri, rf = np.zeros((mk.fts.size, 3), np.int64), np.zeros((mk.fts.size, 4))
+            eq_ts, eq = np.zeros(mk.n_times, np.int64), np.zeros(mk.n_times)
+            cnt, n_eq = kn.simulate_nb(
+                mk.seq_sym, mk.seq_idx, mk.boff, mk.bts, mk.bo, mk.bh, mk.bl, mk.bc, mk.bvol, mk.bavg,
+                strategy.sig, strategy.exl, strategy.exs, strategy.alw, strategy.stopd, strategy.tgtd,
+                strategy.traild, mk.foff, mk.fts, mk.frate, mk.koff, mk.kfloor, mk.kcap, mk.kmmr, mk.kcum,
+                mk.sp_f, np.stack([mk.keys, strategy.ready], axis=1), vf, vi, seed,
+                fi, ff, ri, rf, li, lf, eq_ts, eq,
+            )  # fmt: skip
+            if cnt[kn.N_STATUS] == kn.OK:
+                break
+            self._capacity = cap * 4  # more fills than room: run again with more
+        elapsed = time.perf_counter() - t0
+        recorder = records(mk, cnt, fi, ff, ri, rf, li, lf)
+        recorder.equity_ts, recorder.equity = eq_ts[:n_eq], eq[:n_eq]
+        for message in [*funding_warnings(plan, self.data), *strategy.warnings]:
+            recorder.warn(message)
+        states = {symbol: _Leverage(symbol, mk.leverage_of[symbol]) for symbol in mk.symbols}
+        bars = int(mk.seq_sym.size)
+        result = assemble(plan, recorder, states, run_id or "", bars, elapsed)
+        result.extra["bars_replayed"] = bars
         result.extra["engine"] = "sim"
+        self.runs += 1
         return result
 
     def dispose(self) -> None:
-        self._session.dispose()
+        self._caches = None
+
+
+class _Leverage:
+    """What ``assemble`` reads of an instrument's state: its symbol and leverage."""
+
+    __slots__ = ("leverage", "symbol")
+
+    def __init__(self, symbol: str, leverage: float):
+        self.symbol, self.leverage = symbol, leverage
+
+
+def records(mk: Market, cnt, fi, ff, ri, rf, li, lf) -> RunRecorder:
+    """The kernel's record arrays as the recorder lists the ledger reads."""
+    rec = RunRecorder()
+    symbols = mk.symbols
+    n = int(cnt[kn.N_FILL])
+    ints, floats = fi[:n].tolist(), ff[:n].tolist()
+    for (ts, econ, s, side, taker, otype, reason, order, trade), (qty, px, fee, ref, est) in zip(ints, floats,
+                                                                                               strict=True):  # fmt: skip
+        symbol = symbols[s]
+        rec.fills.append(FillRecord(
+            ts_ns=ts, economic_ns=econ, instrument=symbol, order_id=f"SIM-{order}" if order > 0 else f"LIQ-{symbol}-{-order}",
+            side=side, qty=qty, price=px, fee=fee, liquidity="TAKER" if taker else "MAKER",
+            order_type=kn.ORDER_TYPES[otype], reason=kn.REASONS[reason], reference_price=ref,
+            slippage_estimated=est, position_id=f"{symbol}-{trade}",
+        ))  # fmt: skip
+    for (ts, s, trade), (qty, mark, rate, amount) in zip(ri[: cnt[kn.N_FUND]].tolist(), rf[: cnt[kn.N_FUND]].tolist(),
+                                                         strict=True):  # fmt: skip
+        rec.funding.append(FundingRecord(ts, symbols[s], trade, qty, mark, rate, amount))
+    for (ts, s, side, trade), (qty, entry, px, wallet, clearance) in zip(li[: cnt[kn.N_LIQ]].tolist(),
+                                                                       lf[: cnt[kn.N_LIQ]].tolist(), strict=True):  # fmt: skip
+        rec.liquidations.append(
+            LiquidationRecord(ts, symbols[s], f"{symbols[s]}-{trade}", side, qty, entry, px, wallet, clearance)
+        )
+    return rec
 
 
 def run_sim(plan: RunPlan, data: MarketData, run_id: str | None = None) -> BacktestResult:
