@@ -185,7 +185,7 @@ def venue_vectors(plan: RunPlan, strategy: StrategyArrays) -> tuple[np.ndarray, 
     vf[kn.V_SPREAD], vf[kn.V_IMPACT], vf[kn.V_PLIMIT], vf[kn.V_PSLIP] = (
         v.spread_ticks, v.impact, v.prob_fill_on_limit, v.prob_slippage,
     )  # fmt: skip
-    balance_units = int(round(v.starting_balance * 1e8))
+    balance_units = round(v.starting_balance * 1e8)
     vi = np.zeros(12, dtype=np.int64)
     vi[kn.W_VALID] = v.mode == "validation"
     vi[kn.W_BASE], vi[kn.W_INSERT], vi[kn.W_UPDATE], vi[kn.W_CANCEL] = base, insert, update, cancel

@@ -545,13 +545,10 @@ def simulate_nb(
             while cnt[N_Q] > 0:
                 best = -1
                 for c in range(Q):
-                    if qi[c, Q_USED] != 0 and qi[c, Q_TS] <= t:
-                        if (
-                            best < 0
-                            or qi[c, Q_TS] < qi[best, Q_TS]
-                            or (qi[c, Q_TS] == qi[best, Q_TS] and qi[c, Q_SEQ] < qi[best, Q_SEQ])
-                        ):
-                            best = c
+                    if qi[c, Q_USED] == 0 or qi[c, Q_TS] > t:
+                        continue
+                    if best < 0 or (qi[c, Q_TS], qi[c, Q_SEQ]) < (qi[best, Q_TS], qi[best, Q_SEQ]):
+                        best = c
                 if best < 0:
                     break
                 qi[best, Q_USED] = 0
@@ -673,10 +670,7 @@ def simulate_nb(
                     gapped = (o <= oprice) if side_o < 0 else (o >= oprice)
                     reference = o if gapped else oprice
                     econ = (t - bar_ns) if gapped else t
-                    if validation:
-                        est = sp_f[s, P_TICK]
-                    else:
-                        est = _coin_tick(s, t, p_slip, seed, sp_f, sp_i, si)
+                    est = sp_f[s, P_TICK] if validation else _coin_tick(s, t, p_slip, seed, sp_f, sp_i, si)
                     fpx = fixed_nb(round_adverse_nb(reference + side_o * est, sp_f[s, P_TICK], side_o),
                                    sp_f[s, P_POWP], sp_f[s, P_RESTP])  # fmt: skip
                     _fill(s, sl, t, econ, fpx, reference, est, True, sf, si, oi, of, sp_f, kfloor, kcap, kmmr, kcum,
