@@ -67,10 +67,10 @@ O_ST, O_KIND, O_SIDE, O_REASON, O_REDUCE, O_TRACKED, O_PARENT, O_SIB, O_C1, O_C2
     14
 )
 OF_PX, OF_QTY = range(2)
-# command ints qi[c, *]
-Q_USED, Q_TS, Q_SEQ, Q_TYPE, Q_SYM, Q_SLOT = range(6)
+# commands on their way qi[k, *], in NautilusTrader's list order (see _push)
+Q_TS, Q_CNT, Q_TYPE, Q_SYM, Q_SLOT = range(5)
 # counters cnt[*]
-N_FILL, N_FUND, N_LIQ, N_Q, N_SEQ, N_ORDER, N_ACCEPT, N_STATUS, N_BAL = range(9)
+N_FILL, N_FUND, N_LIQ, N_Q, N_MP, N_ORDER, N_ACCEPT, N_STATUS, N_BAL = range(9)
 
 # instrument parameters: floats sp_f[s, *] and ints sp_i[s, *]
 P_TICK, P_STEP, P_LEV, P_TAKER, P_MAKER, P_MAXNOT, P_POWP, P_RESTP, P_POWS, P_RESTS = range(10)
@@ -143,21 +143,40 @@ def liquidation_price_nb(side, qty, entry, wallet, kfloor, kcap, kmmr, kcum, k0,
 
 
 @njit(cache=True)
-def _push(qi, qf, cnt, ts, ctype, s, slot, px):
-    """A command on its way, reaching the exchange at `ts` (FIFO among equal times)."""
-    for c in range(qi.shape[0]):
-        if qi[c, Q_USED] == 0:
-            qi[c, Q_USED] = 1
-            qi[c, Q_TS] = ts
-            qi[c, Q_SEQ] = cnt[N_SEQ]
-            qi[c, Q_TYPE] = ctype
-            qi[c, Q_SYM] = s
-            qi[c, Q_SLOT] = slot
-            qf[c] = px
-            cnt[N_SEQ] += 1
-            cnt[N_Q] += 1
-            return
-    raise RuntimeError("perp kernel: more than 64 order commands on their way")
+def _push(qi, qf, mp, cnt, ts, ctype, s, slot, px):
+    """A command on its way, reaching the exchange at `ts`.
+
+    NautilusTrader 1.221 keeps these in a list it grows with ``heapq.heappush`` keyed
+    ``(ts, n-th command of that ts)`` but takes from with ``list.pop(0)``, which is not a heap pop:
+    a command can wait behind a later one. The list here is that list, element for element, so
+    commands execute in NautilusTrader's order. `mp` holds the arrival times the venue module
+    watches (it asks the exchange to process commands when one is due, ``backtest/venue.py``).
+    """
+    n = cnt[N_Q]
+    if n >= qi.shape[0]:
+        raise RuntimeError("perp kernel: more than 64 order commands on their way")
+    counter = 1
+    for k in range(n):
+        if qi[k, Q_TS] == ts:
+            counter += 1
+    pos = n
+    while pos > 0:  # heapq._siftdown(heap, 0, n)
+        parent = (pos - 1) >> 1
+        if ts < qi[parent, Q_TS] or (ts == qi[parent, Q_TS] and counter < qi[parent, Q_CNT]):
+            qi[pos] = qi[parent]
+            qf[pos] = qf[parent]
+            pos = parent
+            continue
+        break
+    qi[pos, Q_TS] = ts
+    qi[pos, Q_CNT] = counter
+    qi[pos, Q_TYPE] = ctype
+    qi[pos, Q_SYM] = s
+    qi[pos, Q_SLOT] = slot
+    qf[pos] = px
+    cnt[N_Q] = n + 1
+    mp[cnt[N_MP]] = ts
+    cnt[N_MP] += 1
 
 
 @njit(cache=True)
@@ -195,19 +214,19 @@ def _done(oi, si, s, sl):
 
 
 @njit(cache=True)
-def _cancel_resting(oi, qi, qf, cnt, s, t, lat):
+def _cancel_resting(oi, qi, qf, mp, cnt, s, t, lat):
     """``Leg.cancel_resting``: a cancel on its way for every accepted (resting) order of `s`."""
     for sl in range(oi.shape[1]):
         if oi[s, sl, O_ST] == OPEN and oi[s, sl, O_KIND] != MARKET:
             oi[s, sl, O_PCAN] = 1
-            _push(qi, qf, cnt, t + lat, C_CANCEL, s, sl, 0.0)
+            _push(qi, qf, mp, cnt, t + lat, C_CANCEL, s, sl, 0.0)
 
 
 @njit(cache=True)
-def _submit_market(oi, of, si, qi, qf, cnt, s, t, lat, side, qty, reason, reduce):
+def _submit_market(oi, of, si, qi, qf, mp, cnt, s, t, lat, side, qty, reason, reduce):
     sl = _new_order(oi, of, cnt, s, MARKET, side, 0.0, qty, reason, reduce, 1)
     si[s, S_INFLIGHT] += 1
-    _push(qi, qf, cnt, t + lat, C_SUBMIT, s, sl, 0.0)
+    _push(qi, qf, mp, cnt, t + lat, C_SUBMIT, s, sl, 0.0)
     return sl
 
 
@@ -321,7 +340,7 @@ def _limit_queue(s, t, p_limit, seed, sp_i, si):
 
 
 @njit(cache=True)
-def _arm(s, sl, t, p_limit, seed, sf, si, oi, of, sp_f, sp_i, qi, qf, cnt, vi, kfloor, kcap, kmmr, kcum, koff,
+def _arm(s, sl, t, p_limit, seed, sf, si, oi, of, sp_f, sp_i, qi, qf, mp, cnt, vi, kfloor, kcap, kmmr, kcum, koff,
          fi, ff):  # fmt: skip
     """A bracket's exit order reaches the book when its entry fills (NautilusTrader's OTO release)."""
     side = oi[s, sl, O_SIDE]
@@ -333,9 +352,9 @@ def _arm(s, sl, t, p_limit, seed, sf, si, oi, of, sp_f, sp_i, qi, qf, cnt, vi, k
             _done(oi, si, s, sl)
             if sf[s, F_QTY] != 0 and si[s, S_INFLIGHT] == 0:
                 base = vi[W_BASE]
-                _cancel_resting(oi, qi, qf, cnt, s, t, base + vi[W_CANCEL])
+                _cancel_resting(oi, qi, qf, mp, cnt, s, t, base + vi[W_CANCEL])
                 q = sf[s, F_QTY]
-                _submit_market(oi, of, si, qi, qf, cnt, s, t, base + vi[W_INSERT], -1 if q > 0 else 1, abs(q),
+                _submit_market(oi, of, si, qi, qf, mp, cnt, s, t, base + vi[W_INSERT], -1 if q > 0 else 1, abs(q),
                                R_STOP, 1)  # fmt: skip
             return
         oi[s, sl, O_ST] = OPEN
@@ -411,21 +430,21 @@ def _liquidate(s, t, b, bo, sf, si, oi, sp_f, li, lf, fi, ff, cnt):
 
 
 @njit(cache=True)
-def _go_flat(s, t, sf, si, oi, of, qi, qf, cnt, vi, reason):
+def _go_flat(s, t, sf, si, oi, of, qi, qf, mp, cnt, vi, reason):
     """The exit half of ``Leg.go``: cancel the resting exits, close the position at market."""
     q = sf[s, F_QTY]
     base = vi[W_BASE]
-    _cancel_resting(oi, qi, qf, cnt, s, t, base + vi[W_CANCEL])
-    _submit_market(oi, of, si, qi, qf, cnt, s, t, base + vi[W_INSERT], -1 if q > 0 else 1, abs(q), reason, 1)
+    _cancel_resting(oi, qi, qf, mp, cnt, s, t, base + vi[W_CANCEL])
+    _submit_market(oi, of, si, qi, qf, mp, cnt, s, t, base + vi[W_INSERT], -1 if q > 0 else 1, abs(q), reason, 1)
 
 
 @njit(cache=True)
-def _submit_entry(s, t, direction, qty, close, stop, target, sp_f, si, oi, of, qi, qf, cnt, vi):
+def _submit_entry(s, t, direction, qty, close, stop, target, sp_f, si, oi, of, qi, qf, mp, cnt, vi):
     """The entry of ``Leg.go``: a market order, or a bracket (entry with its stop and take-profit)."""
     lat = vi[W_BASE] + vi[W_INSERT]
     has_stop, has_target = not np.isnan(stop), not np.isnan(target)
     if not has_stop and not has_target:
-        _submit_market(oi, of, si, qi, qf, cnt, s, t, lat, direction, qty, R_ENTRY, 0)
+        _submit_market(oi, of, si, qi, qf, mp, cnt, s, t, lat, direction, qty, R_ENTRY, 0)
         return
     tick, powp, restp = sp_f[s, P_TICK], sp_f[s, P_POWP], sp_f[s, P_RESTP]
     entry = _new_order(oi, of, cnt, s, MARKET, direction, 0.0, qty, R_ENTRY, 0, 1)
@@ -448,7 +467,7 @@ def _submit_entry(s, t, direction, qty, close, stop, target, sp_f, si, oi, of, q
     if c2 >= 0:
         oi[s, c2, O_PARENT] = entry
         oi[s, c2, O_SIB] = c1
-    _push(qi, qf, cnt, t + lat, C_SUBMIT, s, entry, 0.0)
+    _push(qi, qf, mp, cnt, t + lat, C_SUBMIT, s, entry, 0.0)
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -461,6 +480,134 @@ def _equity(bal_units, sf, si, boff, bc):
         if sf[j, F_QTY] != 0 and si[j, S_CUR] >= 0:
             u = u + sf[j, F_QTY] * (bc[boff[j] + si[j, S_CUR]] - sf[j, F_AVG])
     return u
+
+
+@njit(cache=True)
+def _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar_ns, seed, boff, bo, bvol, bavg,
+             sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff):  # fmt: skip
+    """``SimulatedExchange.process(t)``: execute the commands at the head of the list while they are due."""
+    while cnt[N_Q] > 0 and qi[0, Q_TS] <= t:
+        cs, slot, ctype, px_cmd = qi[0, Q_SYM], qi[0, Q_SLOT], qi[0, Q_TYPE], qf[0]
+        n = cnt[N_Q]
+        for k in range(1, n):  # list.pop(0)
+            qi[k - 1] = qi[k]
+            qf[k - 1] = qf[k]
+        cnt[N_Q] = n - 1
+        if ctype == C_CANCEL:
+            oi[cs, slot, O_PCAN] = 0
+            if oi[cs, slot, O_ST] == OPEN:
+                _done(oi, si, cs, slot)
+            continue
+        if ctype == C_MODIFY:
+            oi[cs, slot, O_PMOD] = 0
+            if oi[cs, slot, O_ST] == OPEN:
+                side_o, lst = oi[cs, slot, O_SIDE], sf[cs, F_LAST]
+                moved_in = si[cs, S_LAST_INIT] != 0 and (
+                    (side_o > 0 and lst >= px_cmd) or (side_o < 0 and lst <= px_cmd)
+                )
+                if not moved_in:  # a stop moved into the market is rejected, it keeps its trigger
+                    of[cs, slot, OF_PX] = px_cmd
+            continue
+        # a market order (alone or a bracket's entry) executes at the open of its symbol's current bar
+        if oi[cs, slot, O_REDUCE] and sf[cs, F_QTY] == 0:
+            _done(oi, si, cs, slot)  # NautilusTrader cancels a reduce-only order on a flat position
+            continue
+        b = boff[cs] + si[cs, S_CUR]
+        px, ref, est, econ = _market_price(cs, slot, b, t, validation, spread_ticks, impact, p_slip, fill_lat, bar_ns,
+                                           seed, bo, bvol, bavg, sp_f, sp_i, si, oi, of)  # fmt: skip
+        c1, c2 = oi[cs, slot, O_C1], oi[cs, slot, O_C2]
+        _fill(cs, slot, t, econ, px, ref, est, True, sf, si, oi, of, sp_f, kfloor, kcap, kmmr, kcum, koff, fi, ff, cnt)
+        for child in (c1, c2):
+            if child >= 0 and oi[cs, child, O_ST] == INFLIGHT:
+                _arm(cs, child, t, p_limit, seed, sf, si, oi, of, sp_f, sp_i, qi, qf, mp, cnt, vi, kfloor, kcap, kmmr,
+                     kcum, koff, fi, ff)  # fmt: skip
+
+
+@njit(cache=True)
+def _decide(s, i, b, t, c, sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp_f, sp_i, vf, vi, sf, si, oi, of, qi,
+            qf, mp, cnt):  # fmt: skip
+    """``DslStrategy.on_bar`` on the signal table, then ``Leg.go``: what the strategy sends at bar `b`'s close."""
+    n_sym = sf.shape[0]
+    sizing, tp_kind, has_sl, has_trail = vi[W_SIZING], vi[W_TP], vi[W_SL] != 0, vi[W_TRAIL] != 0
+    base_lat = vi[W_BASE]
+    if i < sp_i[s, I_READY] or si[s, S_INFLIGHT] != 0:
+        return
+    q = sf[s, F_QTY]
+    side = 1 if q > 0 else (-1 if q < 0 else 0)
+    sg = np.int64(sig[b])
+    if sg == 0:
+        si[s, S_SIGNALLED] = 0
+    act = 0  # 1: exit, 2: enter sg (through flat when in a position)
+    if side != 0 and (exl[b] if side > 0 else exs[b]):
+        act = 2 if (sg == -side and sg != si[s, S_SIGNALLED] and alw[b]) else 1
+    else:
+        if side != 0 and has_trail:
+            sl = si[s, S_STOP_SLOT]
+            if (sl >= 0 and oi[s, sl, O_ST] == OPEN and oi[s, sl, O_KIND] == STOP and oi[s, sl, O_PMOD] == 0
+                    and oi[s, sl, O_PCAN] == 0):  # fmt: skip
+                distance = traild[b]
+                if distance > 0:
+                    tick = sp_f[s, P_TICK]
+                    cand = round_adverse_nb(c - side * distance, tick, -side)
+                    curp = of[s, sl, OF_PX]
+                    if (cand > curp + tick / 2) if side > 0 else (cand < curp - tick / 2):
+                        oi[s, sl, O_PMOD] = 1
+                        _push(qi, qf, mp, cnt, t + base_lat + vi[W_UPDATE], C_MODIFY, s, sl,
+                              fixed_nb(cand, sp_f[s, P_POWP], sp_f[s, P_RESTP]))  # fmt: skip
+        if sg != 0 and sg != si[s, S_SIGNALLED]:
+            if side == sg:
+                si[s, S_SIGNALLED] = sg
+            elif alw[b]:
+                act = 2
+    if act == 1:
+        _go_flat(s, t, sf, si, oi, of, qi, qf, mp, cnt, vi, R_EXIT)
+        return
+    if act != 2:
+        return
+    # DslStrategy._enter
+    stop = stopd[b] if has_sl else np.nan
+    if has_sl and not stop > 0:
+        return  # e.g. ATR of a flat market: no meaningful stop, wait for the next bar
+    if tp_kind == TP_RISK_REWARD:
+        target_d = stop * vf[V_RATIO]
+    elif tp_kind == TP_DISTANCE:
+        target_d = tgtd[b]
+    else:
+        target_d = np.nan
+    # the venue's equity(): balance + (sum of the unrealised PnLs), in that order
+    upnl = 0.0
+    for j in range(n_sym):
+        if sf[j, F_QTY] != 0:
+            upnl = upnl + sf[j, F_QTY] * (bc[boff[j] + si[j, S_CUR]] - sf[j, F_AVG])
+    equity = money_nb(cnt[N_BAL]) + upnl
+    used = 0.0
+    for j in range(n_sym):
+        if sf[j, F_QTY] != 0:
+            used = used + sf[j, F_WALLET]
+    lev = sp_f[s, P_LEV]
+    want = equity * vf[V_RISK] / stop if sizing == 1 else equity * vf[V_FRACTION] / c
+    if not np.isnan(vf[V_MMF]):
+        want = min(want, vf[V_MMF] * equity * lev / c)
+    if not np.isnan(vf[V_MAXLEV]):
+        want = min(want, vf[V_MAXLEV] * equity / c)
+    want = min(want, sp_f[s, P_MAXNOT] / c * 0.999 if c > 0 else 0.0)
+    si[s, S_SIGNALLED] = sg
+    # Leg.go: close the current side first, then the checks, then the entry
+    released = 0.0
+    if side != 0:
+        released = sf[s, F_WALLET]
+        _go_flat(s, t, sf, si, oi, of, qi, qf, mp, cnt, vi, R_SIGNAL)
+    step = sp_f[s, P_STEP]
+    qf_ = math.floor(want / step + 1e-9) * step if want > 0 else 0.0
+    if not qf_ > 0:
+        return  # size_below_step
+    if qf_ * c > sp_f[s, P_MAXNOT]:
+        return  # max_position_at_leverage
+    required = qf_ * c / lev + qf_ * c * max(sp_f[s, P_TAKER], 0.0)
+    if required > (equity - used) + released:
+        return  # insufficient_margin
+    oq = fixed_nb(qf_, sp_f[s, P_POWS], sp_f[s, P_RESTS])
+    _submit_entry(s, t, sg, oq, c, stop, target_d, sp_f, si, oi, of, qi, qf, mp, cnt, vi)
 
 
 @njit(cache=True)
@@ -477,9 +624,7 @@ def simulate_nb(
     n_sym = boff.size - 1
     m_total = seq_sym.size
     validation = vi[W_VALID] != 0
-    base_lat = vi[W_BASE]
     fill_lat, bar_ns = vi[W_FILL_LAT], vi[W_BAR_NS]
-    sizing, tp_kind, has_sl, has_trail = vi[W_SIZING], vi[W_TP], vi[W_SL] != 0, vi[W_TRAIL] != 0
     spread_ticks, impact, p_limit, p_slip = vf[V_SPREAD], vf[V_IMPACT], vf[V_PLIMIT], vf[V_PSLIP]
 
     sf = np.zeros((n_sym, 5))
@@ -491,8 +636,9 @@ def simulate_nb(
         si[j, S_NF] = foff[j]
     oi = np.zeros((n_sym, K, 14), np.int64)
     of = np.zeros((n_sym, K, 2))
-    qi = np.zeros((Q, 6), np.int64)
+    qi = np.zeros((Q, 5), np.int64)
     qf = np.zeros(Q)
+    mp = np.zeros(Q * 4, np.int64)
     cnt = np.zeros(9, np.int64)
     cnt[N_BAL] = vi[W_BAL_UNITS]
     order_buf = np.zeros(K, np.int64)
@@ -541,48 +687,19 @@ def simulate_nb(
                     rf[nr, 3] = amount
                     cnt[N_FUND] = nr + 1
                 k += 1
-            # the commands that reached the exchange by t, in arrival order
-            while cnt[N_Q] > 0:
-                best = -1
-                for c in range(Q):
-                    if qi[c, Q_USED] == 0 or qi[c, Q_TS] > t:
-                        continue
-                    if best < 0 or (qi[c, Q_TS], qi[c, Q_SEQ]) < (qi[best, Q_TS], qi[best, Q_SEQ]):
-                        best = c
-                if best < 0:
-                    break
-                qi[best, Q_USED] = 0
-                cnt[N_Q] -= 1
-                cs, slot, ctype = qi[best, Q_SYM], qi[best, Q_SLOT], qi[best, Q_TYPE]
-                if ctype == C_CANCEL:
-                    oi[cs, slot, O_PCAN] = 0
-                    if oi[cs, slot, O_ST] == OPEN:
-                        _done(oi, si, cs, slot)
-                    continue
-                if ctype == C_MODIFY:
-                    oi[cs, slot, O_PMOD] = 0
-                    if oi[cs, slot, O_ST] == OPEN:
-                        newpx, side_o, lst = qf[best], oi[cs, slot, O_SIDE], sf[cs, F_LAST]
-                        moved_in = si[cs, S_LAST_INIT] != 0 and (
-                            (side_o > 0 and lst >= newpx) or (side_o < 0 and lst <= newpx)
-                        )
-                        if not moved_in:  # a stop moved into the market is rejected, it keeps its trigger
-                            of[cs, slot, OF_PX] = newpx
-                    continue
-                # a market order (alone or a bracket's entry) executes at the open of its symbol's bar
-                if oi[cs, slot, O_REDUCE] and sf[cs, F_QTY] == 0:
-                    _done(oi, si, cs, slot)  # NautilusTrader cancels a reduce-only order on a flat position
-                    continue
-                bc_ = boff[cs] + si[cs, S_CUR]
-                px, ref, est, econ = _market_price(cs, slot, bc_, t, validation, spread_ticks, impact, p_slip, fill_lat,
-                                                   bar_ns, seed, bo, bvol, bavg, sp_f, sp_i, si, oi, of)  # fmt: skip
-                c1, c2 = oi[cs, slot, O_C1], oi[cs, slot, O_C2]
-                _fill(cs, slot, t, econ, px, ref, est, True, sf, si, oi, of, sp_f, kfloor, kcap, kmmr, kcum, koff,
-                      fi, ff, cnt)  # fmt: skip
-                for child in (c1, c2):
-                    if child >= 0 and oi[cs, child, O_ST] == INFLIGHT:
-                        _arm(cs, child, t, p_limit, seed, sf, si, oi, of, sp_f, sp_i, qi, qf, cnt, vi, kfloor, kcap,
-                             kmmr, kcum, koff, fi, ff)  # fmt: skip
+            # the venue module has the exchange execute the commands due by t (if any is due)
+            due = False
+            k = 0
+            for a in range(cnt[N_MP]):
+                if mp[a] <= t:
+                    due = True
+                else:
+                    mp[k] = mp[a]
+                    k += 1
+            cnt[N_MP] = k
+            if due:
+                _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar_ns, seed, boff, bo, bvol,
+                         bavg, sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff)  # fmt: skip
         if cnt[N_STATUS] != OK:
             return cnt, n_eq
         # -- this bar: liquidation, stop before take-profit, NautilusTrader's matching -------------------
@@ -686,85 +803,11 @@ def simulate_nb(
             si[s, S_LAST_INIT] = 1
         if cnt[N_STATUS] != OK:
             return cnt, n_eq
-        # -- the strategy on the bar's close (DslStrategy.on_bar with the signal table) -----------------------
-        if i < sp_i[s, I_READY] or si[s, S_INFLIGHT] != 0:
-            continue
-        q = sf[s, F_QTY]
-        side = 1 if q > 0 else (-1 if q < 0 else 0)
-        sg = np.int64(sig[b])
-        if sg == 0:
-            si[s, S_SIGNALLED] = 0
-        act = 0  # 1: exit, 2: enter sg (through flat when in a position)
-        if side != 0 and (exl[b] if side > 0 else exs[b]):
-            act = 2 if (sg == -side and sg != si[s, S_SIGNALLED] and alw[b]) else 1
-        else:
-            if side != 0 and has_trail:
-                sl = si[s, S_STOP_SLOT]
-                if (sl >= 0 and oi[s, sl, O_ST] == OPEN and oi[s, sl, O_KIND] == STOP and oi[s, sl, O_PMOD] == 0
-                        and oi[s, sl, O_PCAN] == 0):  # fmt: skip
-                    distance = traild[b]
-                    if distance > 0:
-                        tick = sp_f[s, P_TICK]
-                        cand = round_adverse_nb(c - side * distance, tick, -side)
-                        curp = of[s, sl, OF_PX]
-                        if (cand > curp + tick / 2) if side > 0 else (cand < curp - tick / 2):
-                            oi[s, sl, O_PMOD] = 1
-                            _push(qi, qf, cnt, t + base_lat + vi[W_UPDATE], C_MODIFY, s, sl,
-                                  fixed_nb(cand, sp_f[s, P_POWP], sp_f[s, P_RESTP]))  # fmt: skip
-            if sg != 0 and sg != si[s, S_SIGNALLED]:
-                if side == sg:
-                    si[s, S_SIGNALLED] = sg
-                elif alw[b]:
-                    act = 2
-        if act == 1:
-            _go_flat(s, t, sf, si, oi, of, qi, qf, cnt, vi, R_EXIT)
-            continue
-        if act != 2:
-            continue
-        # DslStrategy._enter
-        stop = stopd[b] if has_sl else np.nan
-        if has_sl and not stop > 0:
-            continue  # e.g. ATR of a flat market: no meaningful stop, wait for the next bar
-        if tp_kind == TP_RISK_REWARD:
-            target_d = stop * vf[V_RATIO]
-        elif tp_kind == TP_DISTANCE:
-            target_d = tgtd[b]
-        else:
-            target_d = np.nan
-        # the venue's equity(): balance + (sum of the unrealised PnLs), in that order
-        upnl = 0.0
-        for j in range(n_sym):
-            if sf[j, F_QTY] != 0:
-                upnl = upnl + sf[j, F_QTY] * (bc[boff[j] + si[j, S_CUR]] - sf[j, F_AVG])
-        equity = money_nb(cnt[N_BAL]) + upnl
-        used = 0.0
-        for j in range(n_sym):
-            if sf[j, F_QTY] != 0:
-                used = used + sf[j, F_WALLET]
-        lev = sp_f[s, P_LEV]
-        want = equity * vf[V_RISK] / stop if sizing == 1 else equity * vf[V_FRACTION] / c
-        if not np.isnan(vf[V_MMF]):
-            want = min(want, vf[V_MMF] * equity * lev / c)
-        if not np.isnan(vf[V_MAXLEV]):
-            want = min(want, vf[V_MAXLEV] * equity / c)
-        want = min(want, sp_f[s, P_MAXNOT] / c * 0.999 if c > 0 else 0.0)
-        si[s, S_SIGNALLED] = sg
-        # Leg.go: close the current side first, then the checks, then the entry
-        released = 0.0
-        if side != 0:
-            released = sf[s, F_WALLET]
-            _go_flat(s, t, sf, si, oi, of, qi, qf, cnt, vi, R_SIGNAL)
-        step = sp_f[s, P_STEP]
-        qf_ = math.floor(want / step + 1e-9) * step if want > 0 else 0.0
-        if not qf_ > 0:
-            continue  # size_below_step
-        if qf_ * c > sp_f[s, P_MAXNOT]:
-            continue  # max_position_at_leverage
-        required = qf_ * c / lev + qf_ * c * max(sp_f[s, P_TAKER], 0.0)
-        if required > (equity - used) + released:
-            continue  # insufficient_margin
-        oq = fixed_nb(qf_, sp_f[s, P_POWS], sp_f[s, P_RESTS])
-        _submit_entry(s, t, sg, oq, c, stop, target_d, sp_f, si, oi, of, qi, qf, cnt, vi)
+        # -- the strategy on the bar's close, then the exchange processes what is due -------------------------
+        _decide(s, i, b, t, c, sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp_f, sp_i, vf, vi, sf, si, oi, of, qi,
+                qf, mp, cnt)  # fmt: skip
+        _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar_ns, seed, boff, bo, bvol, bavg,
+                 sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff)  # fmt: skip
     if last_ts >= 0:
         eq_ts[n_eq] = last_ts
         eq[n_eq] = _equity(cnt[N_BAL], sf, si, boff, bc)
