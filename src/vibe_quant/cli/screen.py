@@ -121,7 +121,7 @@ def run_command(
         from vibe_quant.cli.overfit import run_filters
         from vibe_quant.present.overfitting import print_report
 
-        print_report(run_filters(run_row, of_config, of_filters, workers, "passed", None), out)
+        print_report(run_filters(run_row, of_config, of_filters, workers, "passed", None, engine=engine), out)
 
 
 @with_flags(FLAGS)
