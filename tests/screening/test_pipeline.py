@@ -117,7 +117,8 @@ def test_sweep_stores_every_point_and_marks_the_pareto_front(cli, fil_home: Home
     assert "engine sim: 4 points on the perp kernel" in output
     front_checked = json.loads((home.runs / "screening-1" / "summary.json").read_text())["front_checked"]
     assert front_checked > 0
-    assert f"Pareto front re-checked on NautilusTrader: {front_checked} points identical" in output
+    points = f"{front_checked} point{'s' * (front_checked != 1)}"
+    assert f"Pareto front re-checked on NautilusTrader: {points} identical" in output
     assert "Pareto front" in output
     assert "funding not modelled" in output
     with StateManager(home.db_path) as db:

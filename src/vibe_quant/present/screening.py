@@ -32,7 +32,8 @@ def print_summary(summary, report: Path, top: int, out: Console) -> None:
     out.print(f"engine {summary.engine}" + (f": {ran_on}" if ran_on else ""))
     out.print(f"{summary.passed:,} pass the hard filters; Pareto front: {len(summary.front)}")
     if summary.front_checked:
-        out.print(f"Pareto front re-checked on NautilusTrader: {summary.front_checked:,} points identical")
+        n = summary.front_checked
+        out.print(f"Pareto front re-checked on NautilusTrader: {n:,} point{'s' * (n != 1)} identical")
     table = Table(title=f"Pareto front (top {min(top, len(summary.front))}, by Sharpe)")
     for col in ("id", "parameters", "sharpe", "max DD", "PF", "return", "trades", "win rate"):
         table.add_column(col, justify="left" if col == "parameters" else "right", overflow="fold")
