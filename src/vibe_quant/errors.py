@@ -3,7 +3,8 @@
 ``UserError`` and its subclasses are problems with what the user gave us (a config, a data
 file, a symbol, a date range): the CLI prints the message without a traceback and exits 2.
 ``VenueError`` is a retryable problem with a remote venue or archive (timeouts, 5xx): the CLI
-exits 3 so scripts can retry.  Anything else is a bug and keeps its traceback.
+exits 3 so scripts can retry. ``EngineMismatch`` (the perp kernel and NautilusTrader disagree)
+is a bug we detect ourselves: one line, exit 1.  Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ class UnknownSymbolError(UserError):
             "or pass --specs with a file that has it; vibe-quant never guesses a spec."
         )
         self.symbol = symbol
+
+
+class EngineMismatch(VibeQuantError):
+    """The compiled perp kernel and NautilusTrader gave different metrics for the same point.
+
+    A bug, never the user's input: the run is marked failed; the message names the point, the
+    metric and both values, and says to report it and rerun with ``--engine nautilus``.
+    """
 
 
 class VenueError(VibeQuantError):

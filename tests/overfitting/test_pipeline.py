@@ -157,6 +157,33 @@ def test_the_pipeline_is_deterministic(screened) -> None:
     assert outcome() == outcome()
 
 
+def test_the_walk_forward_runs_on_the_engine_asked_for(screened, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/specs.md#where-the-kernel-runs: the kernel by default, NautilusTrader with engine="nautilus"; same verdicts."""
+    from vibe_quant.overfitting import pipeline
+
+    home, run_row = screened
+    engines: list[set] = []  # per walk-forward: the engines that ran its backtests
+    real_run_points = pipeline.run_points
+
+    def spying_run_points(points, spec, workers):
+        engines.append(set())
+        for result in real_run_points(points, spec, workers):
+            engines[-1].add(result["engine"])
+            yield result
+
+    monkeypatch.setattr(pipeline, "run_points", spying_run_points)
+
+    def verdicts(**engine) -> list:
+        report = run_overfitting(home, run_row, SHORT, ["wfa"], workers=1, candidates="front", **engine)
+        return [(c.id, c.verdicts["wfa"].passed, json.dumps(c.verdicts["wfa"].figures, sort_keys=True, default=str))
+                for c in report.candidates]  # fmt: skip
+
+    sim = verdicts()
+    assert sim
+    assert sim == verdicts(engine="nautilus")
+    assert engines == [{"sim"}, {"nautilus"}]
+
+
 def test_a_failing_pipeline_leaves_the_stored_outcomes_untouched(screened) -> None:
     home, run_row = screened
     run_overfitting(home, run_row, SHORT, ["dsr", "pkfold"], workers=1, candidates="all")
@@ -207,6 +234,10 @@ def test_cli_runs_and_explains_bad_input(screened, cli, tmp_path: Path) -> None:
     assert code != 0
     assert "unknown filter 'wfz'" in text
     assert "wfa" in text
+    code, text = cli(["--home", str(home.root), "overfit", "run", "--run-id", str(run_row), "--engine", "bogus"])
+    assert code == 2
+    assert "--engine 'bogus': choose sim" in text
+    assert "or nautilus" in text
     code, text = cli(["--home", str(home.root), "overfit", "run", "--run-id", "999", "--filters", "dsr"])
     assert code != 0
     assert "no backtest run 999" in text

@@ -111,9 +111,14 @@ def test_a_reused_engine_gives_the_results_of_a_fresh_engine(fil_home: Home) -> 
 
 def test_sweep_stores_every_point_and_marks_the_pareto_front(cli, fil_home: Home, tmp_path: Path) -> None:
     home = fresh_home(fil_home, tmp_path)
-    code, output = cli(["--home", str(home.root), *ARGS, "--workers", "2"])
+    code, output = cli(["--home", str(home.root), *ARGS, "--workers", "2", "--engine", "sim"])
     assert code == 0, output
     assert "grid 4 points" in output
+    assert "engine sim: 4 points on the perp kernel" in output
+    front_checked = json.loads((home.runs / "screening-1" / "summary.json").read_text())["front_checked"]
+    assert front_checked > 0
+    points = f"{front_checked} point{'s' * (front_checked != 1)}"
+    assert f"Pareto front re-checked on NautilusTrader: {points} identical" in output
     assert "Pareto front" in output
     assert "funding not modelled" in output
     with StateManager(home.db_path) as db:
@@ -130,8 +135,9 @@ def test_sweep_stores_every_point_and_marks_the_pareto_front(cli, fil_home: Home
     expected = pareto_mask(objective_matrix(passing))
     assert [bool(r["is_pareto_optimal"]) for r in passing] == expected.tolist()
     assert not any(r["is_pareto_optimal"] for r in rows if not r["passed_hard_filters"])
-    summary = (home.runs / "screening-1" / "summary.json").read_text()
-    assert '"front_size"' in summary
+    summary = json.loads((home.runs / "screening-1" / "summary.json").read_text())
+    assert (summary["engine"], summary["engines"]) == ("sim", {"sim": 4})
+    assert summary["front_checked"] == summary["front_size"] == sum(bool(r["is_pareto_optimal"]) for r in rows)
 
     # top-N export and validation runs created for the candidates
     out = tmp_path / "top.json"
@@ -290,6 +296,10 @@ def test_cli_errors_are_clear(cli, fil_home: Home, tmp_path: Path) -> None:
     code, output = cli([*h, *ARGS, "--sweep", "rsi.period"])
     assert code == 2
     assert "KEY=V1,V2" in output
+    code, output = cli([*h, *ARGS, "--engine", "bogus"])
+    assert code == 2
+    assert "--engine 'bogus': choose sim" in output
+    assert "or nautilus" in output
     code, output = cli([*h, *ARGS, "--replay", "fast"])
     assert code == 2
     assert "--replay 'fast'" in output
@@ -373,6 +383,10 @@ def test_a_python_strategy_is_screened_over_its_parameters(ema_runs: Home) -> No
     assert sorted(r["parameters"]["fast"] for r in rows) == [10, 20]  # fix: stored 2 points
     assert all(r["error_message"] is None and r["total_trades"] > 0 for r in rows)
     assert len({r["total_trades"] for r in rows}) == 2  # the parameter reached the strategy
+    summary = json.loads((ema_runs.runs / "screening-1" / "summary.json").read_text())
+    assert (summary["engine"], summary["engines"], summary["front_checked"]) == ("sim", {"nautilus": 2}, 0)
+    fallback = "engine sim: the kernel runs DSL strategies; python strategy ema_cross runs on NautilusTrader"
+    assert f"{fallback}; ran on NautilusTrader" in summary["warnings"]
 
 
 def test_the_default_period_is_the_days_of_the_first_and_last_bar(ema_runs: Home) -> None:

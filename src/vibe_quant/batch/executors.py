@@ -48,7 +48,7 @@ def _process_pool(points, spec: WorkerSpec, workers: int) -> Iterator[dict]:
             if solo:
                 index, params, period = (*item, None)[:3]
                 yield {"index": index, "params": params, "period": period, "metrics": None, "returns": None,
-                       "warnings": [], "elapsed_s": 0.0,
+                       "warnings": [], "elapsed_s": 0.0, "engine": None,
                        "rss_mb": 0.0, "error": "the worker process died running this point, twice (a crash or out of memory)"}  # fmt: skip
 
 

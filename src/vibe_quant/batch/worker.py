@@ -6,6 +6,11 @@ its index, parameters, metrics, daily returns, run time, error and the worker's 
 
 A point may name a sub-period of the run (walk-forward windows): the worker slices the data it
 already holds and keeps one engine for the latest period, so submit points period by period.
+
+``WorkerSpec.engine`` says where points run (docs/specs.md#where-the-kernel-runs): ``sim`` runs a
+point on the compiled perp kernel when the kernel accepts its plan and on NautilusTrader
+otherwise (the point's warnings say why); ``nautilus`` runs every point on NautilusTrader. Each
+result records the engine that ran it.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class WorkerSpec:
     base: dict  # BacktestConfig as plain data (a point sets its parameters, maybe its period)
     reuse_engine: bool = True
     replay: str = "active"  # EngineSession replay: active (screening's fast path) or full
+    engine: str = "sim"  # sim: the perp kernel where it can run the plan, else NautilusTrader; nautilus: always NT
 
 
 def peak_rss_mb() -> float:
@@ -52,7 +58,7 @@ def peak_rss_mb() -> float:
 
 
 class PointWorker:
-    """Runs grid points of one screening run in this process."""
+    """Runs grid points of one screening run in this process (on the kernel or NautilusTrader: ``spec.engine``)."""
 
     def __init__(self, spec: WorkerSpec):
         from vibe_quant.backtest.config import parse_config
@@ -64,6 +70,7 @@ class PointWorker:
         self.base = plan_run(parse_config(spec.base))
         self.data = load_market_data(Path(spec.home) / "catalog", self.base, InstrumentSpecs(spec.specs))
         self.session = None
+        self.session_engine: str | None = None  # "sim" (a SimSession) or "nautilus" (an EngineSession)
         self.period: tuple[str, str] | None = None  # the session's sub-period (None: the whole run)
         self.period_data = self.data
 
@@ -72,11 +79,12 @@ class PointWorker:
         from vibe_quant.backtest.engine import EngineSession, run_backtest
         from vibe_quant.backtest.market_data import slice_market_data
         from vibe_quant.backtest.plan import plan_run
+        from vibe_quant.sim import SimSession, refusal, run_sim
         from vibe_quant.stats.performance import daily_returns
 
         t0 = time.perf_counter()
         out = {"index": index, "params": params, "period": period, "metrics": None, "returns": None,
-               "warnings": [], "error": None}  # fmt: skip
+               "warnings": [], "error": None, "engine": None}  # fmt: skip
         try:
             config = msgspec.structs.replace(self.base.config, params=params)
             if period is not None:
@@ -84,20 +92,32 @@ class PointWorker:
                     config, start=dt.date.fromisoformat(period[0]), end=dt.date.fromisoformat(period[1])
                 )
             plan = plan_run(config)
+            refused = refusal(plan) if self.spec.engine == "sim" else None
+            engine = "sim" if self.spec.engine == "sim" and refused is None else "nautilus"
+            out["engine"] = engine
             if period != self.period:
                 self.close()
                 self.period = period
                 self.period_data = self.data if period is None else slice_market_data(self.data, plan)
             if self.spec.reuse_engine:
+                if self.session is not None and self.session_engine != engine:
+                    self.close()
                 if self.session is None:
-                    self.session = EngineSession(plan, self.period_data, replay=self.spec.replay)
+                    self.session = (SimSession(plan, self.period_data) if engine == "sim"
+                                    else EngineSession(plan, self.period_data, replay=self.spec.replay))  # fmt: skip
+                    self.session_engine = engine
                 result = self.session.run(plan, reports=False)
+            elif engine == "sim":
+                result = run_sim(plan, self.period_data)
             else:
                 result = run_backtest(plan, self.period_data, replay=self.spec.replay)
+            out["engine"] = result.extra.get("engine", "nautilus")  # what actually ran it
             out["metrics"] = {k: result.metrics.get(k) for k in POINT_METRICS}
             out["returns"] = daily_returns(result.equity_ts, result.equity, plan.venue.starting_balance,
                                            plan.period.start_ns)  # fmt: skip
             out["warnings"] = list(result.warnings)
+            if refused is not None:
+                out["warnings"].append(f"engine sim: {refused}; ran on NautilusTrader")
             out["bars"], out["bars_replayed"] = result.bars_processed, result.extra["bars_replayed"]
         except VibeQuantError as exc:  # the point's parameters are invalid: recorded, the batch goes on
             out["error"] = str(exc)
@@ -113,6 +133,7 @@ class PointWorker:
         if self.session is not None:
             self.session.dispose()
             self.session = None
+            self.session_engine = None
 
 
 # -- process-pool entry points (one PointWorker per worker process) ------------------------------
@@ -137,6 +158,6 @@ def init_process(spec: WorkerSpec) -> None:
 def run_in_process(index: int, params: dict, period: tuple[str, str] | None = None) -> dict:
     if _init_error is not None:
         return {"index": index, "params": params, "period": period, "metrics": None, "returns": None,
-                "warnings": [], "error": _init_error, "elapsed_s": 0.0, "rss_mb": peak_rss_mb()}  # fmt: skip
+                "warnings": [], "error": _init_error, "engine": None, "elapsed_s": 0.0, "rss_mb": peak_rss_mb()}  # fmt: skip
     assert _worker is not None, "init_process was not called in this worker"
     return _worker.run(index, params, period)

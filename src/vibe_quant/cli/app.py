@@ -2,8 +2,9 @@
 
 Subcommands are thin: they parse options, import their stage lazily and call it. A user
 error (bad option, config, data file, symbol) prints one readable message and exits 2 with no
-traceback; a venue error (archive or API kept failing) exits 3; anything else is a bug and
-keeps its traceback.
+traceback; a venue error (archive or API kept failing) exits 3; a bug we detect ourselves (the
+perp kernel disagreeing with NautilusTrader) prints its message and exits 1; anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import typer
 
 from vibe_quant.cli.context import common_options, err_console, state
-from vibe_quant.errors import UserError, VibeQuantError
+from vibe_quant.errors import VenueError, VibeQuantError
 
 app = typer.Typer(
     name="vq",
@@ -133,7 +134,7 @@ def run(typer_app: typer.Typer, args: list[str] | None = None) -> int:
     except VibeQuantError as exc:
         from rich.markup import escape
 
-        label = "error" if isinstance(exc, UserError) else "venue error (retry later)"
+        label = "venue error (retry later)" if isinstance(exc, VenueError) else "error"
         err_console.print(f"[bold red]{label}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     return 0

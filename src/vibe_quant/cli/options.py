@@ -23,6 +23,11 @@ RiskOption = Annotated[
     typer.Option("--risk", help="Circuit breakers: a preset (seed_default, live_safety, or one saved with "
                  "`vq risk save`) or a YAML file."),
 ]  # fmt: skip
+EngineOption = Annotated[
+    str,
+    typer.Option("--engine", help="sim: the compiled perp kernel (identical results, much faster; strategies it "
+                 "cannot run fall back to NautilusTrader); nautilus: NautilusTrader for every point."),
+]  # fmt: skip
 
 
 def parse_params(items: list[str], flag: str = "--param") -> dict:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from vibe_quant.cli.context import common_options, console, get_home, home_specs, state
+from vibe_quant.cli.options import EngineOption
 from vibe_quant.errors import UserError
 from vibe_quant.present.overfitting import print_report
 
@@ -33,18 +34,21 @@ def run_command(
     candidates: Annotated[str, typer.Option(help="Which points to filter: passed (the hard filters), front (Pareto) or all.")] = "passed",
     workers: Annotated[int, typer.Option(help="Parallel workers for the walk-forward backtests.")] = max(1, os.cpu_count() or 1),
     validate: Annotated[bool | None, typer.Option("--validate/--no-validate", help="Validate the survivors with full costs and flag execution-sensitive ones (default: the config's consistency.enabled).")] = None,
+    engine: EngineOption = "sim",
     as_json: Annotated[bool, typer.Option("--json", help="Print only the report JSON on stdout.")] = False,
 ) -> None:  # fmt: skip
     """Filter a screening run's candidates; print the funnel; store pass/fail per filter in SQLite."""
     from vibe_quant.overfitting.config import load_config, select_filters
     from vibe_quant.overfitting.pipeline import load_request
+    from vibe_quant.screening.pipeline import check_engine
 
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
+    check_engine(engine)
     cfg = load_config(config, get_home().db_path)
     chosen = select_filters(cfg, filters)
     load_request(get_home(), run_id, cfg, chosen, candidates)  # every option checked before anything is written
-    report = run_filters(run_id, cfg, chosen, workers, candidates, validate, quiet=as_json)
+    report = run_filters(run_id, cfg, chosen, workers, candidates, validate, quiet=as_json, engine=engine)
     if as_json:
         typer.echo(report.report_json.read_text(), nl=False)
         return
@@ -52,8 +56,9 @@ def run_command(
 
 
 def run_filters(run_id: int, cfg, chosen: list[str], workers: int, candidates: str, validate: bool | None,
-                quiet: bool = False):  # fmt: skip
-    """Run the overfitting pipeline on screening run `run_id` with a progress bar per stage; return its report."""
+                quiet: bool = False, engine: str = "sim"):  # fmt: skip
+    """Run the overfitting pipeline on screening run `run_id` with a progress bar per stage (its backtests on
+    `engine`); return its report."""
     from vibe_quant.overfitting.pipeline import run_overfitting
     from vibe_quant.progress import rich_progress
 
@@ -67,7 +72,8 @@ def run_filters(run_id: int, cfg, chosen: list[str], workers: int, candidates: s
                 tasks[stage] = progress.task(STAGES.get(stage, stage), total)
             progress.update(tasks[stage], done, total)
 
-        return run_overfitting(home, run_id, cfg, chosen, workers, specs, candidates, validate, on_progress=tick)
+        return run_overfitting(home, run_id, cfg, chosen, workers, specs, candidates, validate, on_progress=tick,
+                               engine=engine)  # fmt: skip
 
 
 @overfit_app.command("show")

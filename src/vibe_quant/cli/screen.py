@@ -11,7 +11,15 @@ import typer
 from rich.table import Table
 
 from vibe_quant.cli.context import common_options, console, err_console, get_home, get_specs, home_specs, state
-from vibe_quant.cli.options import RiskOption, SizingOption, parse_axes, parse_date, parse_params, with_flags
+from vibe_quant.cli.options import (
+    EngineOption,
+    RiskOption,
+    SizingOption,
+    parse_axes,
+    parse_date,
+    parse_params,
+    with_flags,
+)
 from vibe_quant.errors import UserError
 from vibe_quant.present.format import fmt
 from vibe_quant.present.screening import print_summary
@@ -52,6 +60,7 @@ def run_command(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray), e.g. ray://host:10001.")] = None,
     resume: Annotated[int | None, typer.Option("--resume", help="Resume screening run ID (finished points are kept).")] = None,
     replay: Annotated[str, typer.Option(help="active: replay only the bars where the strategy can act (fast); full: every bar. Same results.")] = "active",
+    engine: EngineOption = "sim",
     sizing: SizingOption = None,
     risk: RiskOption = None,
     overfit: Annotated[str | None, typer.Option("--overfit", help="Then run these overfitting filters on the points that passed the hard filters, e.g. dsr,wfa (see vq overfit run).")] = None,
@@ -67,7 +76,7 @@ def run_command(
     )
     from vibe_quant.state import StateManager
 
-    check_run_options(workers, executor, replay)
+    check_run_options(workers, executor, replay, engine)
     if overfit is not None:
         from vibe_quant.overfitting.config import load_config, select_filters
 
@@ -101,7 +110,8 @@ def run_command(
         def tick(done: int, total: int, result: dict) -> None:
             progress.update(task, done, total)
 
-        summary = run_screening(home, run_row, workers, specs, executor, address, on_progress=tick, replay=replay)
+        summary = run_screening(home, run_row, workers, specs, executor, address, on_progress=tick, replay=replay,
+                                engine=engine)  # fmt: skip
     report = home.runs / f"screening-{run_row}" / "summary.json"
     if as_json:
         typer.echo(report.read_text(), nl=False)
@@ -111,7 +121,7 @@ def run_command(
         from vibe_quant.cli.overfit import run_filters
         from vibe_quant.present.overfitting import print_report
 
-        print_report(run_filters(run_row, of_config, of_filters, workers, "passed", None), out)
+        print_report(run_filters(run_row, of_config, of_filters, workers, "passed", None, engine=engine), out)
 
 
 @with_flags(FLAGS)

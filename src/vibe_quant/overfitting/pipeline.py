@@ -7,7 +7,8 @@ markdown + JSON report in ``runs/screening-<id>/``. All outcomes are written in 
 at the end: a failed or cancelled pipeline leaves the previous outcomes untouched.
 
 * DSR uses every trial the sweep ran (``n_trials``) and their Sharpe variance.
-* WFA runs NautilusTrader backtests (screening mode, the worker pool) of each candidate on each
+* WFA runs backtests (screening mode, the worker pool; on the perp kernel where it can run the
+  strategy, else NautilusTrader: docs/specs.md#where-the-kernel-runs) of each candidate on each
   window, from train start to test end: the strategy runs continuously, the train period is the
   test period's indicator warm-up, and the test is scored on its own (docs/specs.md#walk-forward-loop).
 * Purged K-fold and CPCV split the daily returns; purge and embargo are the strategy's longest
@@ -41,7 +42,7 @@ from vibe_quant.home import Home
 from vibe_quant.overfitting import filters as F
 from vibe_quant.overfitting.config import SECTIONS, OverfittingConfig
 from vibe_quant.overfitting.splits import walk_forward_windows
-from vibe_quant.screening.pipeline import load_screening_run, returns_blob, returns_from_blob
+from vibe_quant.screening.pipeline import check_engine, load_screening_run, returns_blob, returns_from_blob
 from vibe_quant.staging import write_atomic
 from vibe_quant.state import StateManager
 
@@ -131,13 +132,13 @@ def _candidates(rows: list[dict], which: str) -> list[dict]:
 
 
 def _fill_missing_returns(home: Home, run_row: int, base: BacktestConfig, trials: list[dict], workers: int,
-                          specs_path: str | None, on_progress) -> None:  # fmt: skip
+                          specs_path: str | None, on_progress, engine: str) -> None:  # fmt: skip
     """Points screened before daily returns were stored: run them again (same engine) and store them."""
     missing = [r for r in trials if r["daily_returns"] is None]
     if not missing:
         return
     log.info("screening run %s: %d points have no stored daily returns; re-running them", run_row, len(missing))
-    spec = WorkerSpec(str(home.root), specs_path, msgspec.to_builtins(base))
+    spec = WorkerSpec(str(home.root), specs_path, msgspec.to_builtins(base), engine=engine)
     by_index = dict(enumerate(missing))
     with StateManager(home.db_path) as state:
         for n, result in enumerate(run_points([(k, r["parameters"]) for k, r in by_index.items()], spec, workers), 1):
@@ -164,13 +165,13 @@ def wfa_windows(base: BacktestConfig, cfg) -> list:
 
 
 def _walk_forward(home: Home, base: BacktestConfig, alive: list[Candidate], cfg, windows: list, workers: int,
-                  specs_path: str | None, on_progress) -> tuple[dict[int, F.Verdict], dict]:  # fmt: skip
+                  specs_path: str | None, on_progress, engine: str) -> tuple[dict[int, F.Verdict], dict]:  # fmt: skip
     tasks, owner = [], {}
     for w in windows:  # window-major: each worker keeps one engine per window
         for c in alive:
             owner[len(tasks)] = (c.id, w.index)
             tasks.append((len(tasks), c.row["parameters"], (w.train_start.isoformat(), w.test_end.isoformat())))
-    spec = WorkerSpec(str(home.root), specs_path, msgspec.to_builtins(base))
+    spec = WorkerSpec(str(home.root), specs_path, msgspec.to_builtins(base), engine=engine)
     results: dict[tuple[int, int], F.WindowResult] = {}
     errors: dict[int, str] = {}
     for n, result in enumerate(run_points(tasks, spec, workers), 1):
@@ -242,7 +243,7 @@ def load_request(home: Home, run_row: int, config: OverfittingConfig, filters: l
 def run_overfitting(
     home: Home, run_row: int, config: OverfittingConfig, filters: list[str], workers: int = 2,
     specs_path: str | None = None, candidates: str = "passed", validate: bool | None = None,
-    on_progress: Callable[[str, int, int], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None, engine: str = "sim",
 ) -> OverfittingReport:  # fmt: skip
     """Apply `filters` (in order) to screening run `run_row`'s candidates; store and report.
 
@@ -254,11 +255,17 @@ def run_overfitting(
     backtest per candidate and window), and ``validate`` (one validation backtest per survivor;
     only when validating).
 
+    `engine` (default ``sim``) is where the re-run and walk-forward backtests run: the perp kernel
+    where it can run the strategy, else NautilusTrader; ``nautilus``: NautilusTrader for all. The
+    validation backtests always run on NautilusTrader (full costs).
+
     Raises
     ------
     UserError
-        As :func:`load_request`; a PBO/CPCV configuration the run's days cannot satisfy.
+        As :func:`load_request`; a PBO/CPCV configuration the run's days cannot satisfy; an
+        `engine` other than ``sim`` or ``nautilus``.
     """
+    check_engine(engine)
     t0 = time.perf_counter()
     request = load_request(home, run_row, config, filters, candidates)
     base, trials = request.base, request.trials
@@ -273,7 +280,7 @@ def run_overfitting(
         progress(name, 0, steps)
     if validating:
         progress("validate", 0, n_cands)
-    _fill_missing_returns(home, run_row, base, trials, workers, specs_path, progress)
+    _fill_missing_returns(home, run_row, base, trials, workers, specs_path, progress, engine)
     returns = {r["id"]: returns_from_blob(r["daily_returns"]) for r in trials}
     cands = [Candidate(r, returns[r["id"]]) for r in request.candidates]
     ids = [r["id"] for r in trials]
@@ -307,7 +314,7 @@ def run_overfitting(
             progress(name, 0, len(alive) * len(windows))
             if alive:
                 verdicts, run_level["wfa"] = _walk_forward(home, base, alive, config.walk_forward, windows, workers,
-                                                           specs_path, progress)  # fmt: skip
+                                                           specs_path, progress, engine)  # fmt: skip
                 for c in alive:
                     c.verdicts[name] = verdicts[c.id]
         elif name in run_verdicts:

@@ -9,9 +9,12 @@ from rich.table import Table
 
 from vibe_quant.present.format import fmt
 
+ENGINE_NAMES = {"sim": "the perp kernel", "nautilus": "NautilusTrader"}
+
 
 def print_summary(summary, report: Path, top: int, out: Console) -> None:
-    """A screening run: grid, throughput, replay share, filters, the Pareto front table, the summary path."""
+    """A screening run: grid, throughput, replay share, engine, filters, the front check, the Pareto front
+    table, the summary path."""
     g = summary.grid
     out.print(f"screening run {summary.run_row}: grid {g.total:,} points, {g.total - sum(g.skipped.values()) if g.sampled_from is None else g.sampled_from:,} valid"
               + (f", sampled {len(g.points):,}" if g.sampled_from is not None else ""))  # fmt: skip
@@ -25,7 +28,12 @@ def print_summary(summary, report: Path, top: int, out: Console) -> None:
                   f"({summary.bars_replayed / summary.bars:.1%})"
                   + ("; the others were flat with no signal (--replay full: every bar, same results)"
                      if summary.replay == "active" else ""))  # fmt: skip
+    ran_on = ", ".join(f"{n:,} points on {ENGINE_NAMES.get(e, e)}" for e, n in sorted(summary.engines.items()))
+    out.print(f"engine {summary.engine}" + (f": {ran_on}" if ran_on else ""))
     out.print(f"{summary.passed:,} pass the hard filters; Pareto front: {len(summary.front)}")
+    if summary.front_checked:
+        n = summary.front_checked
+        out.print(f"Pareto front re-checked on NautilusTrader: {n:,} point{'s' * (n != 1)} identical")
     table = Table(title=f"Pareto front (top {min(top, len(summary.front))}, by Sharpe)")
     for col in ("id", "parameters", "sharpe", "max DD", "PF", "return", "trades", "win rate"):
         table.add_column(col, justify="left" if col == "parameters" else "right", overflow="fold")

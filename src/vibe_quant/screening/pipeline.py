@@ -6,6 +6,10 @@ grid definition. Each finished point is written at once as a ``sweep_results`` r
 hash of its parameters, so a crashed or cancelled run resumes where it stopped
 (:func:`run_screening` on the same row skips finished points). Filters and the front are
 computed over every row of the run when all points are in.
+
+Points run on the compiled perp kernel (``engine="sim"``, the default) where it can run the
+strategy, else on NautilusTrader; after the front is marked, every front point the kernel may have
+run is re-run on NautilusTrader and must give the same metrics (docs/specs.md#where-the-kernel-runs).
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from vibe_quant.batch.executors import EXECUTORS, run_points
 from vibe_quant.batch.worker import WorkerSpec
 from vibe_quant.errors import ConfigError, UserError
 from vibe_quant.home import Home
+from vibe_quant.screening.check import check_front
 from vibe_quant.screening.pareto import HardFilters, objective_matrix, pareto_mask, rejection
+from vibe_quant.sim import ENGINES, refusal
 from vibe_quant.state import StateManager
 
 log = logging.getLogger(__name__)
@@ -79,6 +85,9 @@ class ScreeningSummary:
     replay: str = "active"
     bars: int = 0  # execution bars of the points this call ran, summed
     bars_replayed: int = 0  # of those, the bars the engine replayed (active replay skips idle bars)
+    engine: str = "sim"  # the engine asked for: sim (the perp kernel where it can run) or nautilus
+    engines: dict[str, int] = field(default_factory=dict)  # engine that ran them -> points this call ran
+    front_checked: int = 0  # front points re-run on NautilusTrader with identical metrics
 
     @property
     def points_per_minute(self) -> float:
@@ -162,14 +171,28 @@ def _pid_alive(pid: int) -> bool:
     return pid != os.getpid()
 
 
-def check_run_options(workers: int, executor: str = "process", replay: str = "active") -> None:
-    """Refuse bad ``--workers``/``--executor``/``--replay`` values (before any row is written).
+def check_engine(engine: str) -> None:
+    """Refuse an ``--engine`` value other than ``sim`` or ``nautilus``.
+
+    Raises
+    ------
+    UserError
+        Naming ``--engine``, the value and the choices.
+    """
+    if engine not in ENGINES:
+        raise UserError(f"--engine {engine!r}: choose sim (the compiled perp kernel, NautilusTrader where it cannot "
+                        "run the strategy) or nautilus (NautilusTrader for every point)")  # fmt: skip
+
+
+def check_run_options(workers: int, executor: str = "process", replay: str = "active", engine: str = "sim") -> None:
+    """Refuse bad ``--workers``/``--executor``/``--replay``/``--engine`` values (before any row is written).
 
     Raises
     ------
     UserError
         Naming the option, the value and the choices.
     """
+    check_engine(engine)
     if executor not in EXECUTORS:
         raise UserError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
     if workers < 1:
@@ -181,18 +204,35 @@ def check_run_options(workers: int, executor: str = "process", replay: str = "ac
 def run_screening(
     home: Home, run_row: int, workers: int, specs_path: str | None = None, executor: str = "process",
     address: str | None = None, reuse_engine: bool = True, on_progress: Callable[[int, int, dict], None] | None = None,
-    replay: str = "active",
+    replay: str = "active", engine: str = "sim",
 ) -> ScreeningSummary:  # fmt: skip
     """Run (or resume) screening run `run_row` and return its summary.
 
     `replay` (``active`` or ``full``) only changes speed, never results: see
-    :class:`~vibe_quant.backtest.engine.EngineSession`.
+    :class:`~vibe_quant.backtest.engine.EngineSession`. `engine` (default ``sim``) runs the
+    points on the compiled perp kernel where it can run the strategy (NautilusTrader otherwise,
+    said in the warnings); ``nautilus`` runs every point on NautilusTrader.
 
     Finished points (rows already in ``sweep_results``) are not run again. Ctrl-C or SIGTERM
     stops the workers, keeps the finished points, marks the run ``cancelled`` and raises
     :class:`Cancelled`; run it again to resume.
+
+    When the kernel can run the strategy and ran this call's points (or the run resumed points
+    whose engine is not recorded), every Pareto-front point is re-run on NautilusTrader
+    (:func:`~vibe_quant.screening.check.check_front`).
+
+    Raises
+    ------
+    UserError
+        A bad option, or no such screening run.
+    Cancelled
+        Ctrl-C or SIGTERM.
+    EngineMismatch
+        The kernel and NautilusTrader disagree on a front point (the run is marked ``failed``).
     """
-    check_run_options(workers, executor, replay)
+    from vibe_quant.backtest.plan import plan_run
+
+    check_run_options(workers, executor, replay, engine)
     with StateManager(home.db_path) as state:
         base, spec, row = load_screening_run(state, run_row)
         _refuse_if_live(row)
@@ -200,7 +240,11 @@ def run_screening(
     grid = build_grid(base, spec)
     todo = [(i, p) for i, p in enumerate(grid.points) if point_key(p) not in done]
     resumed = len(grid.points) - len(todo)
-    worker_spec = WorkerSpec(str(home.root), specs_path, msgspec.to_builtins(base), reuse_engine, replay)
+    worker_spec = WorkerSpec(str(home.root), specs_path, msgspec.to_builtins(base), reuse_engine, replay, engine)
+    # A resumed point's engine is not recorded: check the front whenever the kernel may have run a point.
+    checking = (engine == "sim" or resumed > 0) and refusal(plan_run(base)) is None
+    engines: Counter = Counter()
+    checked = 0
     warnings: list[str] = []
     errors = 0
     peak = 0.0
@@ -217,6 +261,8 @@ def run_screening(
                     peak = max(peak, result["rss_mb"])
                     bars += result.get("bars", 0)
                     replayed += result.get("bars_replayed", 0)
+                    if result.get("engine"):
+                        engines[result["engine"]] += 1
                     warnings.extend(w for w in result["warnings"] if w not in warnings)
                     if on_progress is not None:
                         on_progress(resumed + n, len(grid.points), result)
@@ -224,6 +270,10 @@ def run_screening(
                 status = "cancelled"
             if status == "completed":
                 front, passed = finalize(state, run_row, spec.filters)
+                try:
+                    checked = check_front(home, run_row, base, front, specs_path) if checking else 0
+                except KeyboardInterrupt:
+                    status = "cancelled"
     finally:
         signal.signal(signal.SIGTERM, previous)
     elapsed = time.perf_counter() - t0
@@ -238,7 +288,8 @@ def run_screening(
             )
         state.update("backtest_runs", run_row, {"status": "completed", "completed_at": now_iso()})
     summary = ScreeningSummary(run_row, grid, len(todo), resumed, errors, front, passed, elapsed, peak, warnings,
-                               replay=replay, bars=bars, bars_replayed=replayed)  # fmt: skip
+                               replay=replay, bars=bars, bars_replayed=replayed, engine=engine, engines=dict(engines),
+                               front_checked=checked)  # fmt: skip
     write_report(home, summary, base, spec)
     return summary
 
@@ -310,6 +361,7 @@ def write_report(home: Home, summary: ScreeningSummary, base: BacktestConfig, sp
         "front_size": len(summary.front), "elapsed_s": summary.elapsed_s, "points_per_minute": summary.points_per_minute,
         "peak_worker_rss_mb": summary.peak_rss_mb, "warnings": summary.warnings,
         "replay": summary.replay, "bars": summary.bars, "bars_replayed": summary.bars_replayed,
+        "engine": summary.engine, "engines": summary.engines, "front_checked": summary.front_checked,
         "front": [{"sweep_result_id": r["id"], "parameters": r["parameters"], "metrics": r["metrics"]} for r in summary.front],
     }  # fmt: skip
     path = out / "summary.json"
