@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from nautilus_trader.model.data import FundingRateUpdate
 
 from tests.sim.cases import document, random_case, random_point
-from tests.sim.compare import differences
 from vibe_quant.backtest.config import BacktestConfig
 from vibe_quant.backtest.engine import run_backtest
 from vibe_quant.backtest.market_data import load_market_data
@@ -29,6 +28,7 @@ from vibe_quant.backtest.plan import plan_run
 from vibe_quant.dsl.loader import shipped_names
 from vibe_quant.risk.config import SizingConfig
 from vibe_quant.sim import SimSession, refusal, run_sim
+from vibe_quant.sim.compare import differences
 
 START, END = dt.date(2023, 8, 1), dt.date(2023, 8, 14)
 HOUR = 3_600_000_000_000

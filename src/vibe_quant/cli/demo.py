@@ -124,7 +124,9 @@ def demo_command() -> None:
     dsl_row, dsl_result, dsl_bundle = execute(h, plan_run(dsl_config), specs)
     print_result(dsl_row, dsl_result, dsl_bundle, out)
 
-    out.rule("[bold]8. screening: a 16-point sweep of rsi_mean_reversion_mtf, 2 workers, Pareto front in SQLite")
+    out.rule(
+        "[bold]8. screening: a 16-point sweep of rsi_mean_reversion_mtf on the perp kernel, 2 workers, Pareto front in SQLite"
+    )
     from vibe_quant.present.screening import print_summary
     from vibe_quant.screening.pareto import HardFilters
     from vibe_quant.screening.pipeline import SweepSpec, create_screening_run, run_screening
@@ -142,7 +144,8 @@ def demo_command() -> None:
     out.print(f"hard filters: {msgspec.to_builtins(screen_spec.filters)} (seed default min_trades is 50)")
     screening = run_screening(h, screen_row, workers=2, specs_path=str(state.specs) if state.specs else None)
     print_summary(screening, h.runs / f"screening-{screen_row}" / "summary.json", 5, out)
-    # The sweep replayed only the bars where the strategy could act; replaying every bar must agree.
+    # The sweep ran on the perp kernel (and re-checked its front on NautilusTrader); a NautilusTrader
+    # run replaying every bar must agree with any point.
     from vibe_quant.backtest.engine import run_backtest
     from vibe_quant.backtest.market_data import load_market_data
     from vibe_quant.backtest.persist import clean
@@ -154,7 +157,7 @@ def demo_command() -> None:
     full = run_backtest(check_plan, load_market_data(h.catalog, check_plan, specs))
     replay_same = all(clean(full.metrics[k]) == check["metrics"][k] for k in POINT_METRICS)
     out.print(
-        f"check: point {check['id']} ({check['total_trades']} trades) replayed on every bar: "
+        f"check: point {check['id']} ({check['total_trades']} trades) on NautilusTrader, every bar, vs the kernel: "
         f"{'identical metrics' if replay_same else 'DIFFERENT metrics'} (net PnL {full.metrics['net_pnl']:,.2f})"
     )
 
@@ -215,6 +218,9 @@ def demo_command() -> None:
     out.rule("[bold]16. liquidation-pressure research: LPI strategies on ticks, a walk-forward experiment, its bundle")
     lpi_bundle, lpi_same = demo_lpi(h, specs)
 
+    out.rule("[bold]17. the perp kernel: one backtest on NautilusTrader and on the compiled kernel, side by side")
+    kernel_same = demo_kernel(h, specs)
+
     report_lines = ("\n" + " " * 12).join(f"file://{p}  ({label})" for label, p in reports.items())
     out.rule("[bold]outputs")
     out.print(
@@ -252,8 +258,52 @@ def demo_command() -> None:
     out.print(f"try:        uv run vq --home {h.root} backtest list   (then: vq backtest show ID; vq screen list)")
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     if (not rebuilt.byte_identical or warnings or not ticks_verdict or not replay_same or not portfolio_same
-            or job.status != "completed" or not paper_exact or not telemetry_ok or not lpi_same):  # fmt: skip
+            or job.status != "completed" or not paper_exact or not telemetry_ok or not lpi_same
+            or not kernel_same):  # fmt: skip
         raise UserError("demo checks failed (see above)")
+
+
+def demo_kernel(h, specs) -> bool:
+    """Step 17: EMA 20/100 with an ATR stop and target on every 1m bar of the sample (two symbols, one account,
+    validation costs): NautilusTrader, then the kernel (cold: numba compile; warm: a second parameter set), compared
+    fill by fill and metric by metric."""
+    import datetime as dt
+    import json
+    import time
+
+    from vibe_quant.backtest.config import BacktestConfig
+    from vibe_quant.backtest.engine import run_backtest
+    from vibe_quant.backtest.market_data import load_market_data
+    from vibe_quant.backtest.plan import plan_run
+    from vibe_quant.dsl.loader import load_file, resolve_strategy_file
+    from vibe_quant.dsl.strategy import document_json
+    from vibe_quant.sim import SimSession
+    from vibe_quant.sim.compare import differences
+
+    doc = json.loads(document_json(load_file(resolve_strategy_file("ema_trend_atr"))))
+    plan = plan_run(BacktestConfig(strategy=doc["name"], kind="dsl", document=doc, symbols=("FILUSDT", "NEARUSDT"),
+                                   timeframe="1m", start=dt.date(2023, 8, 1), end=dt.date(2023, 10, 31),
+                                   mode="validation", latency="retail", leverage=5))  # fmt: skip
+    data = load_market_data(h.catalog, plan, specs)
+    bars = sum(len(b) for b in data.bars.values())
+    t0 = time.perf_counter()
+    nt = run_backtest(plan, data, replay="active")
+    t_nt = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    session = SimSession(plan, data)
+    sim = session.run(plan)
+    t_cold = time.perf_counter() - t0
+    other = plan.with_params({"ema_fast.period": 10})
+    t0 = time.perf_counter()
+    session.run(other)
+    t_warm = time.perf_counter() - t0
+    diffs = differences(nt, sim)
+    out.print(f"{bars:,} 1m bars, {len(nt.recorder.fills):,} fills, {len(nt.trades):,} trades: NautilusTrader "
+              f"{t_nt:.2f}s; kernel {t_cold:.2f}s cold (arrays, indicators, numba), {t_warm:.3f}s for another "
+              f"parameter set ({bars / t_warm:,.0f} bars/s)")  # fmt: skip
+    out.print("fills, fees, funding, liquidations, trades, metrics and equity: "
+              + ("[green]identical[/]" if not diffs else "[red]DIFFERENT[/]: " + "; ".join(diffs[:3])))  # fmt: skip
+    return not diffs
 
 
 def demo_paper(h, run_row: int) -> tuple[int, bool]:

@@ -23,7 +23,7 @@ def print_summary(summary, report: Path, top: int, out: Console) -> None:
     out.print(f"ran {summary.ran:,} points ({summary.resumed:,} already done) in {summary.elapsed_s:.1f}s: "
               f"{summary.points_per_minute:,.1f} points/min, peak worker RSS {summary.peak_rss_mb:,.0f} MiB; "
               f"{summary.errors} errors")  # fmt: skip
-    if summary.bars:
+    if summary.bars and summary.engines.get("nautilus"):  # the kernel runs every bar; NautilusTrader may skip
         out.print(f"replay {summary.replay}: the engine replayed {summary.bars_replayed:,} of {summary.bars:,} bars "
                   f"({summary.bars_replayed / summary.bars:.1%})"
                   + ("; the others were flat with no signal (--replay full: every bar, same results)"

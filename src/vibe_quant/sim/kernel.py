@@ -68,7 +68,7 @@ O_ST, O_KIND, O_SIDE, O_REASON, O_REDUCE, O_TRACKED, O_PARENT, O_SIB, O_C1, O_C2
 )
 OF_PX, OF_QTY = range(2)
 # commands on their way qi[k, *], in NautilusTrader's list order (see _push)
-Q_TS, Q_CNT, Q_TYPE, Q_SYM, Q_SLOT = range(5)
+Q_TS, Q_CNT, Q_TYPE, Q_SYM, Q_SLOT, Q_NO = range(6)
 # counters cnt[*]
 N_FILL, N_FUND, N_LIQ, N_Q, N_MP, N_ORDER, N_ACCEPT, N_STATUS, N_BAL = range(9)
 
@@ -143,7 +143,7 @@ def liquidation_price_nb(side, qty, entry, wallet, kfloor, kcap, kmmr, kcum, k0,
 
 
 @njit(cache=True)
-def _push(qi, qf, mp, cnt, ts, ctype, s, slot, px):
+def _push(qi, qf, mp, cnt, ts, ctype, s, slot, px, oi_no):
     """A command on its way, reaching the exchange at `ts`.
 
     NautilusTrader 1.221 keeps these in a list it grows with ``heapq.heappush`` keyed
@@ -151,6 +151,7 @@ def _push(qi, qf, mp, cnt, ts, ctype, s, slot, px):
     a command can wait behind a later one. The list here is that list, element for element, so
     commands execute in NautilusTrader's order. `mp` holds the arrival times the venue module
     watches (it asks the exchange to process commands when one is due, ``backtest/venue.py``).
+    `oi_no` is the order's number: a command finds its order even if the slot was reused since.
     """
     n = cnt[N_Q]
     if n >= qi.shape[0]:
@@ -173,6 +174,7 @@ def _push(qi, qf, mp, cnt, ts, ctype, s, slot, px):
     qi[pos, Q_TYPE] = ctype
     qi[pos, Q_SYM] = s
     qi[pos, Q_SLOT] = slot
+    qi[pos, Q_NO] = oi_no
     qf[pos] = px
     cnt[N_Q] = n + 1
     mp[cnt[N_MP]] = ts
@@ -219,14 +221,14 @@ def _cancel_resting(oi, qi, qf, mp, cnt, s, t, lat):
     for sl in range(oi.shape[1]):
         if oi[s, sl, O_ST] == OPEN and oi[s, sl, O_KIND] != MARKET:
             oi[s, sl, O_PCAN] = 1
-            _push(qi, qf, mp, cnt, t + lat, C_CANCEL, s, sl, 0.0)
+            _push(qi, qf, mp, cnt, t + lat, C_CANCEL, s, sl, 0.0, oi[s, sl, O_NO])
 
 
 @njit(cache=True)
 def _submit_market(oi, of, si, qi, qf, mp, cnt, s, t, lat, side, qty, reason, reduce):
     sl = _new_order(oi, of, cnt, s, MARKET, side, 0.0, qty, reason, reduce, 1)
     si[s, S_INFLIGHT] += 1
-    _push(qi, qf, mp, cnt, t + lat, C_SUBMIT, s, sl, 0.0)
+    _push(qi, qf, mp, cnt, t + lat, C_SUBMIT, s, sl, 0.0, oi[s, sl, O_NO])
     return sl
 
 
@@ -340,6 +342,19 @@ def _limit_queue(s, t, p_limit, seed, sp_i, si):
 
 
 @njit(cache=True)
+def _rejected(s, sl, t, sf, si, oi, of, qi, qf, mp, cnt, vi):
+    """The exchange rejects order `sl`; ``Leg.rejected``: a rejected stop-loss while in a position and with
+    nothing on its way exits at the next open instead (holding unprotected is not an option)."""
+    was_stop = oi[s, sl, O_REASON] == R_STOP
+    _done(oi, si, s, sl)
+    q = sf[s, F_QTY]
+    if was_stop and q != 0 and si[s, S_INFLIGHT] == 0:
+        base = vi[W_BASE]
+        _cancel_resting(oi, qi, qf, mp, cnt, s, t, base + vi[W_CANCEL])
+        _submit_market(oi, of, si, qi, qf, mp, cnt, s, t, base + vi[W_INSERT], -1 if q > 0 else 1, abs(q), R_STOP, 1)
+
+
+@njit(cache=True)
 def _arm(s, sl, t, p_limit, seed, sf, si, oi, of, sp_f, sp_i, qi, qf, mp, cnt, vi, kfloor, kcap, kmmr, kcum, koff,
          fi, ff):  # fmt: skip
     """A bracket's exit order reaches the book when its entry fills (NautilusTrader's OTO release)."""
@@ -348,14 +363,7 @@ def _arm(s, sl, t, p_limit, seed, sf, si, oi, of, sp_f, sp_i, qi, qf, mp, cnt, v
     last, ready = sf[s, F_LAST], si[s, S_LAST_INIT] != 0
     if oi[s, sl, O_KIND] == STOP:
         if ready and ((side > 0 and last >= px) or (side < 0 and last <= px)):
-            # rejected (already in the market): Leg.rejected exits at the next open instead
-            _done(oi, si, s, sl)
-            if sf[s, F_QTY] != 0 and si[s, S_INFLIGHT] == 0:
-                base = vi[W_BASE]
-                _cancel_resting(oi, qi, qf, mp, cnt, s, t, base + vi[W_CANCEL])
-                q = sf[s, F_QTY]
-                _submit_market(oi, of, si, qi, qf, mp, cnt, s, t, base + vi[W_INSERT], -1 if q > 0 else 1, abs(q),
-                               R_STOP, 1)  # fmt: skip
+            _rejected(s, sl, t, sf, si, oi, of, qi, qf, mp, cnt, vi)  # already in the market
             return
         oi[s, sl, O_ST] = OPEN
         cnt[N_ACCEPT] += 1
@@ -467,7 +475,7 @@ def _submit_entry(s, t, direction, qty, close, stop, target, sp_f, si, oi, of, q
     if c2 >= 0:
         oi[s, c2, O_PARENT] = entry
         oi[s, c2, O_SIB] = c1
-    _push(qi, qf, mp, cnt, t + lat, C_SUBMIT, s, entry, 0.0)
+    _push(qi, qf, mp, cnt, t + lat, C_SUBMIT, s, entry, 0.0, oi[s, entry, O_NO])
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -487,12 +495,14 @@ def _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar
              sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff):  # fmt: skip
     """``SimulatedExchange.process(t)``: execute the commands at the head of the list while they are due."""
     while cnt[N_Q] > 0 and qi[0, Q_TS] <= t:
-        cs, slot, ctype, px_cmd = qi[0, Q_SYM], qi[0, Q_SLOT], qi[0, Q_TYPE], qf[0]
+        cs, slot, ctype, px_cmd, no = qi[0, Q_SYM], qi[0, Q_SLOT], qi[0, Q_TYPE], qf[0], qi[0, Q_NO]
         n = cnt[N_Q]
         for k in range(1, n):  # list.pop(0)
             qi[k - 1] = qi[k]
             qf[k - 1] = qf[k]
         cnt[N_Q] = n - 1
+        if oi[cs, slot, O_NO] != no or oi[cs, slot, O_ST] == FREE:
+            continue  # its order is gone (filled, cancelled): the command changes nothing
         if ctype == C_CANCEL:
             oi[cs, slot, O_PCAN] = 0
             if oi[cs, slot, O_ST] == OPEN:
@@ -509,8 +519,10 @@ def _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar
                     of[cs, slot, OF_PX] = px_cmd
             continue
         # a market order (alone or a bracket's entry) executes at the open of its symbol's current bar
-        if oi[cs, slot, O_REDUCE] and sf[cs, F_QTY] == 0:
-            _done(oi, si, cs, slot)  # NautilusTrader cancels a reduce-only order on a flat position
+        q = sf[cs, F_QTY]
+        if oi[cs, slot, O_REDUCE] and (q == 0 or (q > 0) == (oi[cs, slot, O_SIDE] > 0)):
+            # NautilusTrader rejects a reduce-only order that would open or increase a position
+            _rejected(cs, slot, t, sf, si, oi, of, qi, qf, mp, cnt, vi)
             continue
         b = boff[cs] + si[cs, S_CUR]
         px, ref, est, econ = _market_price(cs, slot, b, t, validation, spread_ticks, impact, p_slip, fill_lat, bar_ns,
@@ -553,7 +565,7 @@ def _decide(s, i, b, t, c, sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp
                     if (cand > curp + tick / 2) if side > 0 else (cand < curp - tick / 2):
                         oi[s, sl, O_PMOD] = 1
                         _push(qi, qf, mp, cnt, t + base_lat + vi[W_UPDATE], C_MODIFY, s, sl,
-                              fixed_nb(cand, sp_f[s, P_POWP], sp_f[s, P_RESTP]))  # fmt: skip
+                              fixed_nb(cand, sp_f[s, P_POWP], sp_f[s, P_RESTP]), oi[s, sl, O_NO])  # fmt: skip
         if sg != 0 and sg != si[s, S_SIGNALLED]:
             if side == sg:
                 si[s, S_SIGNALLED] = sg
@@ -636,7 +648,7 @@ def simulate_nb(
         si[j, S_NF] = foff[j]
     oi = np.zeros((n_sym, K, 14), np.int64)
     of = np.zeros((n_sym, K, 2))
-    qi = np.zeros((Q, 5), np.int64)
+    qi = np.zeros((Q, 6), np.int64)
     qf = np.zeros(Q)
     mp = np.zeros(Q * 4, np.int64)
     cnt = np.zeros(9, np.int64)

@@ -70,6 +70,13 @@ def sweep_view(h: Home) -> None:
     c[2].metric("passed hard filters", f"{_count(ok['passed_hard_filters']):,}")
     c[3].metric("Pareto front", f"{_count(ok['is_pareto_optimal']):,}")
     c[4].metric("passed overfitting", f"{_count(ok['overfitting_passed']):,}")
+    summary = s.summary or {}
+    if summary.get("engine"):  # which engine ran the points, and the front's re-check on NautilusTrader
+        ran = ", ".join(f"{n:,} points on {'the perp kernel' if e == 'sim' else 'NautilusTrader'}"
+                        for e, n in sorted((summary.get("engines") or {}).items()))  # fmt: skip
+        checked = summary.get("front_checked") or 0
+        st.caption(f"engine {summary['engine']}" + (f": {ran}" if ran else "")
+                   + (f"; Pareto front re-checked on NautilusTrader: {checked:,} identical" if checked else ""))  # fmt: skip
     event = st.plotly_chart(figures["pareto"], key=f"pareto-{s.run_row}", on_select="rerun",
                             selection_mode="points", width="stretch")  # fmt: skip
     picked = [p.get("customdata") for p in (event.selection.points if event and event.selection else [])]

@@ -1,4 +1,4 @@
-"""Field-by-field comparison of a kernel result with a NautilusTrader result (the identity proof)."""
+"""Field-by-field comparison of a kernel run with a NautilusTrader run (the identity proof, the demo, the front check)."""
 
 from __future__ import annotations
 
