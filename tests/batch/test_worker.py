@@ -55,7 +55,7 @@ def test_a_dsl_strategy_runs_on_the_kernel_and_nautilus_gives_the_same_metrics(h
 @pytest.mark.parametrize(
     ("strategy", "extra", "reason"),
     [("ema_cross", {}, "the kernel runs DSL strategies"),
-     ("rsi_mean_reversion_mtf", {"sizing": SIZING, "leverage": 5.0}, "the risk gate (--sizing/--risk)")],
+     ("rsi_mean_reversion_mtf", {"sizing": SIZING, "leverage": 5.0}, "the risk gate (--sizing/--risk")],
     ids=["python-strategy", "sizing"],
 )  # fmt: skip
 def test_a_plan_the_kernel_refuses_runs_on_nautilus_and_says_why(home, strategy, extra, reason) -> None:

@@ -155,8 +155,11 @@ def test_sweep_stores_every_point_and_marks_the_pareto_front(cli, fil_home: Home
 
 
 def _spawn(home: Home, *extra: str) -> subprocess.Popen:
+    """A sweep in its own process, on NautilusTrader: the kernel finishes the 4 points before a
+    signal could land, and killing and resuming do not depend on the engine."""
     env = {**os.environ, "VQ_HOME": str(home.root)}
-    return subprocess.Popen([sys.executable, "-m", "vibe_quant.screening", *ARGS[1:], "--workers", "1", "-q", *extra],
+    return subprocess.Popen([sys.executable, "-m", "vibe_quant.screening", *ARGS[1:], "--workers", "1", "-q",
+                             "--engine", "nautilus", *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
 
 
@@ -245,10 +248,10 @@ def test_ray_gives_the_metrics_of_the_process_pool(fil_home: Home, tmp_path: Pat
 
 def test_replay_full_stores_the_metrics_of_the_active_replay(cli, fil_home: Home, tmp_path: Path) -> None:
     home = fresh_home(fil_home, tmp_path)
-    code, output = cli(["--home", str(home.root), *ARGS, "--workers", "2"])
+    code, output = cli(["--home", str(home.root), *ARGS, "--workers", "2", "--engine", "nautilus"])
     assert code == 0, output
     assert "replay active: the engine replayed" in output
-    code, output = cli(["--home", str(home.root), *ARGS, "--workers", "1", "--replay", "full"])
+    code, output = cli(["--home", str(home.root), *ARGS, "--workers", "1", "--replay", "full", "--engine", "nautilus"])
     assert code == 0, output
     assert "replay full: the engine replayed" in output
     active, full = metrics_by_point(home.db_path, 1), metrics_by_point(home.db_path, 2)
@@ -385,7 +388,7 @@ def test_a_python_strategy_is_screened_over_its_parameters(ema_runs: Home) -> No
     assert len({r["total_trades"] for r in rows}) == 2  # the parameter reached the strategy
     summary = json.loads((ema_runs.runs / "screening-1" / "summary.json").read_text())
     assert (summary["engine"], summary["engines"], summary["front_checked"]) == ("sim", {"nautilus": 2}, 0)
-    fallback = "engine sim: the kernel runs DSL strategies; python strategy ema_cross runs on NautilusTrader"
+    fallback = "engine sim: the kernel runs DSL strategies (signal tables), not the python strategy ema_cross"
     assert f"{fallback}; ran on NautilusTrader" in summary["warnings"]
 
 

@@ -34,11 +34,11 @@ def refusal(plan: RunPlan) -> str | None:
     """
     cfg = plan.config
     if not getattr(plan.strategy, "precomputed", False) or getattr(plan.strategy, "analysis", None) is None:
-        return (
-            f"the kernel runs DSL strategies (signal tables); {cfg.kind} strategy {cfg.strategy} runs on NautilusTrader"
-        )
+        return f"the kernel runs DSL strategies (signal tables), not the {cfg.kind} strategy {cfg.strategy}"
     if plan.sizing is not None or plan.risk is not None:
-        return "the risk gate (--sizing/--risk: sizing modules, circuit breakers, post-only entries) runs on NautilusTrader"
+        return (
+            "the risk gate (--sizing/--risk: sizing modules, circuit breakers, post-only entries) needs NautilusTrader"
+        )
     return None
 
 
