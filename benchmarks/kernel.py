@@ -23,7 +23,7 @@ our NautilusTrader path and the naive screening path, in one run.
      ``--repeat`` after.
    * NautilusTrader: ``run_backtest(plan, data, replay="active")``, ``--nt-repeat`` runs (median);
      then, in the same child, ``run_sim`` on the same plan and data, compared field by field with
-     the last NautilusTrader result (``tests/sim/compare.py:differences``: fills, funding,
+     the last NautilusTrader result (``vibe_quant.sim.compare.differences``: fills, funding,
      liquidations, equity curve, trades, every metric, floats within 1e-9 relative).
 
 2. **Screening**: benchmarks/screening.py's setup (its FILUSDT 5m home, ``rsi_mean_reversion_mtf``,
@@ -61,7 +61,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT))  # tests.sim.compare (the identity check)
+sys.path.insert(0, str(ROOT))
 from _child import fil_home, inject_funding, run_in_child  # noqa: E402
 
 EMA_START, EMA_END, QUICK_EMA_END = dt.date(2023, 2, 1), dt.date(2026, 6, 30), dt.date(2023, 3, 31)
@@ -303,7 +303,7 @@ def run_numba_loop(queue: mp.Queue, catalog: str, end: dt.date, repeat: int) -> 
 
 
 def run_nautilus(queue: mp.Queue, catalog: str, end: dt.date, repeat: int) -> None:
-    from tests.sim.compare import differences
+    from vibe_quant.sim.compare import differences
 
     from vibe_quant.backtest.engine import run_backtest
     from vibe_quant.sim import run_sim
@@ -402,7 +402,7 @@ class WorkerPeaks:
 
 def _same_metrics(a: dict, b: dict) -> list[str]:
     """Metrics on which two result dicts differ (floats: 1e-9 relative, floored at 1e-9; the elapsed time skipped)."""
-    from tests.sim.compare import close
+    from vibe_quant.sim.compare import close
 
     out = []
     for key in sorted(set(a) | set(b)):

@@ -11,6 +11,8 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Callable
 
+import numpy as np
+
 NS_PER_MIN = 60_000_000_000
 NS_PER_DAY = 1440 * NS_PER_MIN
 
@@ -49,6 +51,37 @@ class EntryFilters:
                 self._warn(f"{label}: no funding times in the catalog; avoid_around_funding uses Binance's "
                            "00:00/08:00/16:00 UTC schedule")  # fmt: skip
         return self._times
+
+    def allowed_at(self, ts: np.ndarray, label: str = "") -> np.ndarray:
+        """:meth:`allowed` at every time of `ts` (int64 ns), vectorised: the same rules, array by array
+        (``tests/dsl/test_filters.py`` checks them against :meth:`allowed`)."""
+        ts = np.asarray(ts, dtype=np.int64)
+        ok = np.ones(ts.size, dtype=bool)
+        if self._blocked_days:
+            ok &= ~np.isin((ts // NS_PER_DAY + 3) % 7, list(self._blocked_days))
+        if self._sessions:
+            inside = np.zeros(ts.size, dtype=bool)
+            for start, end, tz in self._sessions:
+                if tz is None:
+                    minute = ts // NS_PER_MIN % 1440
+                else:
+                    import pandas as pd
+
+                    local = pd.DatetimeIndex(ts.astype("datetime64[ns]"), tz="UTC").tz_convert(tz)
+                    minute = np.asarray(local.hour * 60 + local.minute, dtype=np.int64)
+                inside |= (start <= minute) & (minute <= end) if start <= end else (minute >= start) | (minute <= end)
+            ok &= inside
+        if self._window is not None:
+            before, after = self._window
+            times = np.asarray(self._funding_times(label), dtype=np.int64)
+            if times.size:
+                i = np.searchsorted(times, ts - after, side="left")
+                ok &= ~((i < times.size) & (times[np.minimum(i, times.size - 1)] <= ts + before))
+            else:
+                step = 8 * 60 * NS_PER_MIN
+                nearest = np.round(ts / step).astype(np.int64) * step  # 00/08/16 UTC, rounded as round() does
+                ok &= ~((nearest - before <= ts) & (ts <= nearest + after))
+        return ok
 
     def allowed(self, ts: int, label: str = "") -> bool:
         """Time filters at decision time `ts` (`label` names the instrument in the fallback warning)."""

@@ -117,7 +117,7 @@ class DslStrategy(PerpStrategy):
         cache = source.for_instrument(self.instrument_id.value) if source is not None else None
         if cache is not None:  # a backtest that precomputed the bars' signals (dsl/table.py)
             self._state = self.book
-            self.table = SignalTable(a, cache, self._state, self.entry_allowed)
+            self.table = SignalTable(a, cache, self._state, self._filters, self.instrument_id.value)
             self._k = self._last_k = -1
             self._observe, self._entry_signal, self._exit_holds = (
                 self._observe_table, self._entry_signal_table, self._exit_holds_table,

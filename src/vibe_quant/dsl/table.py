@@ -23,6 +23,7 @@ whole backtests against the full replay.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -165,11 +166,15 @@ class SignalTable:
         The instrument's recorded indicators.
     state : InstrumentState
         The instrument's bars as floats (``backtest/execution.py``) and funding schedule.
-    entry_allowed : callable
-        ``ts -> bool``, the strategy's own time filters (called on the bars with a signal only).
+    entry_allowed : EntryFilters, callable or None
+        The strategy's own time filters: an :class:`~vibe_quant.dsl.filters.EntryFilters` (asked
+        once for all the bars with a signal), a ``ts -> bool`` callable (asked bar by bar), or None
+        (no time filter).
+    label : str
+        The instrument, for the filters' fallback warning.
     """
 
-    def __init__(self, analysis: Analysis, cache: IndicatorCache, state, entry_allowed):
+    def __init__(self, analysis: Analysis, cache: IndicatorCache, state, entry_allowed, label: str = ""):
         self.analysis = a = analysis
         self.n = n = len(state.ts)
         self._state = state
@@ -192,16 +197,45 @@ class SignalTable:
 
         long, short = side(a.entry["long"]), side(a.entry["short"])
         sig = np.where(long & ~short, 1, np.where(short & ~long, -1, 0)).astype(np.int8)
-        allowed = np.zeros(n, dtype=bool)
-        for k in np.flatnonzero(sig).tolist():
-            allowed[k] = entry_allowed(state.ts[k])
-        self.sig = sig.tolist()  # read per bar by the strategy: list items are Python ints
-        self.exit_long = side(a.exit["long"]).tolist()
-        self.exit_short = side(a.exit["short"]).tolist()
+        allowed = sig != 0
+        signalled = np.flatnonzero(allowed)
+        if entry_allowed is None or not signalled.size:
+            pass
+        elif hasattr(entry_allowed, "allowed_at"):
+            if entry_allowed.active:
+                ts = np.asarray(state.ts, dtype=np.int64)[signalled]
+                allowed[signalled] = entry_allowed.allowed_at(ts, label)
+        else:
+            for k in signalled.tolist():
+                allowed[k] = entry_allowed(state.ts[k])
+        # arrays for array code (the perp kernel); lists (below) for the strategy's per-bar reads
+        self.sig_array = sig
+        self.exit_long_array = side(a.exit["long"])
+        self.exit_short_array = side(a.exit["short"])
         self.allowed = allowed  # the time filters at the bars with a signal (False elsewhere)
-        self.next = NextAction(sig, allowed)
-        self.zero_before = self.next.zero_before
-        self.signal_bars = int(np.count_nonzero(sig))
+        self.signal_bars = int(signalled.size)
+
+    @functools.cached_property
+    def sig(self) -> list[int]:
+        """Entry signal per bar (+1, -1, 0) as a list: read per bar by the strategy, list items are Python ints."""
+        return self.sig_array.tolist()
+
+    @functools.cached_property
+    def exit_long(self) -> list[bool]:
+        return self.exit_long_array.tolist()
+
+    @functools.cached_property
+    def exit_short(self) -> list[bool]:
+        return self.exit_short_array.tolist()
+
+    @functools.cached_property
+    def next(self) -> NextAction:
+        """When a flat, idle strategy next acts (the NautilusTrader fast replay's feed)."""
+        return NextAction(self.sig_array, self.allowed)
+
+    @property
+    def zero_before(self) -> np.ndarray:
+        return self.next.zero_before
 
     # -- series ---------------------------------------------------------------------------------
 

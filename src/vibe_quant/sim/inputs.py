@@ -137,12 +137,12 @@ def strategy_arrays(analysis, market: Market, caches: list) -> StrategyArrays:
     for s, symbol in enumerate(market.symbols):
         book = market.books[s]
         filters = EntryFilters(analysis, lambda book=book: [ts for ts, _, _ in book.funding], warnings.append)
-        table = SignalTable(analysis, caches[s], book, lambda ts, f=filters, sym=symbol: f.allowed(ts, sym))
+        table = SignalTable(analysis, caches[s], book, filters, symbol)
         n = table.n
         closes = np.asarray(book.closes, dtype=np.float64)
-        parts["sig"].append(np.asarray(table.sig, dtype=np.int8))
-        parts["exl"].append(np.asarray(table.exit_long, dtype=np.bool_))
-        parts["exs"].append(np.asarray(table.exit_short, dtype=np.bool_))
+        parts["sig"].append(table.sig_array)
+        parts["exl"].append(table.exit_long_array)
+        parts["exs"].append(table.exit_short_array)
         parts["alw"].append(table.allowed)
         parts["stopd"].append(_distance(sl, table, closes) if sl is not None else np.full(n, np.nan))
         parts["tgtd"].append(

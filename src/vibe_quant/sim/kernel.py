@@ -701,14 +701,15 @@ def simulate_nb(
                 k += 1
             # the venue module has the exchange execute the commands due by t (if any is due)
             due = False
-            k = 0
-            for a in range(cnt[N_MP]):
-                if mp[a] <= t:
-                    due = True
-                else:
-                    mp[k] = mp[a]
-                    k += 1
-            cnt[N_MP] = k
+            if cnt[N_MP] > 0:
+                k = 0
+                for a in range(cnt[N_MP]):
+                    if mp[a] <= t:
+                        due = True
+                    else:
+                        mp[k] = mp[a]
+                        k += 1
+                cnt[N_MP] = k
             if due:
                 _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar_ns, seed, boff, bo, bvol,
                          bavg, sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff)  # fmt: skip
@@ -753,7 +754,16 @@ def simulate_nb(
                         target = sl
                 if stop_hit and target >= 0:
                     _done(oi, si, s, target)  # pessimistic: the take-profit is cancelled, the stop fills
-        for point in range(4):
+        resting = False
+        for sl in range(K):
+            if oi[s, sl, O_ST] == OPEN and oi[s, sl, O_KIND] != MARKET:
+                resting = True
+                break
+        if not resting:  # nothing to match: the last price ends at the close (see below)
+            sf[s, F_LAST] = c
+            si[s, S_LAST_INIT] = 1
+        for point in range(4 if resting else 0):
+            # After the path the last price is always the close: either the close moved it or it equalled it.
             if point == 0:
                 px = o
                 if si[s, S_LAST_INIT] != 0 and px == sf[s, F_LAST]:
@@ -816,10 +826,15 @@ def simulate_nb(
         if cnt[N_STATUS] != OK:
             return cnt, n_eq
         # -- the strategy on the bar's close, then the exchange processes what is due -------------------------
-        _decide(s, i, b, t, c, sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp_f, sp_i, vf, vi, sf, si, oi, of, qi,
-                qf, mp, cnt)  # fmt: skip
-        _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar_ns, seed, boff, bo, bvol, bavg,
-                 sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff)  # fmt: skip
+        if i >= sp_i[s, I_READY] and si[s, S_INFLIGHT] == 0:
+            if sf[s, F_QTY] == 0 and sig[b] == 0:  # flat without a signal: the signal lapses, nothing else
+                si[s, S_SIGNALLED] = 0
+            elif not (sf[s, F_QTY] == 0 and sig[b] == si[s, S_SIGNALLED]):  # (flat, signal already acted on)
+                _decide(s, i, b, t, c, sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp_f, sp_i, vf, vi, sf, si, oi,
+                        of, qi, qf, mp, cnt)  # fmt: skip
+        if cnt[N_Q] > 0 and qi[0, Q_TS] <= t:
+            _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar_ns, seed, boff, bo, bvol, bavg,
+                     sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff)  # fmt: skip
     if last_ts >= 0:
         eq_ts[n_eq] = last_ts
         eq[n_eq] = _equity(cnt[N_BAL], sf, si, boff, bc)
