@@ -303,10 +303,9 @@ def run_numba_loop(queue: mp.Queue, catalog: str, end: dt.date, repeat: int) -> 
 
 
 def run_nautilus(queue: mp.Queue, catalog: str, end: dt.date, repeat: int) -> None:
-    from vibe_quant.sim.compare import differences
-
     from vibe_quant.backtest.engine import run_backtest
     from vibe_quant.sim import run_sim
+    from vibe_quant.sim.compare import differences
 
     t0 = time.perf_counter()
     plan, data = _ema_load(catalog, end)
