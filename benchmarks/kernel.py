@@ -415,22 +415,15 @@ def _same_metrics(a: dict, b: dict) -> list[str]:
 
 def ema_part(catalog: str, args, end: dt.date) -> dict:
     with tempfile.TemporaryDirectory() as cache_dir:
-        print("EMA cross: kernel, cold (empty numba cache) ...", flush=True)
-        kernel = run_in_child(run_kernel, catalog, end, cache_dir, args.repeat)
-        print(
-            f"  session build {kernel['session_build_s']:.2f}s, first run {kernel['first_run']['total_s']:.2f}s "
-            f"(simulate {kernel['first_run']['simulate_s']:.2f}s), warm "
-            f"{[round(w['total_s'], 3) for w in kernel['warm_runs']]}",
-            flush=True,
-        )
-        print("EMA cross: kernel, numba cache filled ...", flush=True)
-        kernel_cached = run_in_child(run_kernel, catalog, end, cache_dir, args.repeat)
-        print(
-            f"  session build {kernel_cached['session_build_s']:.2f}s, first run "
-            f"{kernel_cached['first_run']['total_s']:.2f}s, warm "
-            f"{[round(w['total_s'], 3) for w in kernel_cached['warm_runs']]}",
-            flush=True,
-        )
+        runs = []
+        for label in ("cold (empty numba cache)", "numba cache filled"):
+            print(f"EMA cross: kernel, {label} ...", flush=True)
+            k = run_in_child(run_kernel, catalog, end, cache_dir, args.repeat)
+            print(f"  session build {k['session_build_s']:.2f}s, first run {k['first_run']['total_s']:.2f}s "
+                  f"(simulate {k['first_run']['simulate_s']:.2f}s), warm {[round(w['total_s'], 3) for w in k['warm_runs']]}",
+                  flush=True)  # fmt: skip
+            runs.append(k)
+        kernel, kernel_cached = runs
     print("EMA cross: plain numba loop ...", flush=True)
     loop = run_in_child(run_numba_loop, catalog, end, args.repeat)
     print(

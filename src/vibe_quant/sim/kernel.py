@@ -236,6 +236,32 @@ def _submit_market(oi, of, si, qi, qf, mp, cnt, s, t, lat, side, qty, reason, re
 
 
 @njit(cache=True)
+def _fee_units(qty, price, rate):
+    """NautilusTrader's ``MakerTakerFeeModel``: ``Money(Money(qty * multiplier * price) * rate)`` in 1e-8 units."""
+    return units_nb(money_nb(units_nb(qty * 1.0 * price)) * rate)
+
+
+@njit(cache=True)
+def _record_fill(fi, ff, cnt, t, econ, s, side, taker, kind, reason, order_no, trade, qty, price, fee, ref, est):
+    n = cnt[N_FILL]
+    fi[n, FI_TS] = t
+    fi[n, FI_ECON] = econ
+    fi[n, FI_SYM] = s
+    fi[n, FI_SIDE] = side
+    fi[n, FI_TAKER] = 1 if taker else 0
+    fi[n, FI_TYPE] = kind
+    fi[n, FI_REASON] = reason
+    fi[n, FI_ORDER] = order_no
+    fi[n, FI_TRADE] = trade
+    ff[n, FF_QTY] = qty
+    ff[n, FF_PX] = price
+    ff[n, FF_FEE] = fee
+    ff[n, FF_REF] = ref
+    ff[n, FF_EST] = est
+    cnt[N_FILL] = n + 1
+
+
+@njit(cache=True)
 def _fill(s, sl, t, econ, price, ref, est, taker, sf, si, oi, of, sp_f, kfloor, kcap, kmmr, kcum, koff, fi, ff, cnt):
     """Book a fill of order `sl` of symbol `s` in full: record, fee, balance, position, contingencies."""
     n = cnt[N_FILL]
@@ -244,8 +270,7 @@ def _fill(s, sl, t, econ, price, ref, est, taker, sf, si, oi, of, sp_f, kfloor, 
         return
     side = oi[s, sl, O_SIDE]
     qty = of[s, sl, OF_QTY]
-    rate = sp_f[s, P_TAKER] if taker else sp_f[s, P_MAKER]
-    fee_units = units_nb(money_nb(units_nb(qty * 1.0 * price)) * rate)
+    fee_units = _fee_units(qty, price, sp_f[s, P_TAKER] if taker else sp_f[s, P_MAKER])
     fee = money_nb(fee_units)
     cnt[N_BAL] -= fee_units
     old = sf[s, F_QTY]
@@ -263,21 +288,8 @@ def _fill(s, sl, t, econ, price, ref, est, taker, sf, si, oi, of, sp_f, kfloor, 
         sf[s, F_AVG] = 0.0
         sf[s, F_WALLET] = 0.0
         sf[s, F_LIQ] = 0.0
-    fi[n, FI_TS] = t
-    fi[n, FI_ECON] = econ
-    fi[n, FI_SYM] = s
-    fi[n, FI_SIDE] = side
-    fi[n, FI_TAKER] = 1 if taker else 0
-    fi[n, FI_TYPE] = oi[s, sl, O_KIND]
-    fi[n, FI_REASON] = oi[s, sl, O_REASON]
-    fi[n, FI_ORDER] = oi[s, sl, O_NO]
-    fi[n, FI_TRADE] = si[s, S_TRADE]
-    ff[n, FF_QTY] = qty
-    ff[n, FF_PX] = price
-    ff[n, FF_FEE] = fee
-    ff[n, FF_REF] = ref
-    ff[n, FF_EST] = est
-    cnt[N_FILL] = n + 1
+    _record_fill(fi, ff, cnt, t, econ, s, side, taker, oi[s, sl, O_KIND], oi[s, sl, O_REASON], oi[s, sl, O_NO],
+                 si[s, S_TRADE], qty, price, fee, ref, est)  # fmt: skip
     _done(oi, si, s, sl)
     sib = oi[s, sl, O_SIB]
     if sib >= 0 and oi[s, sib, O_ST] == OPEN:  # OUO: the other exit goes
@@ -392,27 +404,14 @@ def _liquidate(s, t, b, bo, sf, si, oi, sp_f, li, lf, fi, ff, cnt):
     if n >= fi.shape[0] or cnt[N_LIQ] >= li.shape[0]:
         cnt[N_STATUS] = FULL
         return
-    fee_units = units_nb(money_nb(units_nb(qty * 1.0 * price)) * sp_f[s, P_TAKER])
+    fee_units = _fee_units(qty, price, sp_f[s, P_TAKER])
     fee = money_nb(fee_units)
     cnt[N_BAL] -= fee_units
     points = (price - entry) if side > 0 else (entry - price)
     cnt[N_BAL] += units_nb(qty * 1.0 * points)
-    fi[n, FI_TS] = t
-    fi[n, FI_ECON] = t
-    fi[n, FI_SYM] = s
-    fi[n, FI_SIDE] = -side
-    fi[n, FI_TAKER] = 1
-    fi[n, FI_TYPE] = MARKET
-    fi[n, FI_REASON] = R_LIQ
     cnt[N_ORDER] += 1
-    fi[n, FI_ORDER] = -cnt[N_ORDER]
-    fi[n, FI_TRADE] = si[s, S_TRADE]
-    ff[n, FF_QTY] = qty
-    ff[n, FF_PX] = price
-    ff[n, FF_FEE] = fee
-    ff[n, FF_REF] = price
-    ff[n, FF_EST] = 0.0
-    cnt[N_FILL] = n + 1
+    _record_fill(fi, ff, cnt, t, t, s, -side, True, MARKET, R_LIQ, -cnt[N_ORDER], si[s, S_TRADE], qty, price, fee,
+                 price, 0.0)  # fmt: skip
     sf[s, F_QTY] = 0.0
     sf[s, F_AVG] = 0.0
     sf[s, F_WALLET] = 0.0
