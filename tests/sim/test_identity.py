@@ -127,3 +127,15 @@ def test_what_the_kernel_cannot_run_is_refused_with_the_reason() -> None:
     gated = plan_run(msgspec.structs.replace(_plan("ema_cross").config, sizing=SizingConfig(method="kelly")))
     assert "risk gate" in refusal(gated)
     assert refusal(_plan("ema_cross")) is None
+
+
+def test_the_warm_up_compiles_the_signature_real_runs_use(aug_2023_catalog: Path, specs) -> None:
+    """``warm_up`` (run once before the suite's worker processes start) must compile the kernel for the
+    argument types of a real run: a second specialisation would mean every process compiles again."""
+    from vibe_quant.sim import kernel
+    from vibe_quant.sim.session import warm_up
+
+    warm_up()
+    plan = _plan("ema_cross", ("FILUSDT", "NEARUSDT"))
+    run_sim(plan, load_market_data(aug_2023_catalog, plan, specs))
+    assert len(kernel.simulate_nb.signatures) == 1

@@ -9,6 +9,8 @@ cancellation) stops the workers without waiting for the points in flight.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -91,6 +93,11 @@ def _pool_round(queue: deque, spec: WorkerSpec, workers: int, lost: list) -> Ite
 
 
 def _ray(points, spec: WorkerSpec, workers: int, address: str | None) -> Iterator[dict]:
+    if address is None and "ray" not in sys.modules:
+        # A private local Ray runs its actors with this interpreter on this checkout. Under `uv run`, Ray's
+        # uv hook would copy the project into a per-session directory instead, where numba finds no
+        # compiled perp kernel and every actor compiles it again (~20 s each).
+        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     try:
         import ray
     except ImportError:

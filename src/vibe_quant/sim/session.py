@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from vibe_quant.backtest.draws import seed_bits
 from vibe_quant.backtest.engine import BacktestResult, assemble
 from vibe_quant.backtest.market_data import MarketData, funding_warnings
 from vibe_quant.backtest.plan import RunPlan
@@ -156,6 +157,28 @@ def records(mk: Market, cnt, fi, ff, ri, rf, li, lf) -> RunRecorder:
             LiquidationRecord(ts, symbols[s], f"{symbols[s]}-{trade}", side, qty, entry, px, wallet, clearance)
         )
     return rec
+
+
+def warm_up() -> None:
+    """Compile the kernel (or load it from numba's on-disk cache) on a three-bar market with the argument
+    types a real run passes, so the processes started after this one load it instead of compiling it
+    (a cold compile takes ~15 s; the test suite calls this once before its worker processes start)."""
+    i8, f8 = np.int64, np.float64
+    n = 3
+    z = np.zeros
+    sp_f = np.array([[0.001, 0.1, 10.0, 0.0005, 0.0002, 1e6, 1e3, 1e13, 10.0, 1e15]])
+    vf = np.array([1.0, 0.1, 1.0, 0.0, 1.0, 0.02, np.nan, np.nan, np.nan])
+    vi = z(12, i8)
+    vi[kn.W_BASE], vi[kn.W_FILL_LAT], vi[kn.W_BAR_NS], vi[kn.W_BAL_UNITS] = 1, 1, 60_000_000_000, 10**13
+    bts = np.arange(1, n + 1, dtype=i8) * 60_000_000_000
+    px = np.full(n, 10.0)
+    kn.simulate_nb(
+        z(n, i8), np.arange(n, dtype=i8), np.array([0, n], dtype=i8), bts, px, px, px, px, z(n, f8), z(n, f8),
+        np.array([0, 1, 0], dtype=np.int8), z(n, np.bool_), z(n, np.bool_), np.ones(n, np.bool_), z(n, f8), z(n, f8),
+        z(n, f8), z(2, i8), z(0, i8), z(0, f8), np.array([0, 1], dtype=i8), z(1, f8), np.array([1e9]), np.array([0.01]),
+        z(1, f8), sp_f, z((1, 2), i8), vf, vi, seed_bits(0), z((8, 9), i8), z((8, 5), f8), z((0, 3), i8),
+        z((0, 4), f8), z((8, 4), i8), z((8, 5), f8), z(n, i8), z(n, f8),
+    )  # fmt: skip
 
 
 def run_sim(plan: RunPlan, data: MarketData, run_id: str | None = None) -> BacktestResult:
