@@ -264,8 +264,7 @@ def demo_command() -> None:
 
 
 def demo_kernel(h, specs) -> bool:
-    """Step 17: EMA 20/100 with an ATR stop and target on every 1m bar of the sample (two symbols, one account,
-    validation costs): NautilusTrader, then the kernel (cold: numba compile; warm: a second parameter set), compared
+    """Step 17: EMA 20/100 with an ATR stop and target on every 1m bar of the sample's FILUSDT (validation costs): NautilusTrader, then the kernel (cold: numba compile; warm: a second parameter set), compared
     fill by fill and metric by metric."""
     import datetime as dt
     import json
@@ -281,7 +280,7 @@ def demo_kernel(h, specs) -> bool:
     from vibe_quant.sim.compare import differences
 
     doc = json.loads(document_json(load_file(resolve_strategy_file("ema_trend_atr"))))
-    plan = plan_run(BacktestConfig(strategy=doc["name"], kind="dsl", document=doc, symbols=("FILUSDT", "NEARUSDT"),
+    plan = plan_run(BacktestConfig(strategy=doc["name"], kind="dsl", document=doc, symbols=("FILUSDT",),
                                    timeframe="1m", start=dt.date(2023, 8, 1), end=dt.date(2023, 10, 31),
                                    mode="validation", latency="retail", leverage=5))  # fmt: skip
     data = load_market_data(h.catalog, plan, specs)

@@ -60,9 +60,10 @@ def check_front(home: Home, run_row: int, base: BacktestConfig, front: Sequence[
                 specs_path: str | None = None) -> int:  # fmt: skip
     """Re-run every point of `front` on NautilusTrader and compare its metrics with the stored ones.
 
-    Each point is `base` with the row's ``parameters``, run on a fresh NautilusTrader engine
-    (``run_backtest``, active replay) over `base`'s period, with the market data loaded once
-    from ``home.catalog``.
+    Each point is `base` with the row's ``parameters``, run on NautilusTrader (active replay) over
+    `base`'s period: one engine for all the points, reset between them as the screening workers do
+    (a reused engine gives a fresh engine's results, tests/screening/test_pipeline.py), with the
+    market data loaded once from ``home.catalog``.
 
     Parameters
     ----------
@@ -90,19 +91,22 @@ def check_front(home: Home, run_row: int, base: BacktestConfig, front: Sequence[
     """
     if not front:
         return 0
-    from vibe_quant.backtest.engine import run_backtest
+    from vibe_quant.backtest.engine import EngineSession
     from vibe_quant.backtest.market_data import load_market_data
     from vibe_quant.backtest.plan import plan_run
     from vibe_quant.instruments.specs import InstrumentSpecs
 
-    data = load_market_data(home.catalog, plan_run(base), InstrumentSpecs(specs_path))
+    plans = [plan_run(msgspec.structs.replace(base, params=row["parameters"])) for row in front]
+    data = load_market_data(home.catalog, plans[0], InstrumentSpecs(specs_path))
+    session = EngineSession(plans[0], data, replay="active")
     disagree = []
-    for row in front:
-        plan = plan_run(msgspec.structs.replace(base, params=row["parameters"]))
-        result = run_backtest(plan, data, replay="active")
-        diffs = metric_differences(row["metrics"] or {}, result.metrics)
-        if diffs:
-            disagree.append((row, diffs))
+    try:
+        for row, plan in zip(front, plans, strict=True):
+            diffs = metric_differences(row["metrics"] or {}, session.run(plan, reports=False).metrics)
+            if diffs:
+                disagree.append((row, diffs))
+    finally:
+        session.dispose()
     if disagree:
         row, diffs = disagree[0]
         metric, kernel, nautilus = diffs[0]
