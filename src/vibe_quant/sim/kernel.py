@@ -367,7 +367,7 @@ def _rejected(s, sl, t, sf, si, oi, of, qi, qf, mp, cnt, vi):
 
 
 @njit(cache=True)
-def _arm(s, sl, t, p_limit, seed, sf, si, oi, of, sp_f, sp_i, qi, qf, mp, cnt, vi, kfloor, kcap, kmmr, kcum, koff,
+def _arm(s, sl, t, sf, si, oi, of, sp_f, qi, qf, mp, cnt, vi, kfloor, kcap, kmmr, kcum, koff,
          fi, ff):  # fmt: skip
     """A bracket's exit order reaches the book when its entry fills (NautilusTrader's OTO release)."""
     side = oi[s, sl, O_SIDE]
@@ -490,7 +490,7 @@ def _equity(bal_units, sf, si, boff, bc):
 
 
 @njit(cache=True)
-def _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar_ns, seed, boff, bo, bvol, bavg,
+def _process(t, validation, spread_ticks, impact, p_slip, fill_lat, bar_ns, seed, boff, bo, bvol, bavg,
              sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff):  # fmt: skip
     """``SimulatedExchange.process(t)``: execute the commands at the head of the list while they are due."""
     while cnt[N_Q] > 0 and qi[0, Q_TS] <= t:
@@ -530,7 +530,7 @@ def _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar
         _fill(cs, slot, t, econ, px, ref, est, True, sf, si, oi, of, sp_f, kfloor, kcap, kmmr, kcum, koff, fi, ff, cnt)
         for child in (c1, c2):
             if child >= 0 and oi[cs, child, O_ST] == INFLIGHT:
-                _arm(cs, child, t, p_limit, seed, sf, si, oi, of, sp_f, sp_i, qi, qf, mp, cnt, vi, kfloor, kcap, kmmr,
+                _arm(cs, child, t, sf, si, oi, of, sp_f, qi, qf, mp, cnt, vi, kfloor, kcap, kmmr,
                      kcum, koff, fi, ff)  # fmt: skip
 
 
@@ -710,7 +710,7 @@ def simulate_nb(
                         k += 1
                 cnt[N_MP] = k
             if due:
-                _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar_ns, seed, boff, bo, bvol,
+                _process(t, validation, spread_ticks, impact, p_slip, fill_lat, bar_ns, seed, boff, bo, bvol,
                          bavg, sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff)  # fmt: skip
         if cnt[N_STATUS] != OK:
             return cnt, n_eq
@@ -832,7 +832,7 @@ def simulate_nb(
                 _decide(s, i, b, t, c, sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp_f, sp_i, vf, vi, sf, si, oi,
                         of, qi, qf, mp, cnt)  # fmt: skip
         if cnt[N_Q] > 0 and qi[0, Q_TS] <= t:
-            _process(t, validation, spread_ticks, impact, p_slip, p_limit, fill_lat, bar_ns, seed, boff, bo, bvol, bavg,
+            _process(t, validation, spread_ticks, impact, p_slip, fill_lat, bar_ns, seed, boff, bo, bvol, bavg,
                      sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff)  # fmt: skip
     if last_ts >= 0:
         eq_ts[n_eq] = last_ts
