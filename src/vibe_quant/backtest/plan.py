@@ -127,3 +127,11 @@ def plan_run(config: BacktestConfig) -> RunPlan:
         )
     venue = VenueRules(**{name: getattr(cfg, name) for name in _VENUE_FIELDS})
     return RunPlan(cfg, bound, venue, Period(cfg.start, cfg.end), cfg.sizing, cfg.risk)
+
+
+def plan_market(config: BacktestConfig) -> RunPlan:
+    """The market, period and venue of `config` with no strategy bound: what an environment trading its
+    own actions (``vibe_quant.rl.env``) is built from."""
+    cfg = config.resolved()
+    venue = VenueRules(**{name: getattr(cfg, name) for name in _VENUE_FIELDS})
+    return RunPlan(cfg, None, venue, Period(cfg.start, cfg.end), None, None)

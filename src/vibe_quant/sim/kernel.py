@@ -59,7 +59,7 @@ C_SUBMIT, C_CANCEL, C_MODIFY = 0, 1, 2
 TP_NONE, TP_DISTANCE, TP_RISK_REWARD = 0, 1, 2
 
 # per-symbol float state sf[s, *]
-F_QTY, F_AVG, F_WALLET, F_LIQ, F_LAST = range(5)
+F_QTY, F_AVG, F_WALLET, F_LIQ, F_LAST, F_LEVEL = range(6)  # F_LEVEL: a policy's target level at its last decision
 # per-symbol int state si[s, *]
 S_TRADE, S_CUR, S_NF, S_LAST_INIT, S_SIGNALLED, S_INFLIGHT, S_STOP_SLOT, S_DRAW_TS, S_RANK_SLIP, S_RANK_LIM = range(10)
 # order slot ints oi[s, slot, *] and floats of[s, slot, *]
@@ -88,6 +88,8 @@ LI_TS, LI_SYM, LI_SIDE, LI_TRADE = range(4)
 LF_QTY, LF_ENTRY, LF_PX, LF_WALLET, LF_CLEAR = range(5)
 # status
 OK, FULL = 0, 1
+# the run's clock[*]: equity points written, the last close time seen
+C_NEQ, C_LAST = range(2)
 
 
 @njit(cache=True)
@@ -622,23 +624,9 @@ def _decide(s, i, b, t, c, sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp
 
 
 @njit(cache=True)
-def simulate_nb(
-    seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg,
-    sig, exl, exs, alw, stopd, tgtd, traild,
-    foff, fts, frate, koff, kfloor, kcap, kmmr, kcum,
-    sp_f, sp_i, vf, vi, seed,
-    fi, ff, ri, rf, li, lf, eq_ts, eq,
-):  # fmt: skip
-    """Run one backtest into the preallocated record arrays; return the counters
-    (``cnt[N_FILL]`` fills, ``cnt[N_FUND]`` funding records, ``cnt[N_LIQ]`` liquidations,
-    ``cnt[N_STATUS]`` FULL when the fill arrays were too small) and the number of equity points."""
-    n_sym = boff.size - 1
-    m_total = seq_sym.size
-    validation = vi[W_VALID] != 0
-    fill_lat, bar_ns = vi[W_FILL_LAT], vi[W_BAR_NS]
-    spread_ticks, impact, p_limit, p_slip = vf[V_SPREAD], vf[V_IMPACT], vf[V_PLIMIT], vf[V_PSLIP]
-
-    sf = np.zeros((n_sym, 5))
+def new_state_nb(n_sym, foff, balance_units):
+    """A run's state before its first bar: ``(sf, si, oi, of, qi, qf, mp, cnt, order_buf, clock)``."""
+    sf = np.zeros((n_sym, 6))
     si = np.zeros((n_sym, 10), np.int64)
     si[:, S_CUR] = -1
     si[:, S_STOP_SLOT] = -1
@@ -651,191 +639,245 @@ def simulate_nb(
     qf = np.zeros(Q)
     mp = np.zeros(Q * 4, np.int64)
     cnt = np.zeros(9, np.int64)
-    cnt[N_BAL] = vi[W_BAL_UNITS]
+    cnt[N_BAL] = balance_units
     order_buf = np.zeros(K, np.int64)
-    n_eq = 0
-    last_ts = np.int64(-1)
+    clock = np.zeros(2, np.int64)
+    clock[C_LAST] = -1
+    return sf, si, oi, of, qi, qf, mp, cnt, order_buf, clock
 
-    for m in range(m_total):
-        s = seq_sym[m]
-        b = boff[s] + seq_idx[m]  # this bar (the merged sequence: close time, then symbol order)
-        t = bts[b]
-        if t > last_ts:
-            if last_ts >= 0:
-                eq_ts[n_eq] = last_ts
-                eq[n_eq] = _equity(cnt[N_BAL], sf, si, boff, bc)
-                n_eq += 1
-            last_ts = t
-            # every symbol with a bar at t advances to it; funding up to that bar's open
-            k = m
-            while k < m_total:
-                s2 = seq_sym[k]
-                i2 = seq_idx[k]
-                if bts[boff[s2] + i2] != t:
-                    break
-                si[s2, S_CUR] = i2
-                upto = t - bar_ns
-                while si[s2, S_NF] < foff[s2 + 1] and fts[si[s2, S_NF]] <= upto:
-                    fidx = si[s2, S_NF]
-                    si[s2, S_NF] += 1
-                    q2 = sf[s2, F_QTY]
-                    if q2 == 0:
-                        continue
-                    b2 = boff[s2] + i2
-                    mark = bc[b2 - 1] if i2 > 0 else bo[b2]
-                    amount = q2 * mark * frate[fidx]
-                    cnt[N_BAL] -= units_nb(amount)
-                    sf[s2, F_WALLET] -= amount
-                    sf[s2, F_LIQ] = liquidation_price_nb(1 if q2 > 0 else -1, abs(q2), sf[s2, F_AVG], sf[s2, F_WALLET],
-                                                         kfloor, kcap, kmmr, kcum, koff[s2], koff[s2 + 1])  # fmt: skip
-                    nr = cnt[N_FUND]
-                    ri[nr, 0] = fts[fidx]
-                    ri[nr, 1] = s2
-                    ri[nr, 2] = si[s2, S_TRADE]
-                    rf[nr, 0] = q2
-                    rf[nr, 1] = mark
-                    rf[nr, 2] = frate[fidx]
-                    rf[nr, 3] = amount
-                    cnt[N_FUND] = nr + 1
-                k += 1
-            # the venue module has the exchange execute the commands due by t (if any is due)
-            due = False
-            if cnt[N_MP] > 0:
-                k = 0
-                for a in range(cnt[N_MP]):
-                    if mp[a] <= t:
-                        due = True
-                    else:
-                        mp[k] = mp[a]
-                        k += 1
-                cnt[N_MP] = k
-            if due:
-                _process(t, validation, spread_ticks, impact, p_slip, fill_lat, bar_ns, seed, boff, bo, bvol,
-                         bavg, sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff)  # fmt: skip
-        if cnt[N_STATUS] != OK:
-            return cnt, n_eq
-        # -- this bar: liquidation, stop before take-profit, NautilusTrader's matching -------------------
-        i = si[s, S_CUR]
-        b = boff[s] + i
-        o, h, lo, c = bo[b], bh[b], bl[b], bc[b]
+
+@njit(cache=True)
+def open_bar_nb(
+    m, seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg,
+    foff, fts, frate, koff, kfloor, kcap, kmmr, kcum, sp_f, sp_i, vf, vi, seed,
+    sf, si, oi, of, qi, qf, mp, cnt, order_buf, clock, fi, ff, ri, rf, li, lf, eq_ts, eq,
+):  # fmt: skip
+    """Everything of element `m` of the merged bar sequence before its strategy decides: a new close
+    time (the previous one's equity point, funding, the commands due), then the bar's liquidation,
+    stop before take-profit and NautilusTrader's matching. The caller checks ``cnt[N_STATUS]``."""
+    m_total = seq_sym.size
+    validation = vi[W_VALID] != 0
+    fill_lat, bar_ns = vi[W_FILL_LAT], vi[W_BAR_NS]
+    spread_ticks, impact, p_limit, p_slip = vf[V_SPREAD], vf[V_IMPACT], vf[V_PLIMIT], vf[V_PSLIP]
+    s = seq_sym[m]
+    b = boff[s] + seq_idx[m]  # this bar (the merged sequence: close time, then symbol order)
+    t = bts[b]
+    if t > clock[C_LAST]:
+        if clock[C_LAST] >= 0:
+            n_eq = clock[C_NEQ]
+            eq_ts[n_eq] = clock[C_LAST]
+            eq[n_eq] = _equity(cnt[N_BAL], sf, si, boff, bc)
+            clock[C_NEQ] = n_eq + 1
+        clock[C_LAST] = t
+        # every symbol with a bar at t advances to it; funding up to that bar's open
+        k = m
+        while k < m_total:
+            s2 = seq_sym[k]
+            i2 = seq_idx[k]
+            if bts[boff[s2] + i2] != t:
+                break
+            si[s2, S_CUR] = i2
+            upto = t - bar_ns
+            while si[s2, S_NF] < foff[s2 + 1] and fts[si[s2, S_NF]] <= upto:
+                fidx = si[s2, S_NF]
+                si[s2, S_NF] += 1
+                q2 = sf[s2, F_QTY]
+                if q2 == 0:
+                    continue
+                b2 = boff[s2] + i2
+                mark = bc[b2 - 1] if i2 > 0 else bo[b2]
+                amount = q2 * mark * frate[fidx]
+                cnt[N_BAL] -= units_nb(amount)
+                sf[s2, F_WALLET] -= amount
+                sf[s2, F_LIQ] = liquidation_price_nb(1 if q2 > 0 else -1, abs(q2), sf[s2, F_AVG], sf[s2, F_WALLET],
+                                                     kfloor, kcap, kmmr, kcum, koff[s2], koff[s2 + 1])  # fmt: skip
+                nr = cnt[N_FUND]
+                ri[nr, 0] = fts[fidx]
+                ri[nr, 1] = s2
+                ri[nr, 2] = si[s2, S_TRADE]
+                rf[nr, 0] = q2
+                rf[nr, 1] = mark
+                rf[nr, 2] = frate[fidx]
+                rf[nr, 3] = amount
+                cnt[N_FUND] = nr + 1
+            k += 1
+        # the venue module has the exchange execute the commands due by t (if any is due)
+        due = False
+        if cnt[N_MP] > 0:
+            k = 0
+            for a in range(cnt[N_MP]):
+                if mp[a] <= t:
+                    due = True
+                else:
+                    mp[k] = mp[a]
+                    k += 1
+            cnt[N_MP] = k
+        if due:
+            _process(t, validation, spread_ticks, impact, p_slip, fill_lat, bar_ns, seed, boff, bo, bvol,
+                     bavg, sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff)  # fmt: skip
+    if cnt[N_STATUS] != OK:
+        return
+    # -- this bar: liquidation, stop before take-profit, NautilusTrader's matching -------------------
+    i = si[s, S_CUR]
+    b = boff[s] + i
+    o, h, lo, c = bo[b], bh[b], bl[b], bc[b]
+    q = sf[s, F_QTY]
+    if q != 0:
+        lp = sf[s, F_LIQ]
+        if (q > 0 and lp > 0 and lo <= lp) or (q < 0 and h >= lp):
+            liquidate = True
+            if q > 0:
+                if o > lp:
+                    for sl in range(K):
+                        if (oi[s, sl, O_ST] == OPEN and oi[s, sl, O_KIND] == STOP and oi[s, sl, O_SIDE] < 0
+                                and of[s, sl, OF_PX] >= lp):  # fmt: skip
+                            liquidate = False
+            else:
+                if o < lp:
+                    for sl in range(K):
+                        if (oi[s, sl, O_ST] == OPEN and oi[s, sl, O_KIND] == STOP and oi[s, sl, O_SIDE] > 0
+                                and of[s, sl, OF_PX] <= lp):  # fmt: skip
+                            liquidate = False
+            if liquidate:
+                _liquidate(s, t, b, bo, sf, si, oi, sp_f, li, lf, fi, ff, cnt)
         q = sf[s, F_QTY]
         if q != 0:
-            lp = sf[s, F_LIQ]
-            if (q > 0 and lp > 0 and lo <= lp) or (q < 0 and h >= lp):
-                liquidate = True
-                if q > 0:
-                    if o > lp:
-                        for sl in range(K):
-                            if (oi[s, sl, O_ST] == OPEN and oi[s, sl, O_KIND] == STOP and oi[s, sl, O_SIDE] < 0
-                                    and of[s, sl, OF_PX] >= lp):  # fmt: skip
-                                liquidate = False
-                else:
-                    if o < lp:
-                        for sl in range(K):
-                            if (oi[s, sl, O_ST] == OPEN and oi[s, sl, O_KIND] == STOP and oi[s, sl, O_SIDE] > 0
-                                    and of[s, sl, OF_PX] <= lp):  # fmt: skip
-                                liquidate = False
-                if liquidate:
-                    _liquidate(s, t, b, bo, sf, si, oi, sp_f, li, lf, fi, ff, cnt)
-            q = sf[s, F_QTY]
-            if q != 0:
-                long = q > 0
-                exit_side = -1 if long else 1
-                stop_hit = False
-                target = -1
-                for sl in range(K):
-                    if oi[s, sl, O_ST] != OPEN or oi[s, sl, O_SIDE] != exit_side or oi[s, sl, O_KIND] == MARKET:
-                        continue
-                    px = of[s, sl, OF_PX]
-                    if oi[s, sl, O_KIND] == STOP and ((lo <= px) if long else (h >= px)):
-                        stop_hit = True
-                    elif oi[s, sl, O_KIND] == LIMIT and ((h >= px) if long else (lo <= px)):
-                        target = sl
-                if stop_hit and target >= 0:
-                    _done(oi, si, s, target)  # pessimistic: the take-profit is cancelled, the stop fills
-        resting = False
-        for sl in range(K):
-            if oi[s, sl, O_ST] == OPEN and oi[s, sl, O_KIND] != MARKET:
-                resting = True
-                break
-        if not resting:  # nothing to match: the last price ends at the close (see below)
-            sf[s, F_LAST] = c
-            si[s, S_LAST_INIT] = 1
-        for point in range(4 if resting else 0):
-            # After the path the last price is always the close: either the close moved it or it equalled it.
-            if point == 0:
-                px = o
-                if si[s, S_LAST_INIT] != 0 and px == sf[s, F_LAST]:
+            long = q > 0
+            exit_side = -1 if long else 1
+            stop_hit = False
+            target = -1
+            for sl in range(K):
+                if oi[s, sl, O_ST] != OPEN or oi[s, sl, O_SIDE] != exit_side or oi[s, sl, O_KIND] == MARKET:
                     continue
-            elif point == 1:
-                px = h
-                if not px > sf[s, F_LAST]:
+                px = of[s, sl, OF_PX]
+                if oi[s, sl, O_KIND] == STOP and ((lo <= px) if long else (h >= px)):
+                    stop_hit = True
+                elif oi[s, sl, O_KIND] == LIMIT and ((h >= px) if long else (lo <= px)):
+                    target = sl
+            if stop_hit and target >= 0:
+                _done(oi, si, s, target)  # pessimistic: the take-profit is cancelled, the stop fills
+    resting = False
+    for sl in range(K):
+        if oi[s, sl, O_ST] == OPEN and oi[s, sl, O_KIND] != MARKET:
+            resting = True
+            break
+    if not resting:  # nothing to match: the last price ends at the close (see below)
+        sf[s, F_LAST] = c
+        si[s, S_LAST_INIT] = 1
+    for point in range(4 if resting else 0):
+        # After the path the last price is always the close: either the close moved it or it equalled it.
+        if point == 0:
+            px = o
+            if si[s, S_LAST_INIT] != 0 and px == sf[s, F_LAST]:
+                continue
+        elif point == 1:
+            px = h
+            if not px > sf[s, F_LAST]:
+                continue
+        elif point == 2:
+            px = lo
+            if not px < sf[s, F_LAST]:
+                continue
+        else:
+            px = c
+            if px == sf[s, F_LAST]:
+                continue
+        # resting orders in NautilusTrader's order: buys by price descending, then sells ascending
+        n_buf = 0
+        for pass_side in (1, -1):
+            start = n_buf
+            for sl in range(K):
+                if oi[s, sl, O_ST] == OPEN and oi[s, sl, O_SIDE] == pass_side and oi[s, sl, O_KIND] != MARKET:
+                    order_buf[n_buf] = sl
+                    n_buf += 1
+                    p = n_buf - 1
+                    while p > start:
+                        a0, a1 = order_buf[p - 1], order_buf[p]
+                        x0, x1 = of[s, a0, OF_PX], of[s, a1, OF_PX]
+                        before = (x1 > x0) if pass_side > 0 else (x1 < x0)
+                        if not (before or (x1 == x0 and oi[s, a1, O_SEQ] < oi[s, a0, O_SEQ])):
+                            break
+                        order_buf[p - 1], order_buf[p] = a1, a0
+                        p -= 1
+        for qn in range(n_buf):
+            sl = order_buf[qn]
+            if oi[s, sl, O_ST] != OPEN:
+                continue
+            side_o = oi[s, sl, O_SIDE]
+            oprice = of[s, sl, OF_PX]
+            if oi[s, sl, O_KIND] == STOP:
+                if not ((side_o > 0 and px >= oprice) or (side_o < 0 and px <= oprice)):
                     continue
-            elif point == 2:
-                px = lo
-                if not px < sf[s, F_LAST]:
-                    continue
+                gapped = (o <= oprice) if side_o < 0 else (o >= oprice)
+                reference = o if gapped else oprice
+                econ = (t - bar_ns) if gapped else t
+                est = sp_f[s, P_TICK] if validation else _coin_tick(s, t, p_slip, seed, sp_f, sp_i, si)
+                fpx = fixed_nb(round_adverse_nb(reference + side_o * est, sp_f[s, P_TICK], side_o),
+                               sp_f[s, P_POWP], sp_f[s, P_RESTP])  # fmt: skip
+                _fill(s, sl, t, econ, fpx, reference, est, True, sf, si, oi, of, sp_f, kfloor, kcap, kmmr, kcum,
+                      koff, fi, ff, cnt)  # fmt: skip
             else:
-                px = c
-                if px == sf[s, F_LAST]:
+                if not ((side_o > 0 and px <= oprice) or (side_o < 0 and px >= oprice)):
                     continue
-            # resting orders in NautilusTrader's order: buys by price descending, then sells ascending
-            n_buf = 0
-            for pass_side in (1, -1):
-                start = n_buf
-                for sl in range(K):
-                    if oi[s, sl, O_ST] == OPEN and oi[s, sl, O_SIDE] == pass_side and oi[s, sl, O_KIND] != MARKET:
-                        order_buf[n_buf] = sl
-                        n_buf += 1
-                        p = n_buf - 1
-                        while p > start:
-                            a0, a1 = order_buf[p - 1], order_buf[p]
-                            x0, x1 = of[s, a0, OF_PX], of[s, a1, OF_PX]
-                            before = (x1 > x0) if pass_side > 0 else (x1 < x0)
-                            if not (before or (x1 == x0 and oi[s, a1, O_SEQ] < oi[s, a0, O_SEQ])):
-                                break
-                            order_buf[p - 1], order_buf[p] = a1, a0
-                            p -= 1
-            for qn in range(n_buf):
-                sl = order_buf[qn]
-                if oi[s, sl, O_ST] != OPEN:
-                    continue
-                side_o = oi[s, sl, O_SIDE]
-                oprice = of[s, sl, OF_PX]
-                if oi[s, sl, O_KIND] == STOP:
-                    if not ((side_o > 0 and px >= oprice) or (side_o < 0 and px <= oprice)):
-                        continue
-                    gapped = (o <= oprice) if side_o < 0 else (o >= oprice)
-                    reference = o if gapped else oprice
-                    econ = (t - bar_ns) if gapped else t
-                    est = sp_f[s, P_TICK] if validation else _coin_tick(s, t, p_slip, seed, sp_f, sp_i, si)
-                    fpx = fixed_nb(round_adverse_nb(reference + side_o * est, sp_f[s, P_TICK], side_o),
-                                   sp_f[s, P_POWP], sp_f[s, P_RESTP])  # fmt: skip
-                    _fill(s, sl, t, econ, fpx, reference, est, True, sf, si, oi, of, sp_f, kfloor, kcap, kmmr, kcum,
-                          koff, fi, ff, cnt)  # fmt: skip
-                else:
-                    if not ((side_o > 0 and px <= oprice) or (side_o < 0 and px >= oprice)):
-                        continue
-                    if px == oprice and not _limit_queue(s, t, p_limit, seed, sp_i, si):
-                        continue  # only touched: still queued
-                    _fill(s, sl, t, t, oprice, oprice, 0.0, False, sf, si, oi, of, sp_f, kfloor, kcap, kmmr, kcum,
-                          koff, fi, ff, cnt)  # fmt: skip
-            sf[s, F_LAST] = px
-            si[s, S_LAST_INIT] = 1
+                if px == oprice and not _limit_queue(s, t, p_limit, seed, sp_i, si):
+                    continue  # only touched: still queued
+                _fill(s, sl, t, t, oprice, oprice, 0.0, False, sf, si, oi, of, sp_f, kfloor, kcap, kmmr, kcum,
+                      koff, fi, ff, cnt)  # fmt: skip
+        sf[s, F_LAST] = px
+        si[s, S_LAST_INIT] = 1
+
+
+@njit(cache=True)
+def after_decision_nb(t, boff, bo, bvol, bavg, koff, kfloor, kcap, kmmr, kcum, sp_f, sp_i, vf, vi, seed,
+                      sf, si, oi, of, qi, qf, mp, cnt, fi, ff):  # fmt: skip
+    """After the strategy decided on a bar closing at `t`: the exchange executes what is already due."""
+    if cnt[N_Q] > 0 and qi[0, Q_TS] <= t:
+        _process(t, vi[W_VALID] != 0, vf[V_SPREAD], vf[V_IMPACT], vf[V_PSLIP], vi[W_FILL_LAT], vi[W_BAR_NS], seed,
+                 boff, bo, bvol, bavg, sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt,
+                 fi, ff)  # fmt: skip
+
+
+@njit(cache=True)
+def close_run_nb(boff, bc, sf, si, cnt, clock, eq_ts, eq):
+    """The last close time's equity point; returns the number of equity points."""
+    if clock[C_LAST] >= 0:
+        n_eq = clock[C_NEQ]
+        eq_ts[n_eq] = clock[C_LAST]
+        eq[n_eq] = _equity(cnt[N_BAL], sf, si, boff, bc)
+        clock[C_NEQ] = n_eq + 1
+        clock[C_LAST] = -1
+    return clock[C_NEQ]
+
+
+@njit(cache=True)
+def simulate_nb(
+    seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg,
+    sig, exl, exs, alw, stopd, tgtd, traild,
+    foff, fts, frate, koff, kfloor, kcap, kmmr, kcum,
+    sp_f, sp_i, vf, vi, seed,
+    fi, ff, ri, rf, li, lf, eq_ts, eq,
+):  # fmt: skip
+    """Run one backtest into the preallocated record arrays; return the counters
+    (``cnt[N_FILL]`` fills, ``cnt[N_FUND]`` funding records, ``cnt[N_LIQ]`` liquidations,
+    ``cnt[N_STATUS]`` FULL when the fill arrays were too small) and the number of equity points."""
+    sf, si, oi, of, qi, qf, mp, cnt, order_buf, clock = new_state_nb(boff.size - 1, foff, vi[W_BAL_UNITS])
+    for m in range(seq_sym.size):
+        open_bar_nb(m, seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg, foff, fts, frate, koff, kfloor, kcap,
+                    kmmr, kcum, sp_f, sp_i, vf, vi, seed, sf, si, oi, of, qi, qf, mp, cnt, order_buf, clock, fi, ff, ri,
+                    rf, li, lf, eq_ts, eq)  # fmt: skip
         if cnt[N_STATUS] != OK:
-            return cnt, n_eq
+            return cnt, clock[C_NEQ]
         # -- the strategy on the bar's close, then the exchange processes what is due -------------------------
+        s = seq_sym[m]
+        i = si[s, S_CUR]
+        b = boff[s] + i
+        t = bts[b]
         if i >= sp_i[s, I_READY] and si[s, S_INFLIGHT] == 0:
             if sf[s, F_QTY] == 0 and sig[b] == 0:  # flat without a signal: the signal lapses, nothing else
                 si[s, S_SIGNALLED] = 0
             elif not (sf[s, F_QTY] == 0 and sig[b] == si[s, S_SIGNALLED]):  # (flat, signal already acted on)
-                _decide(s, i, b, t, c, sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp_f, sp_i, vf, vi, sf, si, oi,
-                        of, qi, qf, mp, cnt)  # fmt: skip
-        if cnt[N_Q] > 0 and qi[0, Q_TS] <= t:
-            _process(t, validation, spread_ticks, impact, p_slip, fill_lat, bar_ns, seed, boff, bo, bvol, bavg,
-                     sp_f, sp_i, vi, kfloor, kcap, kmmr, kcum, koff, sf, si, oi, of, qi, qf, mp, cnt, fi, ff)  # fmt: skip
-    if last_ts >= 0:
-        eq_ts[n_eq] = last_ts
-        eq[n_eq] = _equity(cnt[N_BAL], sf, si, boff, bc)
-        n_eq += 1
-    return cnt, n_eq
+                _decide(s, i, b, t, bc[b], sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp_f, sp_i, vf, vi, sf,
+                        si, oi, of, qi, qf, mp, cnt)  # fmt: skip
+        after_decision_nb(t, boff, bo, bvol, bavg, koff, kfloor, kcap, kmmr, kcum, sp_f, sp_i, vf, vi, seed, sf, si, oi,
+                          of, qi, qf, mp, cnt, fi, ff)  # fmt: skip
+    return cnt, close_run_nb(boff, bc, sf, si, cnt, clock, eq_ts, eq)

@@ -111,10 +111,12 @@ class Leg:
                                 **info)  # fmt: skip
 
     def go(self, bar: Bar, direction: int, qty: float, reason: str = "signal",
-           stop: float | None = None, target: float | None = None) -> bool:  # fmt: skip
+           stop: float | None = None, target: float | None = None, resize: bool = False) -> bool:  # fmt: skip
         """Move to `direction` (+1 long, -1 short, 0 flat) with `qty` for a new position.
 
-        `stop`/`target` are distances from the signal bar's close for the bracket orders.
+        `stop`/`target` are distances from the signal bar's close for the bracket orders. With
+        `resize`, a position already on `direction` is closed and opened again with `qty` (the venue
+        books whole positions; a policy's new target size goes through flat).
         Returns False when nothing could be sent (in flight, refused by a check).
         """
         if self.in_flight:
@@ -122,7 +124,7 @@ class Leg:
         book = self.book
         current = book.signed_qty
         side_now = (current > 0) - (current < 0)
-        if side_now == direction:
+        if side_now == direction and not (resize and direction):
             return False
         price = bar.close.as_double()
         released = 0.0

@@ -30,6 +30,7 @@ KINDS: dict[str, str] = {
     "python": "vibe_quant.strategy.python:PYTHON",
     "dsl": "vibe_quant.dsl.kind:DSL",
     "lpi": "vibe_quant.lpi.kind:LPI",
+    "rl": "vibe_quant.rl.kind:RL",
 }
 
 ParamValue = int | float | str | bool

@@ -1,0 +1,356 @@
+"""The trading environment: one step is one bar on the perp kernel, with our costs (docs/specs.md#rl-environment).
+
+:class:`EnvConfig` holds the environment's choices; :class:`EnvMarket` is one symbol's period as the
+kernel reads it (bars, funding, margin brackets, venue rules and the feature matrix), built once and
+shared by every environment copy; :class:`TradingEnv` is the Gymnasium environment.
+
+A step takes the action chosen on bar ``t``'s close: the kernel's policy decision (``sim/policy.py``,
+the decision ``PolicyStrategy`` takes on NautilusTrader), the commands due, then bar ``t+1``: funding
+at its settlements, the fills at its open with the run's slippage model, liquidation, and the
+observation on its close. The reward is seed 000's
+
+``dEquity - fees - funding - lambda*|position|*realised_vol - kappa*|dposition|``
+
+where ``dEquity - fees - funding`` is the equity change (``pnl`` below is the gross mark-to-market
+change, ``pnl - fees - funding`` the net one) divided by the equity at the step's start, so every term
+is a fraction of equity; ``position`` is the signed position as a fraction of full size after the step
+and ``realised_vol`` bar ``t+1``'s realised volatility (20 bars, per bar).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import msgspec
+import numpy as np
+from numba import float32, float64, int64, njit, uint64
+from numba.experimental import jitclass
+
+from vibe_quant.errors import ConfigError
+from vibe_quant.rl.actions import ACTION_SPACES, DISCRETE_LEVELS, to_level
+from vibe_quant.rl.features import FEATURES, N_FEATURES, PORTFOLIO, WARMUP, feature_matrix
+from vibe_quant.sim.kernel import (
+    F_AVG,
+    F_LEVEL,
+    F_QTY,
+    F_WALLET,
+    FF_FEE,
+    LF_CLEAR,
+    N_BAL,
+    N_FILL,
+    N_FUND,
+    N_LIQ,
+    N_STATUS,
+    OK,
+    S_CUR,
+    S_TRADE,
+    W_BAL_UNITS,
+    _equity,
+    after_decision_nb,
+    new_state_nb,
+    open_bar_nb,
+)
+from vibe_quant.sim.policy import policy_decide_nb, policy_vectors
+
+_RV = FEATURES.index("rv_20")
+# out[*] of env_step_nb
+O_EQUITY, O_PNL, O_FEES, O_FUNDING, O_POSITION, O_RV, O_LEVEL, O_CLEARANCE = range(8)
+
+
+class EnvConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The environment's choices (seed 000 section 7 defaults).
+
+    ``episode_bars`` None: an episode runs the whole period from the first ready bar; otherwise each
+    reset starts at a random ready bar (the environment's seeded generator) and runs that many bars.
+    """
+
+    window: int = 120
+    action_space: str = "discrete"  # discrete (0 flat, 1 long, 2 short) | continuous (target in [-1, 1])
+    levels: int = 4  # continuous targets are rounded to multiples of 1/levels
+    fraction: float = 1.0  # full size: this fraction of equity as notional
+    risk_lambda: float = 0.1
+    turnover_kappa: float = 0.01
+    episode_bars: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ConfigError(f"env.window={self.window}: must be >= 1 (seed 000: 120)")
+        if self.action_space not in ACTION_SPACES:
+            raise ConfigError(f"env.action_space={self.action_space!r}: choose {' or '.join(ACTION_SPACES)}")
+        if self.levels < 1:
+            raise ConfigError(f"env.levels={self.levels}: must be >= 1")
+        if not 0 < self.fraction <= 10:
+            raise ConfigError(f"env.fraction={self.fraction}: must be in (0, 10] (notional as a fraction of equity)")
+        if self.risk_lambda < 0 or self.turnover_kappa < 0:
+            raise ConfigError("env.risk_lambda and env.turnover_kappa must be >= 0 (seed 000: 0.1 and 0.01)")
+        if self.episode_bars is not None and self.episode_bars < 2:
+            raise ConfigError(f"env.episode_bars={self.episode_bars}: must be >= 2 (or none for the whole period)")
+
+    @property
+    def ready(self) -> int:
+        """The first bar index a decision is taken on: a full window of warmed-up feature rows."""
+        return self.window + WARMUP - 1
+
+
+class EnvMarket:
+    """One symbol's period for the kernel plus its feature matrix (build once, share between env copies).
+
+    Raises
+    ------
+    ConfigError
+        Not one symbol, or fewer bars than the warm-up and window need.
+    """
+
+    def __init__(self, plan, data, config: EnvConfig):
+        from vibe_quant.sim.inputs import Market
+
+        if len(plan.symbols) != 1:
+            raise ConfigError(f"an RL environment trades one symbol, got {', '.join(plan.symbols)}")
+        self.plan, self.config = plan, config
+        mk = Market.build(plan, data)
+        self.market = mk
+        self.n = int(mk.bts.size)
+        if self.n < config.ready + 2:
+            raise ConfigError(f"{plan.symbols[0]} {plan.timeframe}: {self.n} bars; the environment needs at least "
+                              f"{config.ready + 2} (window {config.window} + warm-up {WARMUP} + 1 step): a longer period")  # fmt: skip
+        self.features = feature_matrix(mk.bts, mk.bo, mk.bh, mk.bl, mk.bc, mk.bvol, mk.fts, mk.frate)
+        self.vf, self.vi, self.seed = policy_vectors(plan, config.fraction)
+        self.sp_i = np.array([[mk.keys[0], config.ready]], dtype=np.int64)
+        self.starting_equity = float(plan.venue.starting_balance)
+
+    @property
+    def symbol(self) -> str:
+        return self.plan.symbols[0]
+
+
+@njit(cache=True)
+def observe_nb(i, feats, window, sf, si, bc, boff, bal_units, fraction, obs):
+    """Write the observation of bar `i`'s close into `obs` (float32): the window's rows, then the portfolio."""
+    k = 0
+    for r in range(i - window + 1, i + 1):
+        for j in range(feats.shape[1]):
+            obs[k] = feats[r, j]
+            k += 1
+    q = sf[0, F_QTY]
+    c = bc[boff[0] + i]
+    e = _equity(bal_units, sf, si, boff, bc)
+    level = sf[0, F_LEVEL] if q != 0 else 0.0
+    if e > 0:
+        obs[k] = q * c / (e * fraction)
+        obs[k + 1] = q * (c - sf[0, F_AVG]) / e
+        obs[k + 2] = sf[0, F_WALLET] / e
+    else:
+        obs[k] = 0.0
+        obs[k + 1] = 0.0
+        obs[k + 2] = 0.0
+    obs[k + 3] = level
+
+
+@njit(cache=True)
+def env_step_nb(
+    m, level, seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg,
+    foff, fts, frate, koff, kfloor, kcap, kmmr, kcum, sp_f, sp_i, vf, vi, seed,
+    sf, si, oi, of, qi, qf, mp, cnt, order_buf, clock, fi, ff, ri, rf, li, lf, eq_ts, eq,
+    feats, window, fraction, obs, out,
+):  # fmt: skip
+    """Decide `level` on element `m`'s close, then open bar ``m + 1`` and observe its close; the step's
+    figures go to `out` (``O_*``). Returns ``m + 1``."""
+    s = seq_sym[m]
+    i = si[s, S_CUR]
+    b = boff[s] + i
+    t = bts[b]
+    e0 = _equity(cnt[N_BAL], sf, si, boff, bc)
+    n_fill, n_fund, n_liq = cnt[N_FILL], cnt[N_FUND], cnt[N_LIQ]
+    policy_decide_nb(s, i, b, t, level, boff, bc, sp_f, sp_i, vf, vi, sf, si, oi, of, qi, qf, mp, cnt)
+    after_decision_nb(t, boff, bo, bvol, bavg, koff, kfloor, kcap, kmmr, kcum, sp_f, sp_i, vf, vi, seed, sf, si, oi, of,
+                      qi, qf, mp, cnt, fi, ff)  # fmt: skip
+    m += 1
+    open_bar_nb(m, seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg, foff, fts, frate, koff, kfloor, kcap, kmmr,
+                kcum, sp_f, sp_i, vf, vi, seed, sf, si, oi, of, qi, qf, mp, cnt, order_buf, clock, fi, ff, ri, rf, li, lf,
+                eq_ts, eq)  # fmt: skip
+    i1 = si[s, S_CUR]
+    e1 = _equity(cnt[N_BAL], sf, si, boff, bc)
+    fees = 0.0
+    for k in range(n_fill, cnt[N_FILL]):
+        fees += ff[k, FF_FEE]
+    funding = 0.0
+    for k in range(n_fund, cnt[N_FUND]):
+        funding += rf[k, 3]
+    clearance = 0.0
+    for k in range(n_liq, cnt[N_LIQ]):
+        clearance += lf[k, LF_CLEAR]
+    q = sf[s, F_QTY]
+    out[O_EQUITY] = e1
+    out[O_FEES] = fees
+    out[O_FUNDING] = funding
+    out[O_PNL] = (e1 - e0) + fees + funding
+    out[O_POSITION] = q * bc[boff[s] + i1] / (e1 * fraction) if e1 > 0 else 0.0
+    out[O_RV] = feats[i1, _RV] / 100.0
+    out[O_LEVEL] = sf[s, F_LEVEL] if q != 0 else 0.0
+    out[O_CLEARANCE] = clearance
+    observe_nb(i1, feats, window, sf, si, bc, boff, cnt[N_BAL], fraction, obs)
+    return m
+
+
+_I1, _F1, _I2, _F2 = int64[:], float64[:], int64[:, :], float64[:, :]
+_CORE = [
+    ("seq_sym", _I1), ("seq_idx", _I1), ("boff", _I1), ("bts", _I1), ("bo", _F1), ("bh", _F1), ("bl", _F1),
+    ("bc", _F1), ("bvol", _F1), ("bavg", _F1), ("foff", _I1), ("fts", _I1), ("frate", _F1), ("koff", _I1),
+    ("kfloor", _F1), ("kcap", _F1), ("kmmr", _F1), ("kcum", _F1), ("sp_f", _F2), ("sp_i", _I2), ("vf", _F1),
+    ("vi", _I1), ("seed", uint64), ("sf", _F2), ("si", _I2), ("oi", int64[:, :, :]), ("of", float64[:, :, :]),
+    ("qi", _I2), ("qf", _F1), ("mp", _I1), ("cnt", _I1), ("order_buf", _I1), ("clock", _I1), ("fi", _I2),
+    ("ff", _F2), ("ri", _I2), ("rf", _F2), ("li", _I2), ("lf", _F2), ("eq_ts", _I1), ("eq", _F1),
+    ("feats", _F2), ("window", int64), ("fraction", float64), ("obs", float32[:]), ("out", _F1), ("m", int64),
+]  # fmt: skip
+
+
+@jitclass(_CORE)
+class _Core:
+    """The environment's arrays in one compiled object: a step is one call with two arguments instead of
+    fifty (numba checks every argument's type on each call from Python: ~50 ns each)."""
+
+    def __init__(self, seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg, foff, fts, frate, koff, kfloor, kcap,
+                 kmmr, kcum, sp_f, sp_i, vf, vi, seed, fi, ff, ri, rf, li, lf, eq_ts, eq, feats, window, fraction,
+                 obs, out):  # fmt: skip
+        self.seq_sym, self.seq_idx, self.boff, self.bts = seq_sym, seq_idx, boff, bts
+        self.bo, self.bh, self.bl, self.bc, self.bvol, self.bavg = bo, bh, bl, bc, bvol, bavg
+        self.foff, self.fts, self.frate = foff, fts, frate
+        self.koff, self.kfloor, self.kcap, self.kmmr, self.kcum = koff, kfloor, kcap, kmmr, kcum
+        self.sp_f, self.sp_i, self.vf, self.vi, self.seed = sp_f, sp_i, vf, vi, seed
+        self.fi, self.ff, self.ri, self.rf, self.li, self.lf, self.eq_ts, self.eq = fi, ff, ri, rf, li, lf, eq_ts, eq
+        self.feats, self.window, self.fraction, self.obs, self.out = feats, window, fraction, obs, out
+        self.m = 0
+        self.sf, self.si, self.oi, self.of, self.qi, self.qf, self.mp, self.cnt, self.order_buf, self.clock = (
+            new_state_nb(1, foff, vi[W_BAL_UNITS])
+        )
+
+    def reset(self, m0):
+        self.sf, self.si, self.oi, self.of, self.qi, self.qf, self.mp, self.cnt, self.order_buf, self.clock = (
+            new_state_nb(1, self.foff, self.vi[W_BAL_UNITS])
+        )
+        self.m = m0
+        open_bar_nb(m0, self.seq_sym, self.seq_idx, self.boff, self.bts, self.bo, self.bh, self.bl, self.bc, self.bvol,
+                    self.bavg, self.foff, self.fts, self.frate, self.koff, self.kfloor, self.kcap, self.kmmr, self.kcum,
+                    self.sp_f, self.sp_i, self.vf, self.vi, self.seed, self.sf, self.si, self.oi, self.of, self.qi,
+                    self.qf, self.mp, self.cnt, self.order_buf, self.clock, self.fi, self.ff, self.ri, self.rf, self.li,
+                    self.lf, self.eq_ts, self.eq)  # fmt: skip
+        observe_nb(m0, self.feats, self.window, self.sf, self.si, self.bc, self.boff, self.cnt[N_BAL], self.fraction,
+                   self.obs)  # fmt: skip
+
+    def step(self, level):
+        self.m = env_step_nb(
+            self.m, level, self.seq_sym, self.seq_idx, self.boff, self.bts, self.bo, self.bh, self.bl, self.bc,
+            self.bvol, self.bavg, self.foff, self.fts, self.frate, self.koff, self.kfloor, self.kcap, self.kmmr,
+            self.kcum, self.sp_f, self.sp_i, self.vf, self.vi, self.seed, self.sf, self.si, self.oi, self.of, self.qi,
+            self.qf, self.mp, self.cnt, self.order_buf, self.clock, self.fi, self.ff, self.ri, self.rf, self.li, self.lf,
+            self.eq_ts, self.eq, self.feats, self.window, self.fraction, self.obs, self.out,
+        )  # fmt: skip
+        return self.cnt[N_STATUS]
+
+
+class TradingEnv(gym.Env):
+    """Gymnasium environment over one symbol's bars on the perp kernel (see the module).
+
+    Parameters
+    ----------
+    market : EnvMarket
+        The period, venue and features (shared between copies).
+    start, end : int, optional
+        Bar range of the episodes (default: the whole period from the first ready bar).
+
+    Observation: float32 vector of ``window * len(FEATURES)`` feature values (oldest row first) and the
+    portfolio state ``(position, unrealized_pnl, margin_use, level)``. Action: ``Discrete(3)`` or
+    ``Box(-1, 1, (1,))`` by ``EnvConfig.action_space``.
+    """
+
+    metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium's class attribute)
+
+    def __init__(self, market: EnvMarket, start: int | None = None, end: int | None = None):
+        cfg = market.config
+        self.market, self.config = market, cfg
+        self.start = max(cfg.ready, start if start is not None else cfg.ready)
+        self.end = min(market.n, end if end is not None else market.n)
+        if self.end - self.start < 2:
+            raise ConfigError(f"episode range {self.start}..{self.end}: needs at least 2 bars after the warm-up")
+        n_obs = cfg.window * N_FEATURES + len(PORTFOLIO)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
+        if cfg.action_space == "discrete":
+            self.action_space = gym.spaces.Discrete(3)
+        else:
+            self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        span = self.end - self.start if cfg.episode_bars is None else min(cfg.episode_bars, self.end - self.start)
+        self._span = span
+        cap = 3 * span + 16
+        mk = market.market
+        z = np.zeros
+        self._core = _Core(
+            mk.seq_sym, mk.seq_idx, mk.boff, mk.bts, mk.bo, mk.bh, mk.bl, mk.bc, mk.bvol, mk.bavg, mk.foff, mk.fts,
+            mk.frate, mk.koff, mk.kfloor, mk.kcap, mk.kmmr, mk.kcum, mk.sp_f, market.sp_i, market.vf, market.vi,
+            market.seed, z((cap, 9), np.int64), z((cap, 5)), z((mk.fts.size, 3), np.int64), z((mk.fts.size, 4)),
+            z((cap, 4), np.int64), z((cap, 5)), z(span + 2, np.int64), z(span + 2), market.features, cfg.window,
+            cfg.fraction, z(n_obs, np.float32), z(8),
+        )  # fmt: skip
+        self._obs, self._out = self._core.obs, self._core.out
+        self._bts = mk.bts
+        self._table = DISCRETE_LEVELS if cfg.action_space == "discrete" else None
+        self._stop = 0
+        self._pos = 0.0
+        self._equity = market.starting_equity
+        self.levels_taken: list[float] = []
+
+    # -- gymnasium ----------------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        span = self._span
+        if self.config.episode_bars is None or span >= self.end - self.start:
+            m0 = self.start
+        else:
+            m0 = int(self.np_random.integers(self.start, self.end - span + 1))
+        self._stop = m0 + span - 1
+        self._core.reset(m0)
+        self.levels_taken = []
+        self._pos = 0.0
+        self._equity = float(self.market.starting_equity)
+        return self._obs.copy(), {"equity": self._equity, "ts": int(self._bts[m0]), "bar": m0}
+
+    def step(self, action):
+        cfg = self.config
+        table = self._table
+        if table is not None and isinstance(action, (int, np.integer)) and 0 <= action <= 2:
+            level = table[action]
+        else:
+            level = to_level(action, cfg.action_space, cfg.levels)
+        self.levels_taken.append(level)
+        core = self._core
+        if core.step(level) != OK:
+            raise RuntimeError("perp kernel: the environment's record arrays are full")
+        out = self._out
+        e0, e1 = self._equity, out[O_EQUITY]
+        pos = out[O_POSITION]
+        risk = cfg.risk_lambda * abs(pos) * out[O_RV]
+        turnover = cfg.turnover_kappa * abs(pos - self._pos)
+        reward = (e1 - e0) / e0 - risk - turnover if e0 > 0 else 0.0
+        self._equity, self._pos = e1, pos
+        m = core.m
+        terminated = not e1 > 0
+        truncated = m >= self._stop
+        info = {"equity": e1, "position": pos, "target": level, "fees": out[O_FEES], "funding": out[O_FUNDING],
+                "pnl": out[O_PNL], "risk_penalty": risk, "turnover_penalty": turnover, "realized_vol": out[O_RV],
+                "ts": int(self._bts[m]), "bar": m}  # fmt: skip
+        if terminated or truncated:
+            info["n_trades"] = int(core.si[0, S_TRADE])
+        return self._obs.copy(), float(reward), terminated, truncated, info
+
+    # -- records ------------------------------------------------------------------------------------
+
+    def fills(self) -> np.ndarray:
+        """The episode's fills so far: (ts, side, qty, price, fee) rows."""
+        core = self._core
+        n = int(core.cnt[N_FILL])
+        fi, ff = core.fi, core.ff
+        return np.column_stack([fi[:n, 0], fi[:n, 3], ff[:n, 0], ff[:n, 1], ff[:n, 2]])
+
+
+def make_env_market(plan, data, config: EnvConfig) -> EnvMarket:
+    """Build the shared market of an environment (see :class:`EnvMarket`)."""
+    return EnvMarket(plan, data, config)
