@@ -7,6 +7,8 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import msgspec
+import numpy as np
 import pytest
 
 from vibe_quant.errors import ConfigError, UserError
@@ -260,4 +262,13 @@ def test_a_failed_insert_removes_the_copied_artifacts(
     monkeypatch.undo()
 
     assert list(registry.models_dir(home).iterdir()) == []
+    assert list_models(home) == []
+
+
+@pytest.mark.parametrize("value", [np.float64(0.99), Path("/tmp/x")])
+def test_hyperparameters_must_be_json(home: Home, artifacts: dict[str, Path], value: object) -> None:
+    meta = msgspec.structs.replace(make_meta(), hyperparameters={"gamma": value})
+
+    with pytest.raises(ConfigError, match=r"model metadata: .*Fix: give hyperparameters, env_config and evaluation"):
+        register(home, artifacts, meta)
     assert list_models(home) == []

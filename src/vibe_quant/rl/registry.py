@@ -46,6 +46,10 @@ MANUAL_STAGES: dict[str, str] = {"staging": "staged", "retired": "retired"}
 
 Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0.0)]
+JSON_FIX = (
+    "Fix: give hyperparameters, env_config and evaluation details as plain JSON values (str, int, float, "
+    "bool, None, lists and dicts of them; float(x) for numpy numbers)"
+)
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
 
@@ -234,9 +238,15 @@ def parse_meta(data: Mapping[str, Any] | ModelMeta) -> ModelMeta:
     Raises
     ------
     ConfigError
-        A field is missing, unknown, of the wrong type or out of range: the message names it.
+        A field is missing, unknown, of the wrong type or out of range: the message names it; or
+        ``hyperparameters``/``env_config``/``details`` hold a value JSON cannot carry (a numpy scalar, a Path).
     """
-    return _convert(data, ModelMeta, "model metadata")
+    meta = _convert(data, ModelMeta, "model metadata")
+    try:
+        msgspec.json.encode(meta)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ConfigError(f"model metadata: {exc}. {JSON_FIX}") from None
+    return meta
 
 
 def parse_metrics(data: Mapping[str, Any] | Metrics) -> Metrics:
@@ -275,11 +285,9 @@ def content_id(artifact_files: Mapping[str, Path], meta: ModelMeta) -> str:
     """
     files = _checked_files(artifact_files)
     meta = parse_meta(meta)
-    digests = {name: _file_sha256(path) for name, path in sorted(files.items())}
-    canonical = json.dumps(
-        {"artifacts": digests, "meta": msgspec.to_builtins(meta)}, sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()[:ID_HEX]
+    digests = {name: _file_sha256(path) for name, path in files.items()}
+    canonical = msgspec.json.encode({"artifacts": digests, "meta": meta}, order="sorted")
+    return hashlib.sha256(canonical).hexdigest()[:ID_HEX]
 
 
 def register(
@@ -403,6 +411,7 @@ def set_stage(
     """Move a model to ``staging`` or ``retired`` by hand and record the decision with its reasons.
 
     Champion is not set here: :func:`vibe_quant.rl.promotion.promote` applies the promotion rules.
+    Retiring a champion leaves its symbol and timeframe without one until the next promotion.
 
     Parameters
     ----------
@@ -620,7 +629,10 @@ def _check_stage(stage: str, allowed: tuple[str, ...]) -> None:
 
 
 def _convert(data: Any, kind: type, what: str) -> Any:
-    raw = msgspec.to_builtins(data) if isinstance(data, msgspec.Struct) else data
+    try:
+        raw = msgspec.to_builtins(data) if isinstance(data, msgspec.Struct) else data
+    except TypeError as exc:
+        raise ConfigError(f"{what}: {exc}. {JSON_FIX}") from None
     try:
         return msgspec.convert(raw, kind)
     except msgspec.ValidationError as exc:
