@@ -85,6 +85,11 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "paper_fills": ["session_id", "seq", "ts_ns", "record"],
     "promotions": ["id", "run_id", "stage", "who", "why", "evidence", "override", "created_at"],
     "alerts": ["id", "created_at", "kind", "severity", "text", "fields", "status", "sent_at", "attempts", "error"],
+    "models": [
+        "model_id", "name", "algo", "symbol", "timeframe", "created_at", "artifact_path", "training_data_hash",
+        "feature_version", "hyperparameters", "env_config", "evaluation", "stage",
+    ],
+    "model_decisions": ["id", "model_id", "champion_id", "decided_at", "decision", "reasons"],
 }  # fmt: skip
 
 DSL = {
@@ -198,7 +203,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 10  # ... 0007_jobs, 0008_settings, 0009_paper, 0010_alerts
+    assert SCHEMA_VERSION == 11  # ... 0007_jobs, 0008_settings, 0009_paper, 0010_alerts, 0011_models
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
