@@ -238,3 +238,23 @@ def test_regimes_split_at_the_terciles() -> None:
     empty_mid = regime_rows(vol, reward, held, (1.0, 2.0))[1]
     assert empty_mid["steps"] == 0
     assert math.isnan(empty_mid["reward_mean"])
+
+
+class SeedLog(ToyPerp):
+    def __init__(self, seeds: list):
+        super().__init__(discrete=True)
+        self.seeds = seeds
+
+    def reset(self, *, seed=None, options=None):
+        self.seeds.append(seed)
+        return super().reset(seed=seed, options=options)
+
+
+def test_env_i_is_reset_with_seed_plus_i_and_regime_thresholds_can_come_from_the_data(tmp_path: Path) -> None:
+    seeds: list = []
+    config = TrainConfig(algo="ppo", total_timesteps=128, seed=5, n_envs=2, ppo=SMALL_PPO)
+    train(lambda i: SeedLog(seeds), config, tmp_path / "run", regime_vol=np.array([0.0, 0.001, 1.0]))
+    assert seeds[:2] == [5, 6]
+    regimes = rows(tmp_path / "run" / "regimes.csv")[1]
+    assert [float(r["vol_to"]) for r in regimes[:2]] == pytest.approx([0.000667, 0.334], abs=1e-6)
+    assert [int(r["steps"]) for r in regimes] == [0, 128, 0]  # every toy vol (0.005..0.025) is mid on that scale
