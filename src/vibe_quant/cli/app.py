@@ -47,6 +47,7 @@ def _register() -> None:
     from vibe_quant.cli.promote import promote_command
     from vibe_quant.cli.report import report_command
     from vibe_quant.cli.risk import risk_app, sizing_app
+    from vibe_quant.cli.rl import rl_app
     from vibe_quant.cli.screen import screen_app
 
     app.add_typer(data_app, name="data", help="Ingest, inspect, validate, rebuild and query market data.")
@@ -74,6 +75,9 @@ def _register() -> None:
         "promote", help="Promotion gates: a validated run to paper, a paper-traded run to live; `list` shows them."
     )(promote_command)
     app.add_typer(lpi_app, name="lpi", help="Liquidation-pressure research: the LPI feature engine (vq lpi features).")
+    app.add_typer(
+        rl_app, name="rl", help="Reinforcement learning: train, evaluate on NautilusTrader, walk forward, registry."
+    )
     app.add_typer(metrics_app, name="metrics", help="Prometheus metrics of background jobs (vq metrics serve).")
     app.add_typer(live_app, name="live", help="Live trading of a promoted run on Binance (--confirm-live).")
     app.add_typer(alerts_app, name="alerts", help="Telegram alerts: list the stored ones, send a test message.")

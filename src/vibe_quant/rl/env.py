@@ -112,7 +112,8 @@ class EnvMarket:
         if self.n < config.ready + 2:
             raise ConfigError(f"{plan.symbols[0]} {plan.timeframe}: {self.n} bars; the environment needs at least "
                               f"{config.ready + 2} (window {config.window} + warm-up {WARMUP} + 1 step): a longer period")  # fmt: skip
-        self.features = feature_matrix(mk.bts, mk.bo, mk.bh, mk.bl, mk.bc, mk.bvol, mk.fts, mk.frate)
+        volumes = np.asarray(mk.books[0].volumes, dtype=np.float64)  # (mk.bvol is the slippage model's volatility)
+        self.features = feature_matrix(mk.bts, mk.bo, mk.bh, mk.bl, mk.bc, volumes, mk.fts, mk.frate)
         self.vf, self.vi, self.seed = policy_vectors(plan, config.fraction)
         self.sp_i = np.array([[mk.keys[0], config.ready]], dtype=np.int64)
         self.starting_equity = float(plan.venue.starting_balance)

@@ -36,13 +36,15 @@ _HIST = 128  # ring buffer length (>= 120 volumes, 16 closes, 20 returns)
 
 
 def feature_version() -> str:
-    """Names and code of the features (a model is only valid on the version it was trained with)."""
+    """Names and code of the features and of what feeds them (a model is only valid on the version it was
+    trained with)."""
     import inspect
 
-    text = (
-        ",".join(FEATURES) + inspect.getsource(feature_step_nb.py_func) + inspect.getsource(funding_features_nb.py_func)
-    )
-    return "f1-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    from vibe_quant.rl import env
+
+    parts = [",".join(FEATURES), inspect.getsource(feature_step_nb.py_func),
+             inspect.getsource(funding_features_nb.py_func), inspect.getsource(env.EnvMarket)]  # fmt: skip
+    return "f1-" + hashlib.sha256("".join(parts).encode()).hexdigest()[:12]
 
 
 @njit(cache=True)

@@ -79,7 +79,7 @@ class PolicyKind:
     def find(self, text: str, db_path: Path | None) -> StrategyRef | None:
         if not text.startswith(PREFIX):
             return None
-        from vibe_quant.rl.models import policy_document
+        from vibe_quant.rl.service import policy_document
 
         return StrategyRef("rl", text, policy_document(text[len(PREFIX) :], db_path))
 
