@@ -113,3 +113,18 @@ def random_case(seed: int, bars: int = 3000) -> tuple[RunPlan, MarketData, str]:
                          seed=rng.randint(0, 10**6), **venue)  # fmt: skip
     data = MarketData(specs=spec_of, instruments=inst, bars=series, funding=fund, digest=f"random-{seed}")
     return plan_run(cfg), data, f"seed {seed}: {name} {symbols} {venue} {cfg.params}"
+
+
+def random_funding(data, seed: int, scale: float):
+    """Replace the (absent) funding of the run's symbols by 8-hourly random rates."""
+    rng = random.Random(seed)
+    for symbol, bars in data.bars.items():
+        iid = data.instruments[symbol].id
+        ts = (bars[0].ts_init // (8 * HOUR) + 1) * 8 * HOUR + 4_000_000
+        updates = []
+        while ts < bars[-1].ts_init:
+            rate = Decimal(str(round(rng.gauss(0, scale), 8)))
+            updates.append(FundingRateUpdate(iid, rate, ts, ts, next_funding_ns=ts + 8 * HOUR))
+            ts += 8 * HOUR
+        data.funding[symbol] = updates
+    return data

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from decimal import Decimal
 from pathlib import Path
 
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nautilus_trader.model.data import FundingRateUpdate
 
-from tests.sim.cases import document, random_case, random_point
+from tests.sim.cases import document, random_case, random_funding, random_point
 from vibe_quant.backtest.config import BacktestConfig
 from vibe_quant.backtest.engine import run_backtest
 from vibe_quant.backtest.market_data import load_market_data
@@ -39,21 +37,6 @@ def _plan(name: str, symbols=("FILUSDT",), params=None, **venue):
     cfg = BacktestConfig(strategy=doc["name"], kind="dsl", document=doc, symbols=symbols, timeframe=doc["timeframe"],
                          start=START, end=END, params=params or {}, **venue)  # fmt: skip
     return plan_run(cfg)
-
-
-def _random_funding(data, seed: int, scale: float):
-    """Replace the (absent) funding of the run's symbols by 8-hourly random rates."""
-    rng = random.Random(seed)
-    for symbol, bars in data.bars.items():
-        iid = data.instruments[symbol].id
-        ts = (bars[0].ts_init // (8 * HOUR) + 1) * 8 * HOUR + 4_000_000
-        updates = []
-        while ts < bars[-1].ts_init:
-            rate = Decimal(str(round(rng.gauss(0, scale), 8)))
-            updates.append(FundingRateUpdate(iid, rate, ts, ts, next_funding_ns=ts + 8 * HOUR))
-            ts += 8 * HOUR
-        data.funding[symbol] = updates
-    return data
 
 
 def _assert_identical(nt, sim, what: str) -> None:
@@ -81,7 +64,7 @@ def test_two_symbols_random_funding_liquidations_and_slow_commands(aug_2023_cata
     latency = (200_000_000_000, 150_000_000_000, 60_000_000_000, 130_000_000_000)
     for name, mode in (("ema_cross", "screening"), ("rsi_mean_reversion_mtf", "validation")):
         plan = _plan(name, ("FILUSDT", "NEARUSDT"), mode=mode, leverage=40, latency="custom", latency_ns=latency)
-        data = _random_funding(load_market_data(aug_2023_catalog, plan, specs), 11, 0.01)
+        data = random_funding(load_market_data(aug_2023_catalog, plan, specs), 11, 0.01)
         nt, sim = run_backtest(plan, data, replay="active"), run_sim(plan, data)
         _assert_identical(nt, sim, f"{name} two symbols {mode}")
         liquidated = {(liq.instrument, liq.side) for liq in nt.recorder.liquidations}
