@@ -19,6 +19,8 @@ PAGES: list[tuple[str, str, str]] = [
     ("backtests", "Backtests", ":material/rocket_launch:"),
     ("results", "Results", ":material/insights:"),
     ("lpi", "LPI experiments", ":material/science:"),
+    ("rl_training", "RL Training", ":material/model_training:"),
+    ("model_registry", "Model Registry", ":material/inventory_2:"),
     ("paper", "Paper Trading", ":material/play_circle:"),
     ("live", "Live Trading", ":material/bolt:"),
     ("data_lake", "Data Lake", ":material/database:"),

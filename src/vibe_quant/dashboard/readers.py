@@ -141,6 +141,76 @@ def _pct(x: float | None) -> float | None:
     return None if x is None else 100.0 * x
 
 
+# -- RL training runs and models -----------------------------------------------------------------
+
+METRICS = ("net_return", "max_drawdown", "sharpe", "sortino", "turnover", "cvar", "n_trades", "largest_trade_share")
+HIGHER_IS_BETTER = {"net_return": True, "max_drawdown": False, "sharpe": True, "sortino": True, "cvar": False,
+                    "largest_trade_share": False, "positive windows": True}  # fmt: skip
+
+
+def parity_verdict(evaluation: dict | None) -> str | None:
+    """``identical`` or ``differs`` (the evaluation's kernel/NautilusTrader parity), None before an evaluation."""
+    parity = (evaluation or {}).get("parity")
+    if not parity:
+        return None
+    return "identical" if parity.get("identical") else "differs"
+
+
+def training_run_rows(runs: list) -> list[dict]:
+    """One row per :class:`vibe_quant.rl.runs.TrainingRun` (newest first as given): id, created, symbol,
+    timeframe, period, algo, timesteps, whether evaluated, net return, parity verdict, registered model."""
+    out = []
+    for run in runs:
+        m, ev = run.meta, run.evaluation
+        out.append({"id": run.run_id, "created": m.get("created_at"), "symbol": m.get("symbol"),
+                    "timeframe": m.get("timeframe"), "period": f"{m.get('start')}..{m.get('end')}",
+                    "algo": m.get("algo"), "timesteps": m.get("timesteps"), "model": run.has_model,
+                    "evaluated": ev is not None, "net return": ((ev or {}).get("metrics") or {}).get("net_return"),
+                    "parity": parity_verdict(ev), "registered": m.get("model_id")})  # fmt: skip
+    return out
+
+
+def model_rows(models: list) -> list[dict]:
+    """One row per :class:`vibe_quant.rl.registry.ModelRecord`: id, stage, market, algo, created and the
+    headline metrics."""
+    return [{"id": r.model_id, "stage": r.stage, "name": r.name, "symbol": r.symbol, "timeframe": r.timeframe,
+             "algo": r.algo, "created": r.created_at, "net return": r.metrics.net_return,
+             "max drawdown": r.metrics.max_drawdown, "sharpe": r.metrics.sharpe, "turnover": r.metrics.turnover,
+             "trades": r.metrics.n_trades, "feature version": r.feature_version}
+            for r in models]  # fmt: skip
+
+
+def _metric_values(metrics) -> dict[str, float]:
+    values = {name: float(getattr(metrics, name)) for name in METRICS}
+    windows = metrics.window_returns
+    values["windows"] = float(len(windows))
+    values["positive windows"] = sum(1 for r in windows if r > 0) / len(windows) if windows else float("nan")
+    return values
+
+
+def champion_comparison(model, champion) -> pd.DataFrame:
+    """A model's metrics beside its market's champion's (``Metrics`` of the registry; `champion` None when the
+    market has none): metric, model, champion, delta (model - champion) and whether the model is better."""
+    mine = _metric_values(model)
+    theirs = None if champion is None else _metric_values(champion)
+    rows = []
+    for name, value in mine.items():
+        other = None if theirs is None else theirs[name]
+        delta = None if other is None else value - other
+        better = None
+        if delta is not None and name in HIGHER_IS_BETTER and delta == delta:
+            better = delta > 0 if HIGHER_IS_BETTER[name] else delta < 0
+        rows.append({"metric": name, "model": value, "champion": other, "delta": delta, "better": better})
+    return pd.DataFrame(rows)
+
+
+def check_rows(checks) -> pd.DataFrame:
+    """The checks of a decision (``Check`` of the registry) as a table: rule, passed, value, threshold, message."""
+    return pd.DataFrame([{"rule": c.rule, "passed": c.passed, "value": c.value, "threshold": c.threshold,
+                          "message": c.message} for c in checks],
+                        columns=["rule", "passed", "value", "threshold", "message"])  # fmt: skip
+
+
 # -- paper and live sessions ----------------------------------------------------------------------
 
 
