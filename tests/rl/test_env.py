@@ -75,7 +75,9 @@ def test_gymnasium_env_checker_passes(market, space: str) -> None:
     assert {env.reset(seed=s)[1]["bar"] for s in range(8)} != {env.start}  # random starts with episode_bars
 
 
-@pytest.mark.parametrize(("mode", "leverage", "space"), [("screening", 5.0, "discrete"), ("validation", 40.0, "continuous")])
+@pytest.mark.parametrize(
+    ("mode", "leverage", "space"), [("screening", 5.0, "discrete"), ("validation", 40.0, "continuous")]
+)
 def test_same_levels_same_fills_and_equity_env_kernel_nautilus(market, tmp_path: Path, mode, leverage, space) -> None:
     """Random target levels (resizes, reversals, exits; at 40x liquidations) give the same fills and
     equity in the environment, the kernel's policy run and NautilusTrader's PolicyStrategy."""
@@ -128,7 +130,9 @@ def test_reward_money_terms_sum_to_the_equity_change_and_match_the_ledger(market
     held = [i for i in infos if i["position"] != 0]
     assert held and all(i["risk_penalty"] == pytest.approx(0.1 * abs(i["position"]) * i["realized_vol"]) for i in held)
     moved = [(a, b) for a, b in zip(infos, infos[1:], strict=False) if a["position"] != b["position"]]
-    assert moved and all(b["turnover_penalty"] == pytest.approx(0.01 * abs(b["position"] - a["position"])) for a, b in moved)
+    assert moved and all(
+        b["turnover_penalty"] == pytest.approx(0.01 * abs(b["position"] - a["position"])) for a, b in moved
+    )
 
 
 def test_no_look_ahead_altering_future_bars_changes_no_past_observation(market) -> None:

@@ -56,6 +56,7 @@ def train_command(
     fraction: Annotated[float, typer.Option(help="Full size: notional as a fraction of equity.")] = 1.0,
     n_envs: Annotated[int, typer.Option(help="Environment copies stepped together (SB3 DummyVecEnv).")] = 1,
     force: Annotated[bool, typer.Option(help="Train again even if this exact run exists.")] = False,
+    resume: Annotated[str | None, typer.Option(help="Continue this run's model for --timesteps more steps (a new run).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
 ) -> None:  # fmt: skip
     """Train a policy with Stable-Baselines3 in the environment (our fees, slippage, funding, liquidation)."""
@@ -66,7 +67,7 @@ def train_command(
     config = _train_config(algo, timesteps, seed, n_envs)
     with rich_progress(not as_json) as progress:
         run = train_run(home, Market(symbol, timeframe, mode, leverage), parse_date("--start", start),
-                        parse_date("--end", end), env, config, progress, force=force)  # fmt: skip
+                        parse_date("--end", end), env, config, progress, force=force, resume=resume)  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps({"run_id": run.run_id, "path": str(run.path), **run.meta}, default=str) + "\n")
         return

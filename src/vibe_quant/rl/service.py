@@ -68,10 +68,16 @@ def _run_id(fields: dict) -> str:
 
 
 def train_run(home: Home, market: Market, start: dt.date, end: dt.date, env: EnvConfig, config,
-              progress: Progress | None = None, force: bool = False) -> TrainingRun:  # fmt: skip
+              progress: Progress | None = None, force: bool = False, resume: str | None = None) -> TrainingRun:  # fmt: skip
     """Train a policy on `start`..`end` and write its run folder; return the run.
 
-    An identical request returns the existing run unless `force`.
+    An identical request returns the existing run unless `force`. `resume` (a run id) continues that
+    run's model for ``config.total_timesteps`` more steps (same algorithm and environment) into a new run.
+
+    Raises
+    ------
+    UserError
+        `resume` names a run of another algorithm or environment, or one without a model.
     """
     from vibe_quant.rl.train import train
 
@@ -82,6 +88,16 @@ def train_run(home: Home, market: Market, start: dt.date, end: dt.date, env: Env
         "algo": config.algo, "timesteps": config.total_timesteps, "seed": config.seed,
         "train": msgspec.to_builtins(config), "training_data_hash": data.digest, "feature_version": feature_version(),
     }  # fmt: skip
+    parent = None
+    if resume is not None:
+        parent = read_run(home, resume)
+        if not parent.has_model:
+            raise UserError(f"--resume {resume}: run {parent.run_id} has no model.zip to continue from")
+        for key in ("algo", "env", "symbol", "timeframe"):
+            if parent.meta.get(key) != meta[key]:
+                raise UserError(f"--resume {parent.run_id}: its {key} is {parent.meta.get(key)!r}, this request's "
+                                f"{meta[key]!r}; resume with the same {key}")  # fmt: skip
+        meta["resumed_from"] = parent.run_id
     run_id = _run_id(meta)
     final = runs_dir(home) / run_id
     if final.exists():
@@ -93,7 +109,7 @@ def train_run(home: Home, market: Market, start: dt.date, end: dt.date, env: Env
     tmp.mkdir(parents=True)
     t0 = time.perf_counter()
     result = train(lambda i: TradingEnv(env_market), config, tmp, progress,
-                   regime_vol=env_market.features[:, 11] / 100.0)  # fmt: skip
+                   regime_vol=env_market.features[:, 11] / 100.0, resume=parent.path if parent else None)  # fmt: skip
     meta.update(run_id=run_id, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 seconds=round(time.perf_counter() - t0, 2), episodes=result.episodes,
                 torch=result.torch_version, bars=env_market.n)  # fmt: skip

@@ -258,6 +258,7 @@ def train(
     progress: Progress | None = None,
     *,
     regime_vol: np.ndarray | None = None,
+    resume: Path | None = None,
 ) -> TrainResult:
     """Train `config.algo` on the environments `make_env` builds and write the run into `out_dir`.
 
@@ -276,6 +277,9 @@ def train(
     regime_vol : np.ndarray, optional
         The training data's realized vol, shape ``(n,)``, for the regime terciles of ``regimes.csv``;
         default the values the environments report.
+    resume : Path, optional
+        A run folder whose ``model.zip`` training continues from (its weights, optimiser state and step
+        count; a SAC/DQN replay buffer is not saved, so it starts empty).
 
     Returns
     -------
@@ -314,10 +318,15 @@ def train(
         from gymnasium import spaces
 
         policy = "MultiInputPolicy" if isinstance(envs.observation_space, spaces.Dict) else "MlpPolicy"
-        model = _algorithm(config.algo)(
-            policy, envs, seed=config.seed, device="cpu", tensorboard_log=str(out_dir / "tb"), verbose=0,
-            **config.params().kwargs(),
-        )  # fmt: skip
+        if resume is not None:
+            model = _algorithm(config.algo).load(Path(resume) / "model.zip", env=envs, device="cpu",
+                                                 tensorboard_log=str(out_dir / "tb"))  # fmt: skip
+            model.set_random_seed(config.seed)
+        else:
+            model = _algorithm(config.algo)(
+                policy, envs, seed=config.seed, device="cpu", tensorboard_log=str(out_dir / "tb"), verbose=0,
+                **config.params().kwargs(),
+            )  # fmt: skip
         logs = TrainingLogs(
             out_dir, discrete=isinstance(envs.action_space, spaces.Discrete), log_every=config.log_every,
             regime_vol=regime_vol,
@@ -327,7 +336,8 @@ def train(
             every=max(config.total_timesteps // 200, 1),
         )  # fmt: skip
         started = time.perf_counter()
-        model.learn(config.total_timesteps, callback=CallbackList([logs, report]), tb_log_name=config.algo)
+        model.learn(config.total_timesteps, callback=CallbackList([logs, report]), tb_log_name=config.algo,
+                    reset_num_timesteps=resume is None)  # fmt: skip
         seconds = time.perf_counter() - started
         model_path = out_dir / "model.zip"
         model.save(model_path)
