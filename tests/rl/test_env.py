@@ -8,6 +8,7 @@ Real data: FILUSDT 1m, August 2023 (``aug_2023_catalog``), with random funding h
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +53,11 @@ def _levels(n: int, seed: int, choices) -> np.ndarray:
 
 
 def _step_levels(env: TradingEnv, levels: np.ndarray, continuous: bool) -> list[dict]:
-    obs, info = env.reset(seed=1)
+    _, info = env.reset(seed=1)
     infos, m, done = [], info["bar"], False
     while not done:
         action = np.array([levels[m]], dtype=np.float32) if continuous else int({0.0: 0, 1.0: 1, -1.0: 2}[levels[m]])
-        obs, reward, terminated, truncated, info = env.step(action)
+        _obs, reward, terminated, truncated, info = env.step(action)
         info["reward"] = reward
         infos.append(info)
         m = info["bar"]
@@ -121,18 +122,19 @@ def test_reward_money_terms_sum_to_the_equity_change_and_match_the_ledger(market
     assert pnl - fees - funding == pytest.approx(infos[-1]["equity"] - start, rel=0, abs=1e-6)
     assert fees == pytest.approx(sum(f.fee for f in sim.recorder.fills), abs=1e-9)
     assert funding == pytest.approx(sum(f.amount for f in sim.recorder.funding), abs=1e-9)
-    assert abs(funding) > 0 and fees > 0
+    assert abs(funding) > 0
+    assert fees > 0
     e0 = start
     for info in infos:
         money = (info["equity"] - e0) / e0
         assert info["reward"] == pytest.approx(money - info["risk_penalty"] - info["turnover_penalty"], abs=1e-15)
         e0 = info["equity"]
     held = [i for i in infos if i["position"] != 0]
-    assert held and all(i["risk_penalty"] == pytest.approx(0.1 * abs(i["position"]) * i["realized_vol"]) for i in held)
-    moved = [(a, b) for a, b in zip(infos, infos[1:], strict=False) if a["position"] != b["position"]]
-    assert moved and all(
-        b["turnover_penalty"] == pytest.approx(0.01 * abs(b["position"] - a["position"])) for a, b in moved
-    )
+    assert held
+    assert all(i["risk_penalty"] == pytest.approx(0.1 * abs(i["position"]) * i["realized_vol"]) for i in held)
+    moved = [(a, b) for a, b in itertools.pairwise(infos) if a["position"] != b["position"]]
+    assert moved
+    assert all(b["turnover_penalty"] == pytest.approx(0.01 * abs(b["position"] - a["position"])) for a, b in moved)
 
 
 def test_no_look_ahead_altering_future_bars_changes_no_past_observation(market) -> None:
