@@ -221,6 +221,11 @@ def demo_command() -> None:
     out.rule("[bold]17. the perp kernel: one backtest on NautilusTrader and on the compiled kernel, side by side")
     kernel_same = demo_kernel(h, specs)
 
+    out.rule("[bold]18. reinforcement learning: PPO on our costs, judged inside NautilusTrader, the model registry")
+    from vibe_quant.cli.demo_rl import demo_rl
+
+    rl_run, rl_same = demo_rl(h)
+
     report_lines = ("\n" + " " * 12).join(f"file://{p}  ({label})" for label, p in reports.items())
     out.rule("[bold]outputs")
     out.print(
@@ -235,6 +240,7 @@ def demo_command() -> None:
         f"lpi:        {lpi_bundle} (vq --home {h.root} lpi show {lpi_bundle.name})\n"
         f"paper:      session {paper_id}: vq --home {h.root} paper status {paper_id} (events: "
         f"{h.logs / 'events' / f'paper-{paper_id}.jsonl'})\n"
+        f"rl run:     {h.root / 'rl' / 'runs' / rl_run} (vq --home {h.root} rl list; dashboard pages RL Training, Model Registry)\n"
         f"dashboard:  uv run --extra dashboard vq --home {h.root} dashboard   (then open http://127.0.0.1:8501)\n"
         f"try:        uv run vq --home {h.root} data sql \"SELECT * FROM bars WHERE timeframe='4h' LIMIT 5\""
     )
@@ -256,10 +262,14 @@ def demo_command() -> None:
     out.print(f"try:        uv run vq --home {h.root} backtest run --strategy ema_cross --symbols BTCUSDT "
               "--timeframe 1m --start 2026-05-08 --end 2026-05-08 --ticks   (any strategy on the ticks)")  # fmt: skip
     out.print(f"try:        uv run vq --home {h.root} backtest list   (then: vq backtest show ID; vq screen list)")
+    out.print(f"try:        uv run vq --home {h.root} rl train --symbol FILUSDT --start 2023-08-01 --end 2023-08-31 "
+              f"--algo sac --timesteps 20000   (then: vq rl evaluate RUN --start 2023-09-01 --end 2023-09-07)")  # fmt: skip
+    out.print(f"try:        uv run vq --home {h.root} rl walk-forward --symbol FILUSDT --start 2023-08-01 --end 2023-09-30 "
+              "--algo ppo --train-days 14 --val-days 3 --test-days 7 --timesteps 8192")  # fmt: skip
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     if (not rebuilt.byte_identical or warnings or not ticks_verdict or not replay_same or not portfolio_same
             or job.status != "completed" or not paper_exact or not telemetry_ok or not lpi_same
-            or not kernel_same):  # fmt: skip
+            or not kernel_same or not rl_same):  # fmt: skip
         raise UserError("demo checks failed (see above)")
 
 

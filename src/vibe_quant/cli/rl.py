@@ -21,9 +21,7 @@ Symbol = Annotated[str, typer.Option("--symbol", help="The perpetual to trade, e
 Timeframe = Annotated[str, typer.Option("--timeframe", help="Bar timeframe of the catalog (one step = one bar).")]
 Start = Annotated[str, typer.Option("--start", help="First UTC day, YYYY-MM-DD.")]
 End = Annotated[str, typer.Option("--end", help="Last UTC day (inclusive), YYYY-MM-DD.")]
-Algo = Annotated[
-    str, typer.Option("--algo", help="sac (continuous targets, seed 000's default), ppo or dqn (discrete).")
-]
+Algo = Annotated[str, typer.Option("--algo", help="sac (continuous targets, the default), ppo or dqn (discrete).")]
 Action = Annotated[str | None, typer.Option("--action", help="discrete (0 flat / 1 long / 2 short) or continuous "
                                                              "(target in [-1, 1]); default: continuous for sac, discrete otherwise.")]  # fmt: skip
 Mode = Annotated[
@@ -51,7 +49,7 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Seed: the same request trains the same policy, bit for bit.")] = 0,
     action: Action = None, mode: Mode = "screening",
     leverage: Annotated[float, typer.Option(help="Isolated-margin leverage of the venue.")] = 3.0,
-    window: Annotated[int, typer.Option(help="Observation window, bars (seed 000: 120).")] = 120,
+    window: Annotated[int, typer.Option(help="Observation window, bars (default 120).")] = 120,
     episode_bars: Annotated[int | None, typer.Option(help="Bars per episode (random starts); default: the whole period.")] = None,
     fraction: Annotated[float, typer.Option(help="Full size: notional as a fraction of equity.")] = 1.0,
     n_envs: Annotated[int, typer.Option(help="Environment copies stepped together (SB3 DummyVecEnv).")] = 1,

@@ -7,7 +7,7 @@ import numpy as np
 from vibe_quant.errors import ConfigError
 
 ACTION_SPACES = ("discrete", "continuous")
-DISCRETE_LEVELS = (0.0, 1.0, -1.0)  # seed 000: 0 flat, 1 long, 2 short (a target position)
+DISCRETE_LEVELS = (0.0, 1.0, -1.0)  # docs/specs.md#reinforcement-learning: 0 flat, 1 long, 2 short (a target position)
 
 
 def to_level(action, action_space: str, levels: int) -> float:

@@ -7,7 +7,7 @@ shared by every environment copy; :class:`TradingEnv` is the Gymnasium environme
 A step takes the action chosen on bar ``t``'s close: the kernel's policy decision (``sim/policy.py``,
 the decision ``PolicyStrategy`` takes on NautilusTrader), the commands due, then bar ``t+1``: funding
 at its settlements, the fills at its open with the run's slippage model, liquidation, and the
-observation on its close. The reward is seed 000's
+observation on its close. The reward (docs/specs.md#rl-environment) is
 
 ``dEquity - fees - funding - lambda*|position|*realised_vol - kappa*|dposition|``
 
@@ -57,7 +57,7 @@ O_EQUITY, O_PNL, O_FEES, O_FUNDING, O_POSITION, O_RV, O_LEVEL, O_CLEARANCE = ran
 
 
 class EnvConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The environment's choices (seed 000 section 7 defaults).
+    """The environment's choices (the defaults of docs/specs.md#rl-environment).
 
     ``episode_bars`` None: an episode runs the whole period from the first ready bar; otherwise each
     reset starts at a random ready bar (the environment's seeded generator) and runs that many bars.
@@ -73,7 +73,7 @@ class EnvConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
 
     def __post_init__(self) -> None:
         if self.window < 1:
-            raise ConfigError(f"env.window={self.window}: must be >= 1 (seed 000: 120)")
+            raise ConfigError(f"env.window={self.window}: must be >= 1 (default 120)")
         if self.action_space not in ACTION_SPACES:
             raise ConfigError(f"env.action_space={self.action_space!r}: choose {' or '.join(ACTION_SPACES)}")
         if self.levels < 1:
@@ -81,7 +81,7 @@ class EnvConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
         if not 0 < self.fraction <= 10:
             raise ConfigError(f"env.fraction={self.fraction}: must be in (0, 10] (notional as a fraction of equity)")
         if self.risk_lambda < 0 or self.turnover_kappa < 0:
-            raise ConfigError("env.risk_lambda and env.turnover_kappa must be >= 0 (seed 000: 0.1 and 0.01)")
+            raise ConfigError("env.risk_lambda and env.turnover_kappa must be >= 0 (default 0.1 and 0.01)")
         if self.episode_bars is not None and self.episode_bars < 2:
             raise ConfigError(f"env.episode_bars={self.episode_bars}: must be >= 2 (or none for the whole period)")
 

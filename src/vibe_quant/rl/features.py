@@ -1,4 +1,4 @@
-"""The observation's per-bar features (seed 000's RL observation, docs/specs.md#rl-observation).
+"""The observation's per-bar features (docs/specs.md#rl-observation).
 
 Every feature of bar ``k`` is a function of bars ``0..k`` (closed bars only) and of the funding rates
 settled at or before bar ``k``'s close. One compiled step, :func:`feature_step_nb`, updates the

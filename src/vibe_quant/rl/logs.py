@@ -1,4 +1,4 @@
-"""What a training run writes beside its model, as Stable-Baselines3 callbacks (docs seed 000 section 10:
+"""What a training run writes beside its model, as Stable-Baselines3 callbacks (docs/specs.md#rl-training-and-runs:
 episodic return, policy entropy, value loss, action distribution, performance by regime).
 
 ``episodes.csv``

@@ -5,7 +5,7 @@ TensorBoard event files under ``tb/`` and the CSVs of :mod:`vibe_quant.rl.logs` 
 ``training.csv``, ``regimes.csv``). Same config, same environments, same seed: the same policy
 parameters bit for bit (one torch thread, every generator seeded, env ``i`` reset with ``seed + i``).
 
-SAC's defaults are the seed's (docs seed 000 section 7: buffer 1,000,000, batch 256, gamma 0.999,
+SAC's defaults are the specified ones (docs/specs.md#rl-training-and-runs: buffer 1,000,000, batch 256, gamma 0.999,
 tau 0.005, learning rate 3e-4); PPO and DQN keep SB3's defaults but for gamma 0.999 (one step is one
 bar: a shorter horizon would ignore anything beyond a couple of hours of 1m bars).
 """
@@ -43,7 +43,7 @@ def _check_common(prefix: str, params: Any) -> None:
 
 
 class SacParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """SAC's hyperparameters (the seed's defaults; the rest SB3's)."""
+    """SAC's hyperparameters (the specified defaults, docs/specs.md#rl-training-and-runs; the rest SB3's)."""
 
     learning_rate: float = 3e-4
     buffer_size: int = 1_000_000
