@@ -74,6 +74,9 @@ def test_gymnasium_env_checker_passes(market, space: str) -> None:
     assert env.observation_space.shape == (120 * 19 + 4,)
     assert env.reset(seed=3)[1]["bar"] == env.reset(seed=3)[1]["bar"]  # seeded episode starts
     assert {env.reset(seed=s)[1]["bar"] for s in range(8)} != {env.start}  # random starts with episode_bars
+    full = TradingEnv(em, full_period=True)  # evaluation: one episode over the whole range
+    assert full.reset(seed=3)[1]["bar"] == full.start
+    assert full._span == full.end - full.start
 
 
 @pytest.mark.parametrize(

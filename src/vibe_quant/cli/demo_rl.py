@@ -21,7 +21,7 @@ def demo_rl(h) -> tuple[str, bool]:
     from vibe_quant.rl.train import parse_train_config
 
     market = Market("FILUSDT", "1m", "validation", 3.0)
-    env = EnvConfig()  # the defaults: window 120, lambda 0.1, kappa 0.01
+    env = EnvConfig(episode_bars=1440)  # one-day episodes from random starts; window 120, lambda 0.1, kappa 0.01
     config = parse_train_config({"algo": "ppo", "total_timesteps": 4096, "seed": 0,
                                  "ppo": {"n_steps": 1024, "batch_size": 128}})  # fmt: skip
     t0 = time.perf_counter()

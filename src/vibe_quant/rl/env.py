@@ -257,6 +257,8 @@ class TradingEnv(gym.Env):
         The period, venue and features (shared between copies).
     start, end : int, optional
         Bar range of the episodes (default: the whole period from the first ready bar).
+    full_period : bool, default False
+        One episode over the whole range whatever ``EnvConfig.episode_bars`` says (evaluation).
 
     Observation: float32 vector of ``window * len(FEATURES)`` feature values (oldest row first) and the
     portfolio state ``(position, unrealized_pnl, margin_use, level)``. Action: ``Discrete(3)`` or
@@ -265,7 +267,7 @@ class TradingEnv(gym.Env):
 
     metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium's class attribute)
 
-    def __init__(self, market: EnvMarket, start: int | None = None, end: int | None = None):
+    def __init__(self, market: EnvMarket, start: int | None = None, end: int | None = None, full_period: bool = False):
         cfg = market.config
         self.market, self.config = market, cfg
         self.start = max(cfg.ready, start if start is not None else cfg.ready)
@@ -278,7 +280,8 @@ class TradingEnv(gym.Env):
             self.action_space = gym.spaces.Discrete(3)
         else:
             self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-        span = self.end - self.start if cfg.episode_bars is None else min(cfg.episode_bars, self.end - self.start)
+        self._episode_bars = None if full_period else cfg.episode_bars
+        span = self.end - self.start if self._episode_bars is None else min(self._episode_bars, self.end - self.start)
         self._span = span
         cap = 3 * span + 16
         mk = market.market
@@ -303,7 +306,7 @@ class TradingEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         span = self._span
-        if self.config.episode_bars is None or span >= self.end - self.start:
+        if self._episode_bars is None or span >= self.end - self.start:
             m0 = self.start
         else:
             m0 = int(self.np_random.integers(self.start, self.end - span + 1))

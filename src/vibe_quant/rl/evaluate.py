@@ -24,7 +24,7 @@ def rollout(policy, market: EnvMarket, start: int | None = None, end: int | None
     Returns the level decided at each bar of the market (0 before the first decision, shape (n_bars,))
     and totals of the step figures (reward, pnl, fees, funding, steps).
     """
-    env = TradingEnv(market, start, end)
+    env = TradingEnv(market, start, end, full_period=True)
     obs, info = env.reset(seed=0)
     levels = np.zeros(market.n)
     m = info["bar"]
