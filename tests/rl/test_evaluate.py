@@ -83,6 +83,18 @@ def test_register_promote_resume_and_run_by_name(trained, cli) -> None:
     assert ref.kind == "rl"
     assert ref.document["policy"] == "model"
     assert Path(ref.document["source"]).is_dir()
+    code, text = cli(["--home", str(home.root), "backtest", "run", "--strategy", f"rl:{record.model_id[:8]}",
+                      "--symbols", "FILUSDT-PERP", "--timeframe", "1m", "--start", "2023-08-04", "--end", "2023-08-04",
+                      "--leverage", "3"])  # fmt: skip
+    assert code == 0, text
+    assert "bundle:" in text
+    # deployed to paper by name: a TradingNode replays a day with the model deciding inside it
+    code, text = cli(["--home", str(home.root), "paper", "start", "--strategy", f"rl:{record.model_id}", "--symbols",
+                      "FILUSDT-PERP", "--timeframe", "1m", "--start", "2023-08-04", "--end", "2023-08-04", "--leverage",
+                      "3", "--json"])  # fmt: skip
+    assert code == 0, text
+    session = json.loads(text.strip().splitlines()[-1])
+    assert session["fills"] > 0
     # resume: the same model continues for more steps into a new run
     more = train_run(home, MARKET, dt.date(2023, 8, 1), dt.date(2023, 8, 3), EnvConfig(), config, resume=run.run_id)
     assert more.run_id != run.run_id

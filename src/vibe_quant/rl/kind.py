@@ -21,7 +21,7 @@ from vibe_quant.strategy.grid import Expansion
 from vibe_quant.strategy.registry import LegSpec, Parameter, StrategyRef, StrategySpec, per_leg
 
 PREFIX = "rl:"
-FIELDS = ("policy", "source", "action_space", "levels", "fraction", "window", "ready")
+FIELDS = ("name", "policy", "source", "action_space", "levels", "fraction", "window", "ready")
 
 
 @dataclass(frozen=True)

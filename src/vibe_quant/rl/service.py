@@ -122,7 +122,7 @@ def policy_values(run: TrainingRun) -> dict:
     """The ``rl`` strategy document that runs `run`'s model as a ``PolicyStrategy``."""
     env = run.meta["env"]
     cfg = EnvConfig(**env)
-    return {"policy": "model", "source": str(run.path), "action_space": cfg.action_space, "levels": cfg.levels,
+    return {"name": f"rl:{run.meta.get('model_id') or run.run_id}", "policy": "model", "source": str(run.path), "action_space": cfg.action_space, "levels": cfg.levels,
             "fraction": cfg.fraction, "window": cfg.window, "ready": cfg.ready}  # fmt: skip
 
 
@@ -209,7 +209,13 @@ def policy_document(text: str, db_path: Path | None) -> dict:
         return policy_values(TrainingRun(record.model_id, folder, json.loads((folder / "run.json").read_text()),
                                          None, None))  # fmt: skip
     except registry.UnknownModelError:
-        return policy_values(read_run(home, text))
+        try:
+            return policy_values(read_run(home, text))
+        except UserError:
+            raise UserError(
+                f"rl:{text}: no model of that id in the registry and no training run of that id in "
+                f"{runs_dir(home)}; `vq rl list` shows both (or give a run folder)"
+            ) from None
 
 
 def windows(start: dt.date, end: dt.date, train_days: int, val_days: int, test_days: int) -> list[tuple]:
