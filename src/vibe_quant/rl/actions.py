@@ -19,12 +19,14 @@ def to_level(action, action_space: str, levels: int) -> float:
         A discrete action outside 0..2.
     """
     if action_space == "discrete":
-        a = int(np.asarray(action).reshape(-1)[0])
+        a = int(action) if isinstance(action, (int, np.integer)) else int(np.asarray(action).reshape(-1)[0])
         if not 0 <= a <= 2:
             raise ConfigError(f"discrete action {a}: must be 0 (flat), 1 (long) or 2 (short)")
         return DISCRETE_LEVELS[a]
-    a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
-    return float(np.round(a * levels)) / levels
+    a = float(action.flat[0]) if isinstance(action, np.ndarray) else float(np.asarray(action).reshape(-1)[0])
+    if a != a:
+        raise ConfigError("continuous action NaN: the policy's output is not a number")
+    return round(min(1.0, max(-1.0, a)) * levels) / levels  # half to even, as numpy's round
 
 
 def portfolio_state(qty: float, close: float, avg_px: float, wallet: float, equity: float, fraction: float,

@@ -114,6 +114,7 @@ class EnvMarket:
                               f"{config.ready + 2} (window {config.window} + warm-up {WARMUP} + 1 step): a longer period")  # fmt: skip
         volumes = np.asarray(mk.books[0].volumes, dtype=np.float64)  # (mk.bvol is the slippage model's volatility)
         self.features = feature_matrix(mk.bts, mk.bo, mk.bh, mk.bl, mk.bc, volumes, mk.fts, mk.frate)
+        self.flat = np.ascontiguousarray(self.features, dtype=np.float32).reshape(-1)  # the observation's rows
         self.vf, self.vi, self.seed = policy_vectors(plan, config.fraction)
         self.sp_i = np.array([[mk.keys[0], config.ready]], dtype=np.int64)
         self.starting_equity = float(plan.venue.starting_balance)
@@ -124,13 +125,12 @@ class EnvMarket:
 
 
 @njit(cache=True)
-def observe_nb(i, feats, window, sf, si, bc, boff, bal_units, fraction, obs):
-    """Write the observation of bar `i`'s close into `obs` (float32): the window's rows, then the portfolio."""
-    k = 0
-    for r in range(i - window + 1, i + 1):
-        for j in range(feats.shape[1]):
-            obs[k] = feats[r, j]
-            k += 1
+def observe_nb(i, flat, n_feat, window, sf, si, bc, boff, bal_units, fraction, obs):
+    """Write the observation of bar `i`'s close into `obs`: the window's rows (one contiguous block of the
+    float32 feature rows `flat`, ``n_feat`` per bar), then the portfolio."""
+    k = window * n_feat
+    lo = (i - window + 1) * n_feat
+    obs[:k] = flat[lo : lo + k]
     q = sf[0, F_QTY]
     c = bc[boff[0] + i]
     e = _equity(bal_units, sf, si, boff, bc)
@@ -151,7 +151,7 @@ def env_step_nb(
     m, level, seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg,
     foff, fts, frate, koff, kfloor, kcap, kmmr, kcum, sp_f, sp_i, vf, vi, seed,
     sf, si, oi, of, qi, qf, mp, cnt, order_buf, clock, fi, ff, ri, rf, li, lf, eq_ts, eq,
-    feats, window, fraction, obs, out,
+    feats, flat, window, fraction, obs, out,
 ):  # fmt: skip
     """Decide `level` on element `m`'s close, then open bar ``m + 1`` and observe its close; the step's
     figures go to `out` (``O_*``). Returns ``m + 1``."""
@@ -188,7 +188,7 @@ def env_step_nb(
     out[O_RV] = feats[i1, _RV] / 100.0
     out[O_LEVEL] = sf[s, F_LEVEL] if q != 0 else 0.0
     out[O_CLEARANCE] = clearance
-    observe_nb(i1, feats, window, sf, si, bc, boff, cnt[N_BAL], fraction, obs)
+    observe_nb(i1, flat, feats.shape[1], window, sf, si, bc, boff, cnt[N_BAL], fraction, obs)
     return m
 
 
@@ -200,7 +200,7 @@ _CORE = [
     ("vi", _I1), ("seed", uint64), ("sf", _F2), ("si", _I2), ("oi", int64[:, :, :]), ("of", float64[:, :, :]),
     ("qi", _I2), ("qf", _F1), ("mp", _I1), ("cnt", _I1), ("order_buf", _I1), ("clock", _I1), ("fi", _I2),
     ("ff", _F2), ("ri", _I2), ("rf", _F2), ("li", _I2), ("lf", _F2), ("eq_ts", _I1), ("eq", _F1),
-    ("feats", _F2), ("window", int64), ("fraction", float64), ("obs", float32[:]), ("out", _F1), ("m", int64),
+    ("feats", _F2), ("flat", float32[:]), ("window", int64), ("fraction", float64), ("obs", float32[:]), ("out", _F1), ("m", int64),
 ]  # fmt: skip
 
 
@@ -210,7 +210,7 @@ class _Core:
     fifty (numba checks every argument's type on each call from Python: ~50 ns each)."""
 
     def __init__(self, seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg, foff, fts, frate, koff, kfloor, kcap,
-                 kmmr, kcum, sp_f, sp_i, vf, vi, seed, fi, ff, ri, rf, li, lf, eq_ts, eq, feats, window, fraction,
+                 kmmr, kcum, sp_f, sp_i, vf, vi, seed, fi, ff, ri, rf, li, lf, eq_ts, eq, feats, flat, window, fraction,
                  obs, out):  # fmt: skip
         self.seq_sym, self.seq_idx, self.boff, self.bts = seq_sym, seq_idx, boff, bts
         self.bo, self.bh, self.bl, self.bc, self.bvol, self.bavg = bo, bh, bl, bc, bvol, bavg
@@ -218,7 +218,7 @@ class _Core:
         self.koff, self.kfloor, self.kcap, self.kmmr, self.kcum = koff, kfloor, kcap, kmmr, kcum
         self.sp_f, self.sp_i, self.vf, self.vi, self.seed = sp_f, sp_i, vf, vi, seed
         self.fi, self.ff, self.ri, self.rf, self.li, self.lf, self.eq_ts, self.eq = fi, ff, ri, rf, li, lf, eq_ts, eq
-        self.feats, self.window, self.fraction, self.obs, self.out = feats, window, fraction, obs, out
+        self.feats, self.flat, self.window, self.fraction, self.obs, self.out = feats, flat, window, fraction, obs, out
         self.m = 0
         self.sf, self.si, self.oi, self.of, self.qi, self.qf, self.mp, self.cnt, self.order_buf, self.clock = (
             new_state_nb(1, foff, vi[W_BAL_UNITS])
@@ -234,8 +234,8 @@ class _Core:
                     self.sp_f, self.sp_i, self.vf, self.vi, self.seed, self.sf, self.si, self.oi, self.of, self.qi,
                     self.qf, self.mp, self.cnt, self.order_buf, self.clock, self.fi, self.ff, self.ri, self.rf, self.li,
                     self.lf, self.eq_ts, self.eq)  # fmt: skip
-        observe_nb(m0, self.feats, self.window, self.sf, self.si, self.bc, self.boff, self.cnt[N_BAL], self.fraction,
-                   self.obs)  # fmt: skip
+        observe_nb(m0, self.flat, self.feats.shape[1], self.window, self.sf, self.si, self.bc, self.boff,
+                   self.cnt[N_BAL], self.fraction, self.obs)  # fmt: skip
 
     def step(self, level):
         self.m = env_step_nb(
@@ -243,7 +243,7 @@ class _Core:
             self.bvol, self.bavg, self.foff, self.fts, self.frate, self.koff, self.kfloor, self.kcap, self.kmmr,
             self.kcum, self.sp_f, self.sp_i, self.vf, self.vi, self.seed, self.sf, self.si, self.oi, self.of, self.qi,
             self.qf, self.mp, self.cnt, self.order_buf, self.clock, self.fi, self.ff, self.ri, self.rf, self.li, self.lf,
-            self.eq_ts, self.eq, self.feats, self.window, self.fraction, self.obs, self.out,
+            self.eq_ts, self.eq, self.feats, self.flat, self.window, self.fraction, self.obs, self.out,
         )  # fmt: skip
         return self.cnt[N_STATUS]
 
@@ -290,7 +290,7 @@ class TradingEnv(gym.Env):
             mk.seq_sym, mk.seq_idx, mk.boff, mk.bts, mk.bo, mk.bh, mk.bl, mk.bc, mk.bvol, mk.bavg, mk.foff, mk.fts,
             mk.frate, mk.koff, mk.kfloor, mk.kcap, mk.kmmr, mk.kcum, mk.sp_f, market.sp_i, market.vf, market.vi,
             market.seed, z((cap, 9), np.int64), z((cap, 5)), z((mk.fts.size, 3), np.int64), z((mk.fts.size, 4)),
-            z((cap, 4), np.int64), z((cap, 5)), z(span + 2, np.int64), z(span + 2), market.features, cfg.window,
+            z((cap, 4), np.int64), z((cap, 5)), z(span + 2, np.int64), z(span + 2), market.features, market.flat, cfg.window,
             cfg.fraction, z(n_obs, np.float32), z(8),
         )  # fmt: skip
         self._obs, self._out = self._core.obs, self._core.out

@@ -20,7 +20,7 @@ import numpy as np
 from nautilus_trader.model.data import Bar
 
 from vibe_quant.errors import ConfigError
-from vibe_quant.rl.actions import ACTION_SPACES, observation, portfolio_state, to_level
+from vibe_quant.rl.actions import observation, portfolio_state, to_level
 from vibe_quant.rl.features import FeatureStream
 from vibe_quant.strategy.base import PerpStrategy, PerpStrategyConfig
 
@@ -41,16 +41,16 @@ class PolicyStrategy(PerpStrategy):
 
     @classmethod
     def check(cls, config: PolicyStrategyConfig) -> None:
+        """The environment's own checks of the shared fields (``EnvConfig``), then the policy's."""
+        from vibe_quant.rl.env import EnvConfig
+
+        EnvConfig(
+            window=config.window, action_space=config.action_space, levels=config.levels, fraction=config.fraction
+        )
         if config.policy not in ("model", "replay"):
             raise ConfigError(f"policy={config.policy!r}: choose model or replay")
-        if config.action_space not in ACTION_SPACES:
-            raise ConfigError(f"action_space={config.action_space!r}: choose {' or '.join(ACTION_SPACES)}")
-        if config.levels < 1:
-            raise ConfigError(f"levels={config.levels}: must be >= 1")
-        if not 0 < config.fraction <= 10:
-            raise ConfigError(f"fraction={config.fraction}: must be in (0, 10]")
-        if config.window < 1 or config.ready < config.window - 1:
-            raise ConfigError(f"window={config.window}, ready={config.ready}: need window >= 1 and ready >= window - 1")
+        if config.ready < config.window - 1:
+            raise ConfigError(f"ready={config.ready}: must be >= window - 1 = {config.window - 1}")
 
     def setup(self) -> None:
         cfg = self.config

@@ -540,7 +540,6 @@ def _process(t, validation, spread_ticks, impact, p_slip, fill_lat, bar_ns, seed
 def _decide(s, i, b, t, c, sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp_f, sp_i, vf, vi, sf, si, oi, of, qi,
             qf, mp, cnt):  # fmt: skip
     """``DslStrategy.on_bar`` on the signal table, then ``Leg.go``: what the strategy sends at bar `b`'s close."""
-    n_sym = sf.shape[0]
     sizing, tp_kind, has_sl, has_trail = vi[W_SIZING], vi[W_TP], vi[W_SL] != 0, vi[W_TRAIL] != 0
     base_lat = vi[W_BASE]
     if i < sp_i[s, I_READY] or si[s, S_INFLIGHT] != 0:
@@ -587,7 +586,23 @@ def _decide(s, i, b, t, c, sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp
         target_d = tgtd[b]
     else:
         target_d = np.nan
-    # the venue's equity(): balance + (sum of the unrealised PnLs), in that order
+    equity, used = account_nb(sf, si, boff, bc, cnt)
+    lev = sp_f[s, P_LEV]
+    want = equity * vf[V_RISK] / stop if sizing == 1 else equity * vf[V_FRACTION] / c
+    if not np.isnan(vf[V_MMF]):
+        want = min(want, vf[V_MMF] * equity * lev / c)
+    if not np.isnan(vf[V_MAXLEV]):
+        want = min(want, vf[V_MAXLEV] * equity / c)
+    want = min(want, sp_f[s, P_MAXNOT] / c * 0.999 if c > 0 else 0.0)
+    si[s, S_SIGNALLED] = sg
+    go_nb(s, t, side, sg, want, c, stop, target_d, equity, used, sp_f, sf, si, oi, of, qi, qf, mp, cnt, vi)
+
+
+@njit(cache=True)
+def account_nb(sf, si, boff, bc, cnt):
+    """(equity, used margin) as the venue's account reports them: balance + (sum of the unrealised PnLs), in
+    that order, and the sum of the isolated margins."""
+    n_sym = sf.shape[0]
     upnl = 0.0
     for j in range(n_sym):
         if sf[j, F_QTY] != 0:
@@ -597,30 +612,29 @@ def _decide(s, i, b, t, c, sig, exl, exs, alw, stopd, tgtd, traild, boff, bc, sp
     for j in range(n_sym):
         if sf[j, F_QTY] != 0:
             used = used + sf[j, F_WALLET]
-    lev = sp_f[s, P_LEV]
-    want = equity * vf[V_RISK] / stop if sizing == 1 else equity * vf[V_FRACTION] / c
-    if not np.isnan(vf[V_MMF]):
-        want = min(want, vf[V_MMF] * equity * lev / c)
-    if not np.isnan(vf[V_MAXLEV]):
-        want = min(want, vf[V_MAXLEV] * equity / c)
-    want = min(want, sp_f[s, P_MAXNOT] / c * 0.999 if c > 0 else 0.0)
-    si[s, S_SIGNALLED] = sg
-    # Leg.go: close the current side first, then the checks, then the entry
+    return equity, used
+
+
+@njit(cache=True)
+def go_nb(s, t, side, direction, want, c, stop, target, equity, used, sp_f, sf, si, oi, of, qi, qf, mp, cnt, vi):
+    """``Leg.go``: close the current side (`side`) first, then the checks (size step, maximum position at the
+    leverage, initial margin plus taker fee within the free equity and the released margin), then the entry
+    of `want` (base units) on `direction` with its bracket (`stop`/`target` distances, NaN for none)."""
     released = 0.0
     if side != 0:
         released = sf[s, F_WALLET]
         _go_flat(s, t, sf, si, oi, of, qi, qf, mp, cnt, vi, R_SIGNAL)
     step = sp_f[s, P_STEP]
-    qf_ = math.floor(want / step + 1e-9) * step if want > 0 else 0.0
-    if not qf_ > 0:
+    qty = math.floor(want / step + 1e-9) * step if want > 0 else 0.0
+    if not qty > 0:
         return  # size_below_step
-    if qf_ * c > sp_f[s, P_MAXNOT]:
+    if qty * c > sp_f[s, P_MAXNOT]:
         return  # max_position_at_leverage
-    required = qf_ * c / lev + qf_ * c * max(sp_f[s, P_TAKER], 0.0)
+    required = qty * c / sp_f[s, P_LEV] + qty * c * max(sp_f[s, P_TAKER], 0.0)
     if required > (equity - used) + released:
         return  # insufficient_margin
-    oq = fixed_nb(qf_, sp_f[s, P_POWS], sp_f[s, P_RESTS])
-    _submit_entry(s, t, sg, oq, c, stop, target_d, sp_f, si, oi, of, qi, qf, mp, cnt, vi)
+    oq = fixed_nb(qty, sp_f[s, P_POWS], sp_f[s, P_RESTS])
+    _submit_entry(s, t, direction, oq, c, stop, target, sp_f, si, oi, of, qi, qf, mp, cnt, vi)
 
 
 @njit(cache=True)

@@ -16,39 +16,27 @@ Nothing is decided while an order is on its way or before the strategy's first r
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
 from vibe_quant.sim.kernel import (
     C_NEQ,
-    F_AVG,
     F_LEVEL,
     F_QTY,
-    F_WALLET,
     I_READY,
-    N_BAL,
     N_STATUS,
     OK,
-    P_LEV,
     P_MAXNOT,
-    P_POWS,
-    P_RESTS,
-    P_STEP,
-    P_TAKER,
     R_EXIT,
-    R_SIGNAL,
     S_CUR,
     S_INFLIGHT,
     V_FRACTION,
     W_BAL_UNITS,
     _go_flat,
-    _submit_entry,
+    account_nb,
     after_decision_nb,
     close_run_nb,
-    fixed_nb,
-    money_nb,
+    go_nb,
     new_state_nb,
     open_bar_nb,
 )
@@ -70,34 +58,9 @@ def policy_decide_nb(s, i, b, t, level, boff, bc, sp_f, sp_i, vf, vi, sf, si, oi
         return
     direction = 1 if level > 0 else -1
     c = bc[b]
-    n_sym = sf.shape[0]
-    upnl = 0.0  # the venue's equity(): balance + (sum of the unrealised PnLs), in that order
-    for j in range(n_sym):
-        if sf[j, F_QTY] != 0:
-            upnl = upnl + sf[j, F_QTY] * (bc[boff[j] + si[j, S_CUR]] - sf[j, F_AVG])
-    equity = money_nb(cnt[N_BAL]) + upnl
-    used = 0.0
-    for j in range(n_sym):
-        if sf[j, F_QTY] != 0:
-            used = used + sf[j, F_WALLET]
-    lev = sp_f[s, P_LEV]
-    want = abs(level) * equity * vf[V_FRACTION] / c
-    want = min(want, sp_f[s, P_MAXNOT] / c * 0.999 if c > 0 else 0.0)
-    released = 0.0
-    if side != 0:
-        released = sf[s, F_WALLET]
-        _go_flat(s, t, sf, si, oi, of, qi, qf, mp, cnt, vi, R_SIGNAL)
-    step = sp_f[s, P_STEP]
-    qty = math.floor(want / step + 1e-9) * step if want > 0 else 0.0
-    if not qty > 0:
-        return  # size_below_step
-    if qty * c > sp_f[s, P_MAXNOT]:
-        return  # max_position_at_leverage
-    required = qty * c / lev + qty * c * max(sp_f[s, P_TAKER], 0.0)
-    if required > (equity - used) + released:
-        return  # insufficient_margin
-    oq = fixed_nb(qty, sp_f[s, P_POWS], sp_f[s, P_RESTS])
-    _submit_entry(s, t, direction, oq, c, np.nan, np.nan, sp_f, si, oi, of, qi, qf, mp, cnt, vi)
+    equity, used = account_nb(sf, si, boff, bc, cnt)
+    want = min(abs(level) * equity * vf[V_FRACTION] / c, sp_f[s, P_MAXNOT] / c * 0.999 if c > 0 else 0.0)
+    go_nb(s, t, side, direction, want, c, np.nan, np.nan, equity, used, sp_f, sf, si, oi, of, qi, qf, mp, cnt, vi)
 
 
 @njit(cache=True)
