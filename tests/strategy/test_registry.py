@@ -54,9 +54,13 @@ def test_names_resolve_by_one_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_kinds_and_bindings_refuse_what_they_cannot_run() -> None:
-    assert list(KINDS) == ["python", "dsl", "lpi"]
-    with pytest.raises(ConfigError, match="kind 'rl': choose one of python, dsl, lpi"):
-        config(kind="rl")
+    assert list(KINDS) == ["python", "dsl", "lpi", "rl"]
+    with pytest.raises(ConfigError, match="kind 'genome': choose one of python, dsl, lpi, rl"):
+        config(kind="genome")
+    with pytest.raises(ConfigError, match=r"policy source '/nowhere\.npy' does not exist"):
+        plan_run(config(kind="rl", strategy="rl:x", document={"policy": "replay", "source": "/nowhere.npy"}))
+    with pytest.raises(ConfigError, match=r"no policy field 'windw'.*Did you mean 'window'"):
+        plan_run(config(kind="rl", strategy="rl:x", document={"policy": "replay", "source": "/", "windw": 3}))
     with pytest.raises(ConfigError, match=r"unknown strategy kind 'dls'.*Did you mean 'dsl'"):
         strategy_kind("dls")
     with pytest.raises(ConfigError, match=r"has no parameter 'fats'.*Did you mean 'fast'"):

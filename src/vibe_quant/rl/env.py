@@ -22,8 +22,8 @@ from __future__ import annotations
 import gymnasium as gym
 import msgspec
 import numpy as np
-from numba import float32, float64, int64, njit, uint64
-from numba.experimental import jitclass
+from numba import njit, types
+from numba.experimental import structref
 
 from vibe_quant.errors import ConfigError
 from vibe_quant.rl.actions import ACTION_SPACES, DISCRETE_LEVELS, to_level
@@ -124,6 +124,19 @@ class EnvMarket:
         return self.plan.symbols[0]
 
 
+def feature_version() -> str:
+    """Names and code of the features and of what feeds them (a model is only valid on the version it was
+    trained with)."""
+    import hashlib
+    import inspect
+
+    from vibe_quant.rl import features
+
+    parts = [",".join(FEATURES), inspect.getsource(features.feature_step_nb.py_func),
+             inspect.getsource(features.funding_features_nb.py_func), inspect.getsource(EnvMarket)]  # fmt: skip
+    return "f1-" + hashlib.sha256("".join(parts).encode()).hexdigest()[:12]
+
+
 @njit(cache=True)
 def observe_nb(i, flat, n_feat, window, sf, si, bc, boff, bal_units, fraction, obs):
     """Write the observation of bar `i`'s close into `obs`: the window's rows (one contiguous block of the
@@ -192,60 +205,68 @@ def env_step_nb(
     return m
 
 
-_I1, _F1, _I2, _F2 = int64[:], float64[:], int64[:, :], float64[:, :]
-_CORE = [
-    ("seq_sym", _I1), ("seq_idx", _I1), ("boff", _I1), ("bts", _I1), ("bo", _F1), ("bh", _F1), ("bl", _F1),
-    ("bc", _F1), ("bvol", _F1), ("bavg", _F1), ("foff", _I1), ("fts", _I1), ("frate", _F1), ("koff", _I1),
-    ("kfloor", _F1), ("kcap", _F1), ("kmmr", _F1), ("kcum", _F1), ("sp_f", _F2), ("sp_i", _I2), ("vf", _F1),
-    ("vi", _I1), ("seed", uint64), ("sf", _F2), ("si", _I2), ("oi", int64[:, :, :]), ("of", float64[:, :, :]),
-    ("qi", _I2), ("qf", _F1), ("mp", _I1), ("cnt", _I1), ("order_buf", _I1), ("clock", _I1), ("fi", _I2),
-    ("ff", _F2), ("ri", _I2), ("rf", _F2), ("li", _I2), ("lf", _F2), ("eq_ts", _I1), ("eq", _F1),
-    ("feats", _F2), ("flat", float32[:]), ("window", int64), ("fraction", float64), ("obs", float32[:]), ("out", _F1), ("m", int64),
-]  # fmt: skip
+_FIELDS = (
+    "seq_sym", "seq_idx", "boff", "bts", "bo", "bh", "bl", "bc", "bvol", "bavg", "foff", "fts", "frate", "koff",
+    "kfloor", "kcap", "kmmr", "kcum", "sp_f", "sp_i", "vf", "vi", "seed", "sf", "si", "oi", "of", "qi", "qf", "mp",
+    "cnt", "order_buf", "clock", "fi", "ff", "ri", "rf", "li", "lf", "eq_ts", "eq", "feats", "flat", "window",
+    "fraction", "obs", "out", "m",
+)  # fmt: skip
 
 
-@jitclass(_CORE)
-class _Core:
-    """The environment's arrays in one compiled object: a step is one call with two arguments instead of
-    fifty (numba checks every argument's type on each call from Python: ~50 ns each)."""
+@structref.register
+class _CoreType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(typ)) for name, typ in fields)
 
-    def __init__(self, seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg, foff, fts, frate, koff, kfloor, kcap,
-                 kmmr, kcum, sp_f, sp_i, vf, vi, seed, fi, ff, ri, rf, li, lf, eq_ts, eq, feats, flat, window, fraction,
-                 obs, out):  # fmt: skip
-        self.seq_sym, self.seq_idx, self.boff, self.bts = seq_sym, seq_idx, boff, bts
-        self.bo, self.bh, self.bl, self.bc, self.bvol, self.bavg = bo, bh, bl, bc, bvol, bavg
-        self.foff, self.fts, self.frate = foff, fts, frate
-        self.koff, self.kfloor, self.kcap, self.kmmr, self.kcum = koff, kfloor, kcap, kmmr, kcum
-        self.sp_f, self.sp_i, self.vf, self.vi, self.seed = sp_f, sp_i, vf, vi, seed
-        self.fi, self.ff, self.ri, self.rf, self.li, self.lf, self.eq_ts, self.eq = fi, ff, ri, rf, li, lf, eq_ts, eq
-        self.feats, self.flat, self.window, self.fraction, self.obs, self.out = feats, flat, window, fraction, obs, out
-        self.m = 0
-        self.sf, self.si, self.oi, self.of, self.qi, self.qf, self.mp, self.cnt, self.order_buf, self.clock = (
-            new_state_nb(1, foff, vi[W_BAL_UNITS])
-        )
 
-    def reset(self, m0):
-        self.sf, self.si, self.oi, self.of, self.qi, self.qf, self.mp, self.cnt, self.order_buf, self.clock = (
-            new_state_nb(1, self.foff, self.vi[W_BAL_UNITS])
-        )
-        self.m = m0
-        open_bar_nb(m0, self.seq_sym, self.seq_idx, self.boff, self.bts, self.bo, self.bh, self.bl, self.bc, self.bvol,
-                    self.bavg, self.foff, self.fts, self.frate, self.koff, self.kfloor, self.kcap, self.kmmr, self.kcum,
-                    self.sp_f, self.sp_i, self.vf, self.vi, self.seed, self.sf, self.si, self.oi, self.of, self.qi,
-                    self.qf, self.mp, self.cnt, self.order_buf, self.clock, self.fi, self.ff, self.ri, self.rf, self.li,
-                    self.lf, self.eq_ts, self.eq)  # fmt: skip
-        observe_nb(m0, self.flat, self.feats.shape[1], self.window, self.sf, self.si, self.bc, self.boff,
-                   self.cnt[N_BAL], self.fraction, self.obs)  # fmt: skip
+class _Core(structref.StructRefProxy):
+    """The environment's arrays in one compiled struct: a step is one call with two arguments instead of fifty
+    (numba checks every argument's type on each call from Python, ~50 ns each). A struct rather than a
+    jitclass because functions taking it are cached on disk (a jitclass recompiles, with the kernel linked
+    in, in every process)."""
 
-    def step(self, level):
-        self.m = env_step_nb(
-            self.m, level, self.seq_sym, self.seq_idx, self.boff, self.bts, self.bo, self.bh, self.bl, self.bc,
-            self.bvol, self.bavg, self.foff, self.fts, self.frate, self.koff, self.kfloor, self.kcap, self.kmmr,
-            self.kcum, self.sp_f, self.sp_i, self.vf, self.vi, self.seed, self.sf, self.si, self.oi, self.of, self.qi,
-            self.qf, self.mp, self.cnt, self.order_buf, self.clock, self.fi, self.ff, self.ri, self.rf, self.li, self.lf,
-            self.eq_ts, self.eq, self.feats, self.flat, self.window, self.fraction, self.obs, self.out,
-        )  # fmt: skip
-        return self.cnt[N_STATUS]
+
+structref.define_proxy(_Core, _CoreType, list(_FIELDS))
+
+
+@njit(cache=True)
+def core_new_nb(seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg, foff, fts, frate, koff, kfloor, kcap, kmmr,
+                kcum, sp_f, sp_i, vf, vi, seed, fi, ff, ri, rf, li, lf, eq_ts, eq, feats, flat, window, fraction, obs,
+                out):  # fmt: skip
+    sf, si, oi, of, qi, qf, mp, cnt, order_buf, clock = new_state_nb(1, foff, vi[W_BAL_UNITS])
+    return _Core(seq_sym, seq_idx, boff, bts, bo, bh, bl, bc, bvol, bavg, foff, fts, frate, koff, kfloor, kcap, kmmr,
+                 kcum, sp_f, sp_i, vf, vi, seed, sf, si, oi, of, qi, qf, mp, cnt, order_buf, clock, fi, ff, ri, rf, li,
+                 lf, eq_ts, eq, feats, flat, window, fraction, obs, out, 0)  # fmt: skip
+
+
+@njit(cache=True)
+def core_reset_nb(c, m0):
+    """A new episode from element `m0`: a fresh account, the bar opened and observed."""
+    c.sf, c.si, c.oi, c.of, c.qi, c.qf, c.mp, c.cnt, c.order_buf, c.clock = new_state_nb(1, c.foff, c.vi[W_BAL_UNITS])
+    c.m = m0
+    open_bar_nb(m0, c.seq_sym, c.seq_idx, c.boff, c.bts, c.bo, c.bh, c.bl, c.bc, c.bvol, c.bavg, c.foff, c.fts, c.frate,
+                c.koff, c.kfloor, c.kcap, c.kmmr, c.kcum, c.sp_f, c.sp_i, c.vf, c.vi, c.seed, c.sf, c.si, c.oi, c.of,
+                c.qi, c.qf, c.mp, c.cnt, c.order_buf, c.clock, c.fi, c.ff, c.ri, c.rf, c.li, c.lf, c.eq_ts, c.eq)  # fmt: skip
+    observe_nb(m0, c.flat, c.feats.shape[1], c.window, c.sf, c.si, c.bc, c.boff, c.cnt[N_BAL], c.fraction, c.obs)
+
+
+@njit(cache=True)
+def core_step_nb(c, level):
+    """One step (see :func:`env_step_nb`); returns the new element index, or -1 when the record arrays are full."""
+    c.m = env_step_nb(
+        c.m, level, c.seq_sym, c.seq_idx, c.boff, c.bts, c.bo, c.bh, c.bl, c.bc, c.bvol, c.bavg, c.foff, c.fts,
+        c.frate, c.koff, c.kfloor, c.kcap, c.kmmr, c.kcum, c.sp_f, c.sp_i, c.vf, c.vi, c.seed, c.sf, c.si, c.oi, c.of,
+        c.qi, c.qf, c.mp, c.cnt, c.order_buf, c.clock, c.fi, c.ff, c.ri, c.rf, c.li, c.lf, c.eq_ts, c.eq, c.feats,
+        c.flat, c.window, c.fraction, c.obs, c.out,
+    )  # fmt: skip
+    return c.m if c.cnt[N_STATUS] == OK else -1
+
+
+@njit(cache=True)
+def core_records_nb(c):
+    """(trades opened, the fill ints, the fill floats) of the episode so far."""
+    n = c.cnt[N_FILL]
+    return c.si[0, S_TRADE], c.fi[:n].copy(), c.ff[:n].copy()
 
 
 class TradingEnv(gym.Env):
@@ -286,14 +307,15 @@ class TradingEnv(gym.Env):
         cap = 3 * span + 16
         mk = market.market
         z = np.zeros
-        self._core = _Core(
+        obs, out = z(n_obs, np.float32), z(8)
+        self._core = core_new_nb(
             mk.seq_sym, mk.seq_idx, mk.boff, mk.bts, mk.bo, mk.bh, mk.bl, mk.bc, mk.bvol, mk.bavg, mk.foff, mk.fts,
             mk.frate, mk.koff, mk.kfloor, mk.kcap, mk.kmmr, mk.kcum, mk.sp_f, market.sp_i, market.vf, market.vi,
             market.seed, z((cap, 9), np.int64), z((cap, 5)), z((mk.fts.size, 3), np.int64), z((mk.fts.size, 4)),
             z((cap, 4), np.int64), z((cap, 5)), z(span + 2, np.int64), z(span + 2), market.features, market.flat, cfg.window,
-            cfg.fraction, z(n_obs, np.float32), z(8),
+            cfg.fraction, obs, out,
         )  # fmt: skip
-        self._obs, self._out = self._core.obs, self._core.out
+        self._obs, self._out = obs, out
         self._bts = mk.bts
         self._table = DISCRETE_LEVELS if cfg.action_space == "discrete" else None
         self._stop = 0
@@ -311,7 +333,7 @@ class TradingEnv(gym.Env):
         else:
             m0 = int(self.np_random.integers(self.start, self.end - span + 1))
         self._stop = m0 + span - 1
-        self._core.reset(m0)
+        core_reset_nb(self._core, m0)
         self.levels_taken = []
         self._pos = 0.0
         self._equity = float(self.market.starting_equity)
@@ -325,8 +347,8 @@ class TradingEnv(gym.Env):
         else:
             level = to_level(action, cfg.action_space, cfg.levels)
         self.levels_taken.append(level)
-        core = self._core
-        if core.step(level) != OK:
+        m = core_step_nb(self._core, level)
+        if m < 0:
             raise RuntimeError("perp kernel: the environment's record arrays are full")
         out = self._out
         e0, e1 = self._equity, out[O_EQUITY]
@@ -335,24 +357,21 @@ class TradingEnv(gym.Env):
         turnover = cfg.turnover_kappa * abs(pos - self._pos)
         reward = (e1 - e0) / e0 - risk - turnover if e0 > 0 else 0.0
         self._equity, self._pos = e1, pos
-        m = core.m
         terminated = not e1 > 0
         truncated = m >= self._stop
         info = {"equity": e1, "position": pos, "target": level, "fees": out[O_FEES], "funding": out[O_FUNDING],
                 "pnl": out[O_PNL], "risk_penalty": risk, "turnover_penalty": turnover, "realized_vol": out[O_RV],
                 "ts": int(self._bts[m]), "bar": m}  # fmt: skip
         if terminated or truncated:
-            info["n_trades"] = int(core.si[0, S_TRADE])
+            info["n_trades"] = int(core_records_nb(self._core)[0])
         return self._obs.copy(), float(reward), terminated, truncated, info
 
     # -- records ------------------------------------------------------------------------------------
 
     def fills(self) -> np.ndarray:
         """The episode's fills so far: (ts, side, qty, price, fee) rows."""
-        core = self._core
-        n = int(core.cnt[N_FILL])
-        fi, ff = core.fi, core.ff
-        return np.column_stack([fi[:n, 0], fi[:n, 3], ff[:n, 0], ff[:n, 1], ff[:n, 2]])
+        _, fi, ff = core_records_nb(self._core)
+        return np.column_stack([fi[:, 0], fi[:, 3], ff[:, 0], ff[:, 1], ff[:, 2]])
 
 
 def make_env_market(plan, data, config: EnvConfig) -> EnvMarket:

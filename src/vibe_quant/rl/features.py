@@ -14,7 +14,6 @@ interest change are not in the catalog yet: their columns are 0 with a ``*_prese
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
@@ -33,18 +32,6 @@ PORTFOLIO = ("position", "unrealized_pnl", "margin_use", "level")
 # recursive state st[*]
 _EMA20, _EMA100, _GAIN, _LOSS, _ATR, _PREV_C, _N = range(7)
 _HIST = 128  # ring buffer length (>= 120 volumes, 16 closes, 20 returns)
-
-
-def feature_version() -> str:
-    """Names and code of the features and of what feeds them (a model is only valid on the version it was
-    trained with)."""
-    import inspect
-
-    from vibe_quant.rl import env
-
-    parts = [",".join(FEATURES), inspect.getsource(feature_step_nb.py_func),
-             inspect.getsource(funding_features_nb.py_func), inspect.getsource(env.EnvMarket)]  # fmt: skip
-    return "f1-" + hashlib.sha256("".join(parts).encode()).hexdigest()[:12]
 
 
 @njit(cache=True)

@@ -21,8 +21,7 @@ import msgspec
 from vibe_quant.errors import UserError
 from vibe_quant.home import Home
 from vibe_quant.progress import Progress
-from vibe_quant.rl.env import EnvConfig, EnvMarket, TradingEnv
-from vibe_quant.rl.features import feature_version
+from vibe_quant.rl.env import EnvConfig, EnvMarket, TradingEnv, feature_version
 from vibe_quant.rl.runs import TrainingRun, read_run, runs_dir, write_json
 
 
