@@ -261,6 +261,7 @@ def click_first_point(page: Page, plot: str) -> int:
 # -- the tests ------------------------------------------------------------------------------------
 
 
+@pytest.mark.heavy  # heavy (33 s): the browser tests below keep Chromium + Playwright in the default suite
 def test_create_screen_and_inspect_a_strategy_in_a_real_browser(server, e2e_home, tab, tmp_path) -> None:
     page = tab
     # Strategies, as the server's first page (a link into a page must work before any visit of the home page):
@@ -339,6 +340,7 @@ def test_create_screen_and_inspect_a_strategy_in_a_real_browser(server, e2e_home
     shot(page, tmp_path / "run.png")
 
 
+@pytest.mark.heavy  # heavy (8 s): killing a job and its workers is tested without a browser in tests/jobs
 def test_kill_from_the_jobs_panel_ends_the_job_and_its_workers(server, e2e_home, tab, tmp_path) -> None:
     page = tab
     # a sweep of the Python ema_cross on 1m bars long enough to be running when it is killed (25 points, 2 workers)

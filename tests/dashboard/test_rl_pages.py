@@ -35,7 +35,7 @@ METRICS = {"net_return": 0.12, "max_drawdown": 0.08, "sharpe": 1.4, "sortino": 2
            "n_trades": 42, "largest_trade_share": 0.2, "window_returns": [0.04, 0.03, -0.01]}  # fmt: skip
 RUN = {"run_id": RUN_ID, "created_at": "2026-05-01T10:00:00Z", "symbol": "BTCUSDT", "timeframe": "5m",
        "start": "2024-01-01", "end": "2024-03-01", "algo": "ppo", "timesteps": 20000, "seed": 7,
-       "env": {"window": 32, "action_space": "discrete", "levels": [-1, 0, 1], "fraction": 0.5, "risk_lambda": 0.1,
+       "env": {"window": 32, "action_space": "discrete", "levels": 4, "fraction": 0.5, "risk_lambda": 0.1,
                "turnover_kappa": 0.001, "episode_bars": 2048},
        "venue": {"mode": "screening", "leverage": 2.0}, "training_data_hash": "e" * 64, "feature_version": "feat-3"}  # fmt: skip
 EVALUATION = {"start": "2024-03-01", "end": "2024-04-01", "metrics": METRICS,
@@ -148,7 +148,7 @@ def test_register_and_resume_launch_the_rl_jobs(rl_home, page) -> None:
         assert list(jobs[0].command) == [
             "rl", "train", "--symbol", "BTCUSDT", "--timeframe", "5m", "--start", "2024-01-01", "--end", "2024-03-01",
             "--algo", "ppo", "--timesteps", "20000", "--seed", "7", "--action", "discrete", "--mode", "screening",
-            "--leverage", "2", "--resume", RUN_ID]  # fmt: skip
+            "--leverage", "2", "--window", "32", "--episode-bars", "2048", "--fraction", "0.5", "--resume", RUN_ID]  # fmt: skip
     finally:
         _kill_jobs(home)
 

@@ -288,6 +288,7 @@ def test_purge_is_the_longest_lookback_on_its_own_timeframe() -> None:
     assert lookback_days(base, [], 0) == 0
 
 
+@pytest.mark.heavy  # heavy (12 s): progress of the stages; the stages themselves stay in the default suite
 def test_every_stage_reports_progress_from_the_start_to_the_end(screened) -> None:
     home, run_row = screened
     with StateManager(home.db_path) as db:  # one point as if screened before daily returns were stored

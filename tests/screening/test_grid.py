@@ -84,6 +84,7 @@ def _base(doc: dict):
                          "start": "2023-08-01", "end": "2023-08-31", "mode": "screening"})  # fmt: skip
 
 
+@pytest.mark.heavy  # heavy (11 s): sampling on small grids is tested above
 def test_large_grids_are_sampled_deterministically() -> None:
     doc = yaml.safe_load((SHIPPED_DIR / "rsi_mean_reversion_mtf.yaml").read_text())
     a = build_grid(_base(doc), SweepSpec(max_points=100, sample_seed=7))

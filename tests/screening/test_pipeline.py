@@ -208,6 +208,7 @@ def test_resume_after_a_kill_runs_only_the_missing_points(cli, fil_home: Home, t
     assert metrics_by_point(other.db_path, run_row) == metrics_by_point(home.db_path, 1)
 
 
+@pytest.mark.heavy  # heavy (15 s): resuming a killed sweep stays in the default suite (test_resume_after_a_kill_...)
 def test_sigterm_cancels_cleanly_and_the_run_resumes(cli, fil_home: Home, tmp_path: Path) -> None:
     home = fresh_home(fil_home, tmp_path)
     proc = _spawn(home)
@@ -248,6 +249,7 @@ def test_ray_gives_the_metrics_of_the_process_pool(fil_home: Home, tmp_path: Pat
     assert len(pool) == 2
 
 
+@pytest.mark.heavy  # heavy (10 s): full vs active replay agree in tests/backtest/test_feed.py
 def test_replay_full_stores_the_metrics_of_the_active_replay(cli, fil_home: Home, tmp_path: Path) -> None:
     home = fresh_home(fil_home, tmp_path)
     code, output = cli(["--home", str(home.root), *ARGS, "--workers", "2", "--engine", "nautilus"])
@@ -343,6 +345,7 @@ def pool_rounds(monkeypatch) -> list[int]:
     return rounds
 
 
+@pytest.mark.heavy  # heavy (16 s): a slow robustness case
 def test_a_worker_that_dies_does_not_fail_the_sweep(fil_home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker killed mid-sweep (a crash, the OOM killer): its points re-run on a fresh worker."""
     import multiprocessing as mp

@@ -12,7 +12,7 @@ out = console()
 
 def demo_rl(h) -> tuple[str, bool]:
     """Train PPO (discrete 0 flat / 1 long / 2 short) on two weeks of the sample's FILUSDT 1m bars, evaluate the
-    policy on the following week on the kernel and inside NautilusTrader (parity: the same fills and equity),
+    policy on the following three days on the kernel and inside NautilusTrader (parity: the same fills and equity),
     register it as a staging model and ask the promotion rules; return the run id and the parity verdict."""
     from vibe_quant.progress import rich_progress
     from vibe_quant.rl.env import EnvConfig
@@ -22,7 +22,7 @@ def demo_rl(h) -> tuple[str, bool]:
 
     market = Market("FILUSDT", "1m", "validation", 3.0)
     env = EnvConfig(episode_bars=1440)  # one-day episodes from random starts; window 120, lambda 0.1, kappa 0.01
-    config = parse_train_config({"algo": "ppo", "total_timesteps": 4096, "seed": 0,
+    config = parse_train_config({"algo": "ppo", "total_timesteps": 2048, "seed": 0,
                                  "ppo": {"n_steps": 1024, "batch_size": 128}})  # fmt: skip
     t0 = time.perf_counter()
     with rich_progress(not state.quiet) as progress:
@@ -31,9 +31,9 @@ def demo_rl(h) -> tuple[str, bool]:
               f"(features {run.meta['feature_version']}) in {time.perf_counter() - t0:.1f}s; "
               f"curves: {run.path / 'training.csv'}, {run.path / 'episodes.csv'}, TensorBoard {run.path / 'tb'}")  # fmt: skip
     t0 = time.perf_counter()
-    report = evaluate_run(h, run.run_id, dt.date(2023, 8, 15), dt.date(2023, 8, 21))
+    report = evaluate_run(h, run.run_id, dt.date(2023, 8, 15), dt.date(2023, 8, 17))
     m, parity = report["metrics"], report["parity"]
-    out.print(f"evaluated on 2023-08-15..21 inside NautilusTrader ({time.perf_counter() - t0:.1f}s): net return "
+    out.print(f"evaluated on 2023-08-15..17 inside NautilusTrader ({time.perf_counter() - t0:.1f}s): net return "
               f"{m['net_return']:.2%} after fees and funding, max drawdown {m['max_drawdown']:.2%}, {m['n_trades']} trades, "
               f"turnover {m['turnover']:.0f}/year")  # fmt: skip
     same = bool(parity["identical"])

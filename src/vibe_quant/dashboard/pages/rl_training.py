@@ -237,6 +237,9 @@ def resume_argv(meta: dict, run_id: str) -> list[str] | None:
     argv = train_argv(meta["symbol"], meta["timeframe"], meta["start"], meta["end"], meta["algo"],
                       int(meta.get("timesteps") or 0), int(meta.get("seed") or 0), action, venue.get("mode"),
                       venue.get("leverage"))  # fmt: skip
+    for flag, key in (("--window", "window"), ("--episode-bars", "episode_bars"), ("--fraction", "fraction")):
+        if env.get(key) is not None:  # the resumed run's environment must be the same (vq rl train checks it)
+            argv += [flag, f"{env[key]:g}" if isinstance(env[key], float) else str(env[key])]
     return [*argv, "--resume", run_id]
 
 
