@@ -15,13 +15,13 @@ measured step a real trading step. Resets are inside the timed loops.
 1. **Our env, one core** (this process): actions drawn beforehand with ``numpy.random.default_rng``
    (discrete: integers in {0 flat, 1 long, 2 short}, stepped as ``env.step(int(a))``; continuous:
    uniform target in [-1, 1], ``env.step(a)`` with a (1,) float32 array, rounded to quarters by the env).
-   ``first_step_compile_s``: the first ``step`` after building the env (numba compiles the env's
-   jitclass then; a jitclass is not cached on disk, so every process pays it; the kernel functions it
-   calls come from numba's on-disk cache when an earlier run filled it, as here). Then ``--repeat``
+   ``first_step_compile_s``: the first ``step`` after building the env (the env's compiled functions
+   come from numba's on-disk cache when an earlier run filled it, as here; a cold cache compiles them
+   once, ~20 s). Then ``--repeat``
    repeats of ``--steps`` steps each; ``steps_per_s`` = steps / wall seconds, median of the repeats
    (the headline, discrete; the issue's target is >= 120,000). Continuous actions go through
    ``actions.to_level`` in Python (clip and round), hence slower. Where the time goes: the same loop
-   calling only the compiled core (``env._core.step(level)``: the kernel's decision, fills, funding,
+   calling only the compiled core (``core_step_nb(env._core, level)``: the kernel's decision, fills, funding,
    liquidation and the observation write) and the cost of the observation copy ``env.step`` returns.
 2. **Peers, same bars, same random actions**, installed only for this run (``uv run --with
    gym-anytrading --with gym-trading-env``); a failed import is recorded as "not installed" with the
@@ -143,7 +143,7 @@ def _rates(runs: list[float], steps: int) -> dict:
 
 def ours(em_d, em_c, args, actions, cont) -> dict:
     from vibe_quant.rl.actions import DISCRETE_LEVELS
-    from vibe_quant.rl.env import TradingEnv
+    from vibe_quant.rl.env import TradingEnv, core_step_nb
 
     out = {}
     for name, em, acts, as_int in (("discrete", em_d, actions, True), ("continuous", em_c, cont, False)):
@@ -169,7 +169,7 @@ def ours(em_d, em_c, args, actions, cont) -> dict:
             chunk = levels[done : done + span]
             t0 = time.perf_counter()
             for lv in chunk:
-                core.step(lv)
+                core_step_nb(core, lv)
             wall += time.perf_counter() - t0
             done += len(chunk)
         core_runs.append(wall)
@@ -187,7 +187,7 @@ def ours(em_d, em_c, args, actions, cont) -> dict:
         "obs_copy_us": 1e6 * copy_s / len(levels),
         "python_wrapper_us": 1e6 * (step_s - 1 / core["steps_per_s"]),
         "core_share": (1 / core["steps_per_s"]) / step_s,
-        "note": "core: env._core.step(level) alone (numba jitclass call: decision, fills, funding, "
+        "note": "core: core_step_nb(env._core, level) alone (one call of a cached njit function on the environment's numba struct: decision, fills, funding, "
         "liquidation, observation write); python_wrapper: env.step's rest (action lookup, reward, info "
         "dict, observation copy, the loop's own int(a) and done checks)",
     }
