@@ -12,7 +12,6 @@ import typer
 from vibe_quant.cli.context import common_options, console, get_home, home_specs, state
 from vibe_quant.cli.options import EngineOption
 from vibe_quant.errors import UserError
-from vibe_quant.present.overfitting import print_report
 
 overfit_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                           help="Overfitting filters on a screening run's candidates: DSR, WFA, purged K-fold, CPCV, PBO.")  # fmt: skip
@@ -52,6 +51,8 @@ def run_command(
     if as_json:
         typer.echo(report.report_json.read_text(), nl=False)
         return
+    from vibe_quant.present.overfitting import print_report  # (imports the pipeline: keep vq's start fast)
+
     print_report(report, out)
 
 
