@@ -58,6 +58,16 @@ class TrainingRun:
         return self.path / f"{name}.csv"
 
 
+def _load(path: Path) -> TrainingRun:
+    return TrainingRun(path.name, path, _read(path / "run.json") or {}, _read(path / "evaluation.json"),
+                       _read(path / "walkforward.json"))  # fmt: skip
+
+
+def _names(home: Home) -> list[str]:
+    root = runs_dir(home)
+    return sorted(p.name for p in root.iterdir() if (p / "run.json").is_file()) if root.is_dir() else []
+
+
 def read_run(home: Home, run_id: str) -> TrainingRun:
     """The run `run_id` (or a unique prefix of it).
 
@@ -66,22 +76,17 @@ def read_run(home: Home, run_id: str) -> TrainingRun:
     UserError
         No such run (with a did-you-mean), or an ambiguous prefix.
     """
-    root = runs_dir(home)
-    names = sorted(p.name for p in root.iterdir() if (p / "run.json").is_file()) if root.is_dir() else []
+    names = _names(home)
     matches = [n for n in names if n == run_id] or [n for n in names if n.startswith(run_id)]
     if len(matches) != 1:
         if matches:
             raise UserError(f"training run {run_id!r} is ambiguous: {', '.join(matches[:5])}; give more characters")
-        raise UserError(f"no training run {run_id!r} in {root}; `vq rl list` shows them." + did_you_mean(run_id, names))
-    path = root / matches[0]
-    return TrainingRun(matches[0], path, _read(path / "run.json") or {}, _read(path / "evaluation.json"),
-                       _read(path / "walkforward.json"))  # fmt: skip
+        raise UserError(f"no training run {run_id!r} in {runs_dir(home)}; `vq rl list` shows them."
+                        + did_you_mean(run_id, names))  # fmt: skip
+    return _load(runs_dir(home) / matches[0])
 
 
 def list_runs(home: Home) -> list[TrainingRun]:
     """Every training run, newest first."""
-    root = runs_dir(home)
-    if not root.is_dir():
-        return []
-    runs = [read_run(home, p.name) for p in root.iterdir() if (p / "run.json").is_file()]
+    runs = [_load(runs_dir(home) / name) for name in _names(home)]
     return sorted(runs, key=lambda r: r.meta.get("created_at", ""), reverse=True)

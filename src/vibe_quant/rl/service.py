@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 
 from vibe_quant.errors import UserError
-from vibe_quant.home import Home
+from vibe_quant.home import Home, resolve_home
 from vibe_quant.progress import Progress
 from vibe_quant.rl.env import EnvConfig, EnvMarket, TradingEnv, feature_version
 from vibe_quant.rl.runs import TrainingRun, read_run, runs_dir, write_json
@@ -129,6 +129,7 @@ def evaluate_run(home: Home, run_id: str, start: dt.date, end: dt.date, nautilus
     """Evaluate run `run_id` on `start`..`end` (kernel and NautilusTrader with the parity check); write
     ``evaluation.json`` into the run folder and return it."""
     from vibe_quant.backtest.plan import plan_run
+    from vibe_quant.rl.evaluate import evaluate
     from vibe_quant.rl.train import load_policy
 
     run = read_run(home, run_id)
@@ -139,17 +140,11 @@ def evaluate_run(home: Home, run_id: str, start: dt.date, end: dt.date, nautilus
     env = EnvConfig(**meta["env"])
     plan, data, _ = load(home, market, start, end, env)
     policy_plan = plan_run(market.config(start, end, document=policy_values(run)))
-    report = _evaluate(load_policy(run.path), plan, data, env, policy_plan, nautilus)
+    report = evaluate(load_policy(run.path), plan, data, env, policy_plan, nautilus)
     report.update(start=start.isoformat(), end=end.isoformat(), run_id=run.run_id,
                   evaluated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))  # fmt: skip
     write_json(run.path / "evaluation.json", report)
     return report
-
-
-def _evaluate(policy, plan, data, env, policy_plan, nautilus):
-    from vibe_quant.rl.evaluate import evaluate
-
-    return evaluate(policy, plan, data, env, policy_plan, nautilus)
 
 
 def register_run(home: Home, run_id: str, stage: str | None = None, name: str | None = None):
@@ -201,7 +196,7 @@ def policy_document(text: str, db_path: Path | None) -> dict:
     path = Path(text)
     if (path / "model.zip").is_file() and (path / "run.json").is_file():
         return policy_values(TrainingRun(path.name, path, json.loads((path / "run.json").read_text()), None, None))
-    home = Home(db_path.parent.parent) if db_path is not None else Home(Path("data"))
+    home = Home(db_path.parent.parent) if db_path is not None else resolve_home()  # (state/vibe_quant.db)
     try:
         record = registry.get(home, text)
         folder = registry.artifact_path(home, record)
