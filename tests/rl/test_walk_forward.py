@@ -88,3 +88,21 @@ def test_a_seeded_training_on_the_real_environment_gives_the_same_weights(
     reseeded = train_run(home, market, D(2023, 8, 1), D(2023, 8, 2), env, reseed)
     changed = load_policy(reseeded.path).policy.state_dict()
     assert any(not torch.equal(weights[k], changed[k]) for k in weights)
+
+
+def test_a_training_that_fails_half_way_leaves_no_run(aug_2023_catalog: Path, tmp_path: Path, monkeypatch) -> None:
+    import vibe_quant.rl.train as train_module
+    from vibe_quant.rl.runs import list_runs, runs_dir
+
+    home = linked_home(tmp_path / "home", aug_2023_catalog)
+
+    def dies(make_env, config, out_dir, progress=None, **kw):
+        (out_dir / "model.zip").write_bytes(b"half")  # what a killed run leaves behind
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train", dies)
+    config = parse_train_config({"algo": "ppo", "total_timesteps": 64, "seed": 1})
+    with pytest.raises(KeyboardInterrupt):
+        train_run(home, Market("FILUSDT"), D(2023, 8, 1), D(2023, 8, 2), EnvConfig(), config)
+    assert list_runs(home) == []
+    assert [p.name for p in runs_dir(home).iterdir() if not p.name.startswith(".")] == []

@@ -65,7 +65,9 @@ def _load(path: Path) -> TrainingRun:
 
 def _names(home: Home) -> list[str]:
     root = runs_dir(home)
-    return sorted(p.name for p in root.iterdir() if (p / "run.json").is_file()) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / "run.json").is_file())
 
 
 def read_run(home: Home, run_id: str) -> TrainingRun:
