@@ -260,3 +260,21 @@ def test_an_empty_home_says_what_to_run(tmp_path: Path, monkeypatch: pytest.Monk
     assert at.info[0].value.startswith("No models yet: train one with `vq rl train`")
     at = page("rl_training")
     assert "No training run yet" in at.info[0].value
+
+
+def test_the_champion_deploys_to_paper_as_a_job(rl_home, page) -> None:
+    home, ids = rl_home
+    at = page("model_registry")
+    at.selectbox(key="registry_model").set_value(ids["champ"]).run()
+    try:
+        at.button(key=next(b.key for b in at.button if "FormSubmitter:registry-deploy" in str(b.key))).click().run()
+        assert not at.exception
+        (job,) = list_jobs(home)
+        assert job.job_type == "paper start"
+        expected = ["paper", "start", "--strategy", f"rl:{ids['champ']}", "--symbols", "BTCUSDT-PERP"]
+        assert list(job.command[:6]) == expected
+        assert job.command[-1] == "--detach"
+    finally:
+        _kill_jobs(home)
+    at.selectbox(key="registry_model").set_value(ids["fresh"]).run()  # a candidate is not offered
+    assert not any("registry-deploy" in str(b.key) for b in at.button)

@@ -13,7 +13,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from vibe_quant.dashboard import common, readers
+from vibe_quant.dashboard import common, readers, widgets
 from vibe_quant.home import Home
 
 STAGE_ORDER = ("champion", "staging", "candidate", "retired")
@@ -90,6 +90,38 @@ def model_detail(h: Home, model) -> None:
             st.dataframe(readers.check_rows(d.reasons), hide_index=True, width="stretch",
                          key=f"registry-decision-{d.id}")  # fmt: skip
     actions(h, model)
+    if model.stage in ("champion", "staging"):
+        deploy_form(h, model)
+
+
+def paper_argv(model, start, end, leverage: float) -> list[str]:
+    """``vq paper start`` replaying `start`..`end` with the model deciding inside a TradingNode (detached)."""
+    return ["paper", "start", "--strategy", f"rl:{model.model_id}", "--symbols", f"{model.symbol}-PERP",
+            "--timeframe", model.timeframe, "--start", str(start), "--end", str(end), "--leverage", f"{leverage:g}",
+            "--detach"]  # fmt: skip
+
+
+def deploy_form(h: Home, model) -> None:
+    """Deploy the model to paper trading (a replay session; the Paper Trading page follows it)."""
+    import datetime as dt
+
+    venue = (model.env_config or {}).get("venue") or {}
+    period = (model.evaluation.details or {}).get("period") or []
+    start = dt.date.fromisoformat(period[0]) if period else dt.date.today() - dt.timedelta(days=7)
+    end = dt.date.fromisoformat(period[1]) if len(period) > 1 else start
+    st.subheader("Deploy to paper")
+    with st.form(f"registry-deploy-{model.model_id}"):
+        cols = st.columns(3)
+        first = cols[0].date_input("replay from", value=start)
+        last = cols[1].date_input("to", value=end)
+        leverage = cols[2].number_input("leverage", min_value=1.0, max_value=125.0,
+                                        value=float(venue.get("leverage") or 3.0))  # fmt: skip
+        if st.form_submit_button("Start a paper session"):
+            if last < first:
+                st.error("the replay ends before it starts")
+                return
+            argv = paper_argv(model, first, last, leverage)
+            widgets.start_job(h, argv, "paper start", f"paper {model.name} ({model.model_id[:8]})")
 
 
 def show_outcome(model_id: str) -> None:
