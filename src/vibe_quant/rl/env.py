@@ -34,11 +34,9 @@ from vibe_quant.sim.kernel import (
     F_QTY,
     F_WALLET,
     FF_FEE,
-    LF_CLEAR,
     N_BAL,
     N_FILL,
     N_FUND,
-    N_LIQ,
     N_STATUS,
     OK,
     S_CUR,
@@ -53,7 +51,7 @@ from vibe_quant.sim.policy import policy_decide_nb, policy_vectors
 
 _RV = FEATURES.index("rv_20")
 # out[*] of env_step_nb
-O_EQUITY, O_PNL, O_FEES, O_FUNDING, O_POSITION, O_RV, O_LEVEL, O_CLEARANCE = range(8)
+O_EQUITY, O_PNL, O_FEES, O_FUNDING, O_POSITION, O_RV = range(6)
 
 
 class EnvConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -173,7 +171,7 @@ def env_step_nb(
     b = boff[s] + i
     t = bts[b]
     e0 = _equity(cnt[N_BAL], sf, si, boff, bc)
-    n_fill, n_fund, n_liq = cnt[N_FILL], cnt[N_FUND], cnt[N_LIQ]
+    n_fill, n_fund = cnt[N_FILL], cnt[N_FUND]
     policy_decide_nb(s, i, b, t, level, boff, bc, sp_f, sp_i, vf, vi, sf, si, oi, of, qi, qf, mp, cnt)
     after_decision_nb(t, boff, bo, bvol, bavg, koff, kfloor, kcap, kmmr, kcum, sp_f, sp_i, vf, vi, seed, sf, si, oi, of,
                       qi, qf, mp, cnt, fi, ff)  # fmt: skip
@@ -189,9 +187,6 @@ def env_step_nb(
     funding = 0.0
     for k in range(n_fund, cnt[N_FUND]):
         funding += rf[k, 3]
-    clearance = 0.0
-    for k in range(n_liq, cnt[N_LIQ]):
-        clearance += lf[k, LF_CLEAR]
     q = sf[s, F_QTY]
     out[O_EQUITY] = e1
     out[O_FEES] = fees
@@ -199,8 +194,6 @@ def env_step_nb(
     out[O_PNL] = (e1 - e0) + fees + funding
     out[O_POSITION] = q * bc[boff[s] + i1] / (e1 * fraction) if e1 > 0 else 0.0
     out[O_RV] = feats[i1, _RV] / 100.0
-    out[O_LEVEL] = sf[s, F_LEVEL] if q != 0 else 0.0
-    out[O_CLEARANCE] = clearance
     observe_nb(i1, flat, feats.shape[1], window, sf, si, bc, boff, cnt[N_BAL], fraction, obs)
     return m
 
@@ -307,7 +300,7 @@ class TradingEnv(gym.Env):
         cap = 3 * span + 16
         mk = market.market
         z = np.zeros
-        obs, out = z(n_obs, np.float32), z(8)
+        obs, out = z(n_obs, np.float32), z(6)
         self._core = core_new_nb(
             mk.seq_sym, mk.seq_idx, mk.boff, mk.bts, mk.bo, mk.bh, mk.bl, mk.bc, mk.bvol, mk.bavg, mk.foff, mk.fts,
             mk.frate, mk.koff, mk.kfloor, mk.kcap, mk.kmmr, mk.kcum, mk.sp_f, market.sp_i, market.vf, market.vi,
@@ -372,8 +365,3 @@ class TradingEnv(gym.Env):
         """The episode's fills so far: (ts, side, qty, price, fee) rows."""
         _, fi, ff = core_records_nb(self._core)
         return np.column_stack([fi[:, 0], fi[:, 3], ff[:, 0], ff[:, 1], ff[:, 2]])
-
-
-def make_env_market(plan, data, config: EnvConfig) -> EnvMarket:
-    """Build the shared market of an environment (see :class:`EnvMarket`)."""
-    return EnvMarket(plan, data, config)
