@@ -221,15 +221,15 @@ class Heartbeat:
     thread would get a live run declared stale (``vibe_quant.jobs.health``).
     """
 
-    def __init__(self, db_path: Path, run_row: int, interval_s: float = HEARTBEAT_S):
-        self.db_path, self.run_row, self.interval_s = db_path, run_row, interval_s
+    def __init__(self, db_path: Path, run_row: int, interval_s: float = HEARTBEAT_S, table: str = "backtest_runs"):
+        self.db_path, self.run_row, self.interval_s, self.table = db_path, run_row, interval_s, table
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
     def __enter__(self) -> Heartbeat:
         now = now_iso()
         with StateManager(self.db_path) as state:
-            state.update("backtest_runs", self.run_row, {"status": "running", "pid": os.getpid(), "started_at": now,
+            state.update(self.table, self.run_row, {"status": "running", "pid": os.getpid(), "started_at": now,
                                                          "heartbeat_at": now, "error_message": None,
                                                          "host": socket.gethostname()})  # fmt: skip
         self._thread.start()
@@ -239,7 +239,7 @@ class Heartbeat:
         with StateManager(self.db_path) as state:
             while not self._stop.wait(self.interval_s):
                 try:
-                    state.update("backtest_runs", self.run_row, {"heartbeat_at": now_iso()})
+                    state.update(self.table, self.run_row, {"heartbeat_at": now_iso()})
                 except sqlite3.OperationalError as exc:
                     logging.getLogger(__name__).warning("run %d heartbeat not written: %s", self.run_row, exc)
 
@@ -248,8 +248,8 @@ class Heartbeat:
         self._thread.join()
         if exc is not None:
             with StateManager(self.db_path) as state:
-                state.update("backtest_runs", self.run_row, {"status": "failed", "completed_at": now_iso(),
-                                                             "error_message": str(exc)[:2000]})  # fmt: skip
+                state.update(self.table, self.run_row, {"status": "failed", "completed_at": now_iso(),
+                                                        "error_message": str(exc)[:2000]})  # fmt: skip
 
 
 def now_iso() -> str:

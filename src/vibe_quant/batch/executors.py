@@ -26,13 +26,79 @@ def run_points(
     points: Sequence[tuple[int, dict]], spec: WorkerSpec, workers: int, executor: str = "process",
     address: str | None = None,
 ) -> Iterator[dict]:  # fmt: skip
-    """Yield one result dict per ``(index, params)`` or ``(index, params, (start, end))`` in
-    `points`, in completion order."""
+    """Yield one result dict per ``(index, params)``, ``(index, params, (start, end))`` or
+    ``(index, params, (start, end) or None, document)`` in `points`, in completion order."""
     if executor == "process":
         return _process_pool(points, spec, workers)
     if executor == "ray":
         return _ray(points, spec, workers, address)
     raise UserError(f"executor {executor!r}: choose process or ray")
+
+
+class WorkerPool:
+    """Workers kept across several batches of points (discovery's generations: the workers load the data and
+    warm their engine once, not once per batch). ``process``: one process pool for the pool's life (a
+    worker that dies falls back to :func:`run_points`' isolation for that batch, and the next batch starts
+    a fresh pool); ``ray``: actors per batch (:func:`run_points`).
+    """
+
+    def __init__(self, spec: WorkerSpec, workers: int, executor: str = "process", address: str | None = None):
+        if executor not in EXECUTORS:
+            raise UserError(f"executor {executor!r}: choose process or ray")
+        self.spec, self.workers, self.executor, self.address = spec, workers, executor, address
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(wait=exc[0] is None)
+
+    def run(self, points: Sequence[tuple]) -> Iterator[dict]:
+        """Yield one result per point, in completion order (as :func:`run_points`)."""
+        if self.executor == "ray":
+            yield from run_points(points, self.spec, self.workers, "ray", self.address)
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                             initializer=init_process, initargs=(self.spec,))  # fmt: skip
+        queue = deque(points)
+        lost: list = []
+        in_flight: dict = {}
+        finished = False
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < 2 * self.workers:
+                    item = queue.popleft()
+                    in_flight[self._pool.submit(run_in_process, *item)] = item
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = in_flight.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        lost.append(item)
+                        continue
+                    yield result
+                if lost:
+                    lost.extend(in_flight.values())
+                    in_flight.clear()
+                    break
+            finished = True
+        finally:
+            if not finished or lost:  # cancelled or broken: stop the workers, the next batch starts new ones
+                self.close(wait=False)
+        if lost:
+            yield from _process_pool([*lost, *queue], self.spec, self.workers)
+
+    def close(self, wait: bool = True) -> None:
+        if self._pool is None:
+            return
+        if not wait:
+            for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+                proc.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=not wait)
+        self._pool = None
 
 
 def _process_pool(points, spec: WorkerSpec, workers: int) -> Iterator[dict]:
@@ -136,8 +202,10 @@ class _RayWorker:
     def __init__(self, spec: WorkerSpec):
         init_process(spec)
 
-    def run(self, index: int, params: dict, period: tuple[str, str] | None = None) -> dict:
-        return run_in_process(index, params, period)
+    def run(
+        self, index: int, params: dict, period: tuple[str, str] | None = None, document: dict | None = None
+    ) -> dict:
+        return run_in_process(index, params, period, document)
 
 
 def _take(iterator, n: int) -> list:

@@ -6,6 +6,8 @@ its index, parameters, metrics, daily returns, run time, error and the worker's 
 
 A point may name a sub-period of the run (walk-forward windows): the worker slices the data it
 already holds and keeps one engine for the latest period, so submit points period by period.
+A point may also bring its own strategy document (strategy discovery: every genome is a DSL
+document of its own); it runs on the same market, period and venue, so the engine is kept.
 
 ``WorkerSpec.engine`` says where points run (docs/specs.md#where-the-kernel-runs): ``sim`` runs a
 point on the compiled perp kernel when the kernel accepts its plan and on NautilusTrader
@@ -74,8 +76,11 @@ class PointWorker:
         self.period: tuple[str, str] | None = None  # the session's sub-period (None: the whole run)
         self.period_data = self.data
 
-    def run(self, index: int, params: dict, period: tuple[str, str] | None = None) -> dict:
-        """Run one point (on `period` = (start, end) ISO dates inside the run's, when given)."""
+    def run(
+        self, index: int, params: dict, period: tuple[str, str] | None = None, document: dict | None = None
+    ) -> dict:
+        """Run one point (on `period` = (start, end) ISO dates inside the run's, when given; with `document`
+        in place of the base run's strategy document, when given)."""
         from vibe_quant.backtest.engine import EngineSession, run_backtest
         from vibe_quant.backtest.market_data import slice_market_data
         from vibe_quant.backtest.plan import plan_run
@@ -87,6 +92,8 @@ class PointWorker:
                "warnings": [], "error": None, "engine": None}  # fmt: skip
         try:
             config = msgspec.structs.replace(self.base.config, params=params)
+            if document is not None:
+                config = msgspec.structs.replace(config, strategy=document["name"], document=document)
             if period is not None:
                 config = msgspec.structs.replace(
                     config, start=dt.date.fromisoformat(period[0]), end=dt.date.fromisoformat(period[1])
@@ -155,9 +162,11 @@ def init_process(spec: WorkerSpec) -> None:
         _init_error = str(exc)
 
 
-def run_in_process(index: int, params: dict, period: tuple[str, str] | None = None) -> dict:
+def run_in_process(
+    index: int, params: dict, period: tuple[str, str] | None = None, document: dict | None = None
+) -> dict:
     if _init_error is not None:
         return {"index": index, "params": params, "period": period, "metrics": None, "returns": None,
                 "warnings": [], "error": _init_error, "engine": None, "elapsed_s": 0.0, "rss_mb": peak_rss_mb()}  # fmt: skip
     assert _worker is not None, "init_process was not called in this worker"
-    return _worker.run(index, params, period)
+    return _worker.run(index, params, period, document)
