@@ -206,19 +206,28 @@ def _fix_params(t: Template, params: dict) -> dict:
 
 
 def repair(g: GenomeDoc) -> GenomeDoc:
-    """Make a genome renderable: at least one entry gene, a risk-reward target only with a stop, no comparison of
-    a moving average with itself. Never changes a valid genome."""
+    """Make a genome renderable and honest: at least one entry gene, no gene twice in a list (a copy adds
+    complexity, not a rule), a risk-reward target only with a stop, no comparison of a moving average with
+    itself. Never changes a valid genome."""
     entry, exit_ = list(g.entry), list(g.exit)
     if not entry and exit_:
         entry.append(exit_.pop(0))
-    entry = [_repair_gene(x) for x in entry]
-    exit_ = [_repair_gene(x) for x in exit_]
+    entry = _unique([_repair_gene(x) for x in entry])
+    exit_ = _unique([_repair_gene(x) for x in exit_])
     take = g.take
     if take is not None and take.type == "risk_reward" and g.stop is None:
         take = None
     if (entry, exit_, take) == (g.entry, g.exit, g.take):
         return g
     return msgspec.structs.replace(g, entry=entry, exit=exit_, take=take)
+
+
+def _unique(genes: list[Gene]) -> list[Gene]:
+    out: list[Gene] = []
+    for x in genes:
+        if x not in out:
+            out.append(x)
+    return out
 
 
 def _repair_gene(x: Gene) -> Gene:

@@ -104,7 +104,7 @@ def judge(home: Home, run_id: int, workers: int = 2, executor: str = "process", 
     lengths = {r.size for r in returns}
     if len(lengths) == 1 and len(returns) >= 2:
         matrix = np.column_stack(returns)
-        splits = min(g.pbo_splits, (matrix.shape[0] // 2) * 2)
+        splits = min(g.pbo_splits, (matrix.shape[0] // 4) * 2)  # CSCV blocks hold >= 2 days each
         pbo = (F.pbo_filter(matrix, PBO(enabled=True, n_splits=splits, max_pbo=g.pbo_max)) if splits >= 2
                else F.Verdict(False, f"PBO: {matrix.shape[0]} training days are too few to split"))  # fmt: skip
     else:
