@@ -57,7 +57,9 @@ def test_operators_keep_genomes_valid(seed_a: int, seed_b: int) -> None:
     for child in (ca, cb):
         mutant, op = mutate(child, SPACE)
         for g in (trim(child, SPACE), trim(mutant, SPACE)):
-            assert 1 <= len(g.entry) and g.complexity <= SPACE.max_genes and len(g.exit) <= SPACE.max_exit_genes, op
+            assert g.entry, op
+            assert g.complexity <= SPACE.max_genes, op
+            assert len(g.exit) <= SPACE.max_exit_genes, op
             assert check(render(g, "15m")) is None, (op, describe(g))
 
 
@@ -78,8 +80,16 @@ def test_short_side_mirrors_the_long_side() -> None:
                   direction="both", stop=ExitRule("atr_fixed", 2.0), take=ExitRule("risk_reward", 2.0),
                   session=(22, 4))  # fmt: skip
     doc = render(g, "1h", "mirror")
-    assert doc["entry_conditions"]["long"] == ["rsi_14 < 30", "ema_20 crosses_above sma_100", "close > donchian_20.upper[1]"]
-    assert doc["entry_conditions"]["short"] == ["rsi_14 > 70", "ema_20 crosses_below sma_100", "close < donchian_20.lower[1]"]
+    assert doc["entry_conditions"]["long"] == [
+        "rsi_14 < 30",
+        "ema_20 crosses_above sma_100",
+        "close > donchian_20.upper[1]",
+    ]
+    assert doc["entry_conditions"]["short"] == [
+        "rsi_14 > 70",
+        "ema_20 crosses_below sma_100",
+        "close < donchian_20.lower[1]",
+    ]
     assert doc["stop_loss"] == {"type": "atr_fixed", "atr_multiplier": 2.0, "indicator": "atr"}
     assert doc["take_profit"] == {"type": "risk_reward", "ratio": 2.0}
     assert doc["time_filters"]["allowed_sessions"] == [{"start": "22:00", "end": "02:00", "timezone": "UTC"}]
@@ -98,7 +108,7 @@ def test_repair_fixes_what_the_operators_can_break() -> None:
     rsi = Gene(indicator="RSI", params={"period": 14}, op="<", threshold=30.0)
     broken = GenomeDoc(entry=[], exit=[rsi], take=ExitRule("risk_reward", 2.0))  # no entry, target without stop
     fixed = repair(broken)
-    assert fixed.entry == [rsi] and fixed.exit == [] and fixed.take is None
+    assert (fixed.entry, fixed.exit, fixed.take) == ([rsi], [], None)
     self_pair = Gene(indicator="EMA", params={"period": 20}, op=">", other=("EMA", 20))
     assert repair(GenomeDoc(entry=[self_pair])).entry[0].other == ("EMA", 30)
     valid = random_genome(random.Random(11), SPACE)
@@ -106,7 +116,7 @@ def test_repair_fixes_what_the_operators_can_break() -> None:
     assert repair(GenomeDoc(entry=[rsi, rsi], exit=[rsi])).complexity == 2  # a copy is not a rule
     genes = [Gene(indicator="RSI", params={"period": p}, op="<", threshold=30.0) for p in (5, 7, 9, 14, 21, 28)]
     long = GenomeDoc(entry=genes[:4], exit=genes[4:])
-    assert trim(long, SPACE).complexity == 5 and len(trim(long, SPACE).exit) == 1
+    assert (trim(long, SPACE).complexity, len(trim(long, SPACE).exit)) == (5, 1)
 
 
 def test_bad_configuration_names_the_fix() -> None:
