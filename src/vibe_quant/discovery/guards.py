@@ -25,12 +25,9 @@ import math
 import random
 from collections.abc import Callable
 
-import msgspec
 import numpy as np
 
 from vibe_quant.backtest.persist import clean, now_iso
-from vibe_quant.batch.executors import run_points
-from vibe_quant.batch.worker import WorkerSpec
 from vibe_quant.discovery.config import DiscoveryConfig
 from vibe_quant.discovery.genome import check, describe, genome_key, random_genome, render, to_json
 from vibe_quant.home import Home
@@ -80,10 +77,11 @@ def _baseline_genomes(config: DiscoveryConfig, complexity: int) -> list:
     return out
 
 
-def judge(home: Home, run_id: int, workers: int = 2, executor: str = "process", specs_path: str | None = None,
+def judge(home: Home, run_id: int, workers=2, executor: str = "process", specs_path: str | None = None,
           address: str | None = None, on_progress: Progress | None = None) -> dict:  # fmt: skip
-    """Judge the finalists of run `run_id`; store them and the run's summary; return the summary."""
-    from vibe_quant.discovery.search import document_name, load_discovery
+    """Judge the finalists of run `run_id` (on `workers`: a count, or the search's
+    :class:`~vibe_quant.discovery.search.Workers`); store them and the run's summary; return the summary."""
+    from vibe_quant.discovery.search import Workers, document_name, load_discovery
 
     with StateManager(home.db_path) as state:
         config, _ = load_discovery(state, run_id)
@@ -134,14 +132,14 @@ def judge(home: Home, run_id: int, workers: int = 2, executor: str = "process", 
                 continue
             owner[len(tasks)] = ("baseline", key, genome)
             tasks.append((len(tasks), {}, holdout, render(genome, config.timeframe, document_name(run_id, key))))
-    spec = WorkerSpec(str(home.root), specs_path,
-                      msgspec.to_builtins(config.backtest(chosen[0]["document"], config.start, config.end)), engine="sim")  # fmt: skip
+    own = not isinstance(workers, Workers)
+    pool = Workers(home, config, workers, executor, specs_path, address) if own else workers
     wf_results: dict[tuple[str, int], F.WindowResult] = {}
     wf_errors: dict[str, str] = {}
     holdout_metrics: dict[str, dict | None] = {}
     holdout_errors: dict[str, str] = {}
     with StateManager(home.db_path) as state:
-        for n, result in enumerate(run_points(tasks, spec, workers, executor, address), 1):
+        for n, result in enumerate(_each(pool, tasks, own), 1):
             kind, key, extra = owner[result["index"]]
             if kind == "wf":
                 if result["error"] is not None:
@@ -215,6 +213,15 @@ def judge(home: Home, run_id: int, workers: int = 2, executor: str = "process", 
                           else "every finalist was rejected by the guard rails")  # fmt: skip
     _store(home, run_id, judged, summary)
     return summary
+
+
+def _each(pool, tasks: list, own: bool):
+    try:
+        if tasks:
+            yield from pool.run(tasks)
+    finally:
+        if own:
+            pool.close()
 
 
 def _sharpe(metrics: dict | None) -> float:

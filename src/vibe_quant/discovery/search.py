@@ -30,7 +30,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import msgspec
@@ -42,6 +42,7 @@ from vibe_quant.batch.executors import EXECUTORS, WorkerPool
 from vibe_quant.batch.worker import WorkerSpec
 from vibe_quant.discovery.config import DiscoveryConfig, parse_discovery
 from vibe_quant.discovery.genome import (
+    Gene,
     GenomeDoc,
     check,
     describe,
@@ -153,15 +154,51 @@ def _refuse_if_live(row: dict) -> None:
 # -- evaluation -----------------------------------------------------------------------------------------------------
 
 
+class Workers:
+    """A run's batch workers over its whole period, started on first use and kept for the search and the guard rails
+    (they load the data and warm their engine once). Every search point names the training period, so the search
+    never reads a held-out bar; the guard rails' points name their windows and the held-out period."""
+
+    def __init__(self, home: Home, config: DiscoveryConfig, workers: int = 2, executor: str = "process",
+                 specs_path: str | None = None, address: str | None = None):  # fmt: skip
+        if executor not in EXECUTORS:
+            raise UserError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+        if workers < 1:
+            raise UserError(f"--workers must be >= 1, got {workers}")
+        self.home, self.config, self.workers = home, config, workers
+        self.executor, self.specs_path, self.address = executor, specs_path, address
+        self.pool: WorkerPool | None = None
+
+    def run(self, points: list[tuple]) -> Iterator[dict]:
+        if self.pool is None:
+            cfg = self.config
+            anchor = render(_ANCHOR, cfg.timeframe, "anchor")  # the base run's document: every point brings its own
+            spec = WorkerSpec(str(self.home.root), self.specs_path,
+                              msgspec.to_builtins(cfg.backtest(anchor, cfg.start, cfg.end)), engine="sim")  # fmt: skip
+            self.pool = WorkerPool(spec, self.workers, self.executor, self.address)
+        return self.pool.run(points)
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(wait=exc[0] is None)
+
+    def close(self, wait: bool = True) -> None:
+        if self.pool is not None:
+            self.pool.close(wait)
+            self.pool = None
+
+
+_ANCHOR = GenomeDoc(entry=[Gene(indicator="RSI", params={"period": 14}, op="<", threshold=30.0)])
+
+
 class Evaluator:
     """Evaluates genomes on the training period through the batch runner; every key once per run."""
 
-    def __init__(self, home: Home, run_id: int, config: DiscoveryConfig, workers: int, executor: str,
-                 specs_path: str | None, address: str | None = None):  # fmt: skip
-        self.home, self.run_id, self.config = home, run_id, config
-        self.workers, self.executor, self.specs_path, self.address = workers, executor, specs_path, address
+    def __init__(self, home: Home, run_id: int, config: DiscoveryConfig, workers: Workers):
+        self.home, self.run_id, self.config, self.workers = home, run_id, config, workers
         self.known: dict[str, Evaluated] = {}
-        self.pool: WorkerPool | None = None  # started on the first genome to run, kept for the whole search
         with StateManager(home.db_path) as state:
             for row in state.find("discovery_genomes", run_id=run_id, role="search"):
                 self.known[row["genome_key"]] = Evaluated(row["genome_key"], bool(row["feasible"]), row["violation"],
@@ -177,16 +214,11 @@ class Evaluator:
             else:
                 todo[key] = (genome, doc)
         if todo:
-            if self.pool is None:
-                cfg = self.config
-                first = next(iter(todo.values()))[1]  # any document: a point brings its own
-                spec = WorkerSpec(str(self.home.root), self.specs_path,
-                                  msgspec.to_builtins(cfg.backtest(first, cfg.start, cfg.train_end)), engine="sim")  # fmt: skip
-                self.pool = WorkerPool(spec, self.workers, self.executor, self.address)
             keys = list(todo)
-            points = [(i, {}, None, todo[k][1]) for i, k in enumerate(keys)]
+            training = (self.config.start.isoformat(), self.config.train_end.isoformat())
+            points = [(i, {}, training, todo[k][1]) for i, k in enumerate(keys)]
             with StateManager(self.home.db_path) as state:
-                for n, result in enumerate(self.pool.run(points), 1):
+                for n, result in enumerate(self.workers.run(points), 1):
                     key = keys[result["index"]]
                     genome, doc = todo[key]
                     self.known[key] = self._store(state, key, genome, doc, result, stats.generation)
@@ -195,11 +227,6 @@ class Evaluator:
                     if on_progress is not None:
                         on_progress(f"generation {stats.generation}", n, len(points))
         return {key: self.known[key] for key, _, _ in genomes}
-
-    def close(self, wait: bool = True) -> None:
-        if self.pool is not None:
-            self.pool.close(wait)
-            self.pool = None
 
     def _store(
         self, state: StateManager, key: str, genome: GenomeDoc, doc: dict, result: dict, generation: int
@@ -355,8 +382,8 @@ def _restore(
     return last["generation"], pop
 
 
-def run_search(home: Home, run_id: int, workers: int = 2, executor: str = "process", specs_path: str | None = None,
-               address: str | None = None, on_progress: Progress | None = None,
+def run_search(home: Home, run_id: int, workers: int | Workers = 2, executor: str = "process",
+               specs_path: str | None = None, address: str | None = None, on_progress: Progress | None = None,
                on_generation: Callable[[dict], None] | None = None) -> SearchSummary:  # fmt: skip
     """Run (or resume) the search of discovery run `run_id` to its last generation.
 
@@ -367,15 +394,14 @@ def run_search(home: Home, run_id: int, workers: int = 2, executor: str = "proce
     Cancelled
         Ctrl-C or SIGTERM: the last generation checkpoint is kept; run it again to resume.
     """
-    if executor not in EXECUTORS:
-        raise UserError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
     with StateManager(home.db_path) as state:
         config, row = load_discovery(state, run_id)
+    own = not isinstance(workers, Workers)  # a pool of our own is closed at the end; a caller's is kept
+    pool = Workers(home, config, workers, executor, specs_path, address) if own else workers
+    with StateManager(home.db_path) as state:
         _refuse_if_live(row)
         restored = _restore(state, run_id, config)
-    evaluator = Evaluator(home, run_id, config, workers, executor, specs_path, address)
+    evaluator = Evaluator(home, run_id, config, pool)
     t0 = time.perf_counter()
     history: list[dict] = []
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -405,7 +431,7 @@ def run_search(home: Home, run_id: int, workers: int = 2, executor: str = "proce
                 pop = tools.selNSGA2(pop + offspring, config.population)
                 history.append(_finish_generation(state, run_id, pop, evaluator, stats, on_generation))
     except KeyboardInterrupt:
-        evaluator.close(wait=False)
+        pool.close(wait=False)
         with StateManager(home.db_path) as state:
             state.update("discovery_runs", run_id, {"status": "cancelled", "completed_at": now_iso(),
                                                     "error_message": "cancelled; resume with vq discover run --resume"})  # fmt: skip
@@ -414,7 +440,8 @@ def run_search(home: Home, run_id: int, workers: int = 2, executor: str = "proce
                         f"`vq discover run --resume {run_id}`") from None  # fmt: skip
     finally:
         signal.signal(signal.SIGTERM, previous)
-        evaluator.close()
+        if own:
+            pool.close()
     with StateManager(home.db_path) as state:
         row = state.get("discovery_runs", run_id)
     return SearchSummary(run_id, config.generations, row["evaluated"], row["cache_hits"], time.perf_counter() - t0,

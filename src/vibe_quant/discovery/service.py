@@ -14,7 +14,7 @@ import yaml
 from vibe_quant.backtest.persist import clean, now_iso
 from vibe_quant.discovery.config import DiscoveryConfig
 from vibe_quant.discovery.guards import judge
-from vibe_quant.discovery.search import SearchSummary, create_discovery, load_discovery, run_search
+from vibe_quant.discovery.search import SearchSummary, Workers, create_discovery, load_discovery, run_search
 from vibe_quant.errors import UserError
 from vibe_quant.home import Home
 from vibe_quant.staging import write_atomic
@@ -50,19 +50,21 @@ def start(home: Home, config: DiscoveryConfig, specs) -> int:
 def run(home: Home, run_id: int, workers: int = 2, executor: str = "process", specs_path: str | None = None,
         address: str | None = None, on_progress: Callable[[str, int, int], None] | None = None,
         on_generation: Callable[[dict], None] | None = None) -> DiscoveryResult:  # fmt: skip
-    """Run (or resume) discovery run `run_id`: the search, then the guard rails, then the report."""
-    search = run_search(home, run_id, workers, executor, specs_path, address, on_progress, on_generation)
-    try:
-        summary = judge(home, run_id, workers, executor, specs_path, address, on_progress)
-    except KeyboardInterrupt:
-        with StateManager(home.db_path) as state:
-            state.update("discovery_runs", run_id, {"status": "cancelled", "completed_at": now_iso()})
-        raise
-    except Exception as exc:
-        with StateManager(home.db_path) as state:
-            state.update("discovery_runs", run_id, {"status": "failed", "completed_at": now_iso(),
-                                                    "error_message": f"guard rails: {exc}"[:2000]})  # fmt: skip
-        raise
+    """Run (or resume) discovery run `run_id`: the search, then the guard rails (on the same workers), then the report."""
+    config, _ = get_run(home, run_id)
+    with Workers(home, config, workers, executor, specs_path, address) as pool:
+        search = run_search(home, run_id, pool, on_progress=on_progress, on_generation=on_generation)
+        try:
+            summary = judge(home, run_id, pool, on_progress=on_progress)
+        except KeyboardInterrupt:
+            with StateManager(home.db_path) as state:
+                state.update("discovery_runs", run_id, {"status": "cancelled", "completed_at": now_iso()})
+            raise
+        except Exception as exc:
+            with StateManager(home.db_path) as state:
+                state.update("discovery_runs", run_id, {"status": "failed", "completed_at": now_iso(),
+                                                        "error_message": f"guard rails: {exc}"[:2000]})  # fmt: skip
+            raise
     with StateManager(home.db_path) as state:
         state.update(
             "discovery_runs", run_id, {"status": "completed", "completed_at": now_iso(), "error_message": None}
