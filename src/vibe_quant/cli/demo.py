@@ -226,6 +226,11 @@ def demo_command() -> None:
 
     rl_run, rl_same = demo_rl(h)
 
+    out.rule("[bold]19. strategy discovery: NSGA-II over DSL genomes, guard rails, export and reproduce")
+    from vibe_quant.cli.demo_discover import demo_discover
+
+    discovery_run, discovery_same = demo_discover(h, specs)
+
     report_lines = ("\n" + " " * 12).join(f"file://{p}  ({label})" for label, p in reports.items())
     out.rule("[bold]outputs")
     out.print(
@@ -241,6 +246,8 @@ def demo_command() -> None:
         f"paper:      session {paper_id}: vq --home {h.root} paper status {paper_id} (events: "
         f"{h.logs / 'events' / f'paper-{paper_id}.jsonl'})\n"
         f"rl run:     {h.root / 'rl' / 'runs' / rl_run} (vq --home {h.root} rl list; dashboard pages RL Training, Model Registry)\n"
+        f"discovery:  {h.runs / f'discovery-{discovery_run}' / 'report.md'} (vq --home {h.root} discover show {discovery_run}; "
+        "dashboard page Discovery)\n"
         f"dashboard:  uv run --extra dashboard vq --home {h.root} dashboard   (then open http://127.0.0.1:8501)\n"
         f"try:        uv run vq --home {h.root} data sql \"SELECT * FROM bars WHERE timeframe='4h' LIMIT 5\""
     )
@@ -266,10 +273,12 @@ def demo_command() -> None:
               f"--algo sac --timesteps 20000   (then: vq rl evaluate RUN --start 2023-09-01 --end 2023-09-07)")  # fmt: skip
     out.print(f"try:        uv run vq --home {h.root} rl walk-forward --symbol FILUSDT --start 2023-08-01 --end 2023-09-30 "
               "--algo ppo --train-days 14 --val-days 3 --test-days 7 --timesteps 8192")  # fmt: skip
+    out.print(f"try:        uv run vq --home {h.root} discover run --symbols FILUSDT --timeframe 15m --population 64 "
+              "--generations 20 --min-trades 20   (then: vq discover top RUN --export DIR)")  # fmt: skip
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     if (not rebuilt.byte_identical or warnings or not ticks_verdict or not replay_same or not portfolio_same
             or job.status != "completed" or not paper_exact or not telemetry_ok or not lpi_same
-            or not kernel_same or not rl_same):  # fmt: skip
+            or not kernel_same or not rl_same or not discovery_same):  # fmt: skip
         raise UserError("demo checks failed (see above)")
 
 
