@@ -15,22 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import linked_home
+from tests.discovery.conftest import ARGS, config
 from vibe_quant.discovery import service
-from vibe_quant.discovery.config import DiscoveryConfig
 from vibe_quant.discovery.search import Cancelled, fitness_of, initial_population, run_search
 from vibe_quant.errors import UserError
-from vibe_quant.screening.pareto import HardFilters
 from vibe_quant.state import StateManager
-
-ARGS = ["--symbols", "FILUSDT", "--timeframe", "15m", "--start", "2023-08-01", "--end", "2023-08-31",
-        "--holdout-days", "7", "--population", "8", "--generations", "6", "--min-trades", "5", "--seed", "3",
-        "--baselines", "4", "--finalists", "2", "--workers", "2"]  # fmt: skip
-
-
-def config(seed: int = 3, generations: int = 6) -> DiscoveryConfig:
-    return DiscoveryConfig(symbols=("FILUSDT",), timeframe="15m", start=dt.date(2023, 8, 1), end=dt.date(2023, 8, 31),
-                           holdout_days=7, population=8, generations=generations, seed=seed,
-                           filters=HardFilters(min_trades=5), guards={"baselines": 4, "finalists": 2})  # fmt: skip
 
 
 def checkpoints(home, run_id: int) -> list[tuple]:
@@ -44,17 +33,6 @@ def genomes(home, run_id: int) -> dict[str, tuple]:
     return {
         r["genome_key"]: (r["sharpe_ratio"], r["total_trades"], r["metrics"] and r["metrics"]["net_pnl"]) for r in rows
     }
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory, aug_2023_catalog: Path):
-    """One uninterrupted run, search and guard rails."""
-    from vibe_quant.instruments.specs import InstrumentSpecs
-
-    home = linked_home(tmp_path_factory.mktemp("disc") / "home", aug_2023_catalog)
-    run_id = service.start(home, config(), InstrumentSpecs())
-    result = service.run(home, run_id, workers=2)
-    return home, run_id, result
 
 
 def test_a_run_stores_every_genome_once_and_judges_its_finalists(finished) -> None:

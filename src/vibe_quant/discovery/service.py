@@ -38,11 +38,17 @@ def start(home: Home, config: DiscoveryConfig, specs) -> int:
     UserError
         Bars missing for a symbol, timeframe or day of the period (with the fix).
     """
-    from vibe_quant.data.catalog import require_bars
+    from vibe_quant.data.catalog import bar_days, require_bars
 
     home.require_catalog()
     ids = [specs.get(s).nautilus_id for s in config.symbols]
     require_bars(home.catalog, ids, config.timeframe, config.start, config.end)  # workers would fail on every genome
+    for symbol, iid in zip(config.symbols, ids, strict=True):
+        first, last = bar_days(home.catalog, iid, config.timeframe)
+        if first > config.start or last < config.end:  # a training or held-out period without bars judges nothing
+            raise UserError(f"{symbol} {config.timeframe} bars cover {first}..{last}, not the whole period "
+                            f"{config.start}..{config.end}: give --start/--end inside it, or ingest the missing days "
+                            f"(vq data ingest --symbols {symbol} --start {config.start} --end {config.end})")  # fmt: skip
     with StateManager(home.db_path) as state:
         return create_discovery(state, config)
 
