@@ -39,7 +39,8 @@ class WorkerPool:
     """Workers kept across several batches of points (discovery's generations: the workers load the data and
     warm their engine once, not once per batch). ``process``: one process pool for the pool's life (a
     worker that dies falls back to :func:`run_points`' isolation for that batch, and the next batch starts
-    a fresh pool); ``ray``: actors per batch (:func:`run_points`).
+    a fresh pool); ``ray``: one set of actors (and a private local Ray, unless one is running or `address`
+    names a cluster) for the pool's life.
     """
 
     def __init__(self, spec: WorkerSpec, workers: int, executor: str = "process", address: str | None = None):
@@ -47,6 +48,7 @@ class WorkerPool:
             raise UserError(f"executor {executor!r}: choose process or ray")
         self.spec, self.workers, self.executor, self.address = spec, workers, executor, address
         self._pool: ProcessPoolExecutor | None = None
+        self._ray: _RayActors | None = None
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -57,7 +59,9 @@ class WorkerPool:
     def run(self, points: Sequence[tuple]) -> Iterator[dict]:
         """Yield one result per point, in completion order (as :func:`run_points`)."""
         if self.executor == "ray":
-            yield from run_points(points, self.spec, self.workers, "ray", self.address)
+            if self._ray is None:
+                self._ray = _RayActors(self.spec, self.workers, self.address)
+            yield from self._ray.run(points)
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
@@ -92,6 +96,9 @@ class WorkerPool:
             yield from _process_pool([*lost, *queue], self.spec, self.workers)
 
     def close(self, wait: bool = True) -> None:
+        if self._ray is not None:
+            self._ray.close()
+            self._ray = None
         if self._pool is None:
             return
         if not wait:
@@ -159,28 +166,41 @@ def _pool_round(queue: deque, spec: WorkerSpec, workers: int, lost: list) -> Ite
 
 
 def _ray(points, spec: WorkerSpec, workers: int, address: str | None) -> Iterator[dict]:
-    if address is None and "ray" not in sys.modules:
-        # A private local Ray runs its actors with this interpreter on this checkout. Under `uv run`, Ray's
-        # uv hook would copy the project into a per-session directory instead, where numba finds no
-        # compiled perp kernel and every actor compiles it again (~20 s each).
-        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    actors = _RayActors(spec, workers, address)
     try:
-        import ray
-    except ImportError:
-        raise UserError("--executor ray needs Ray: pip install 'vibe-quant[ray]'") from None
+        yield from actors.run(points)
+    finally:
+        actors.close()
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        # No address: a private local Ray instance with `workers` CPUs (what the tests use).
-        kwargs = {"address": address} if address else {"num_cpus": workers}
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
-    actor_cls = ray.remote(num_cpus=1)(_RayWorker)
-    actors = [actor_cls.remote(spec) for _ in range(workers)]
-    todo = iter(points)
-    in_flight: dict = {}
-    try:
-        for k, item in enumerate(_take(todo, 2 * workers)):
-            actor = actors[k % workers]
+
+class _RayActors:
+    """`workers` Ray actors, each holding one PointWorker, on a private local Ray (or `address`'s cluster)."""
+
+    def __init__(self, spec: WorkerSpec, workers: int, address: str | None):
+        if address is None and "ray" not in sys.modules:
+            # A private local Ray runs its actors with this interpreter on this checkout. Under `uv run`, Ray's
+            # uv hook would copy the project into a per-session directory instead, where numba finds no
+            # compiled perp kernel and every actor compiles it again (~20 s each).
+            os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+        try:
+            import ray
+        except ImportError:
+            raise UserError("--executor ray needs Ray: pip install 'vibe-quant[ray]'") from None
+        self.ray = ray
+        self.started_here = not ray.is_initialized()
+        if self.started_here:
+            # No address: a private local Ray instance with `workers` CPUs (what the tests use).
+            kwargs = {"address": address} if address else {"num_cpus": workers}
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
+        actor_cls = ray.remote(num_cpus=1)(_RayWorker)
+        self.actors = [actor_cls.remote(spec) for _ in range(workers)]
+
+    def run(self, points) -> Iterator[dict]:
+        ray, actors = self.ray, self.actors
+        todo = iter(points)
+        in_flight: dict = {}
+        for k, item in enumerate(_take(todo, 2 * len(actors))):
+            actor = actors[k % len(actors)]
             in_flight[actor.run.remote(*item)] = actor
         while in_flight:
             done, _ = ray.wait(list(in_flight), num_returns=1)
@@ -189,11 +209,13 @@ def _ray(points, spec: WorkerSpec, workers: int, address: str | None) -> Iterato
                 yield ray.get(ref)
                 for item in _take(todo, 1):
                     in_flight[actor.run.remote(*item)] = actor
-    finally:
-        for actor in actors:
-            ray.kill(actor)
-        if started_here:
-            ray.shutdown()
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = []
+        if self.started_here:
+            self.ray.shutdown()
 
 
 class _RayWorker:
