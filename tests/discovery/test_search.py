@@ -65,6 +65,7 @@ def test_a_run_stores_every_genome_once_and_judges_its_finalists(finished) -> No
         assert f["checks"]["baseline"]["figures"]["random"] == 4  # --baselines random genomes of its complexity
     complexities = {f["genome"]["complexity"] for f in result.finalists}
     assert sorted(b["complexity"] for b in baselines) == sorted(c for c in complexities for _ in range(4))
+    assert result.summary["wf_layout"] == {"train_days": 8, "test_days": 4, "step_days": 4, "windows": 4}
     assert result.report.exists()
     assert (result.report.parent / "summary.json").exists()
 

@@ -53,8 +53,8 @@ def finalists(state: StateManager, run_id: int, count: int) -> list[dict]:
 
 
 def wf_layout(config: DiscoveryConfig) -> tuple[int, int, int]:
-    """(train, test, step) days cutting the training period into ``wf_windows`` windows: test = step = days /
-    (windows + 2), train = 2 x test."""
+    """(train, test, step) days of the walk-forward windows inside the training period: test = step = days /
+    (windows + 2) rounded down, train = 2 x test (the latest ``wf_windows`` windows are used)."""
     days = (config.train_end - config.start).days + 1
     test = days // (config.guards.wf_windows + 2)
     return 2 * test, test, test
@@ -114,6 +114,8 @@ def judge(home: Home, run_id: int, workers=2, executor: str = "process", specs_p
     windows = (
         walk_forward_windows(config.start, config.train_end, train_days, test_days, step) if test_days >= 1 else []
     )
+    windows = windows[-g.wf_windows :]  # days that do not divide evenly leave room for one more: keep the latest
+    by_index = {w.index: w for w in windows}
     tasks: list[tuple] = []
     owner: dict[int, tuple] = {}
     for w in windows:  # window-major: each worker keeps one engine per period
@@ -145,7 +147,7 @@ def judge(home: Home, run_id: int, workers=2, executor: str = "process", specs_p
                 if result["error"] is not None:
                     wf_errors.setdefault(key, f"window {extra}: {result['error']}")
                 else:
-                    wf_results[(key, extra)] = F.WindowResult(np.asarray(result["returns"]), windows[extra].train_days)
+                    wf_results[(key, extra)] = F.WindowResult(np.asarray(result["returns"]), by_index[extra].train_days)
             elif kind == "holdout":
                 holdout_metrics[key] = result["metrics"]
                 if result["error"] is not None:

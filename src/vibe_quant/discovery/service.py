@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from vibe_quant.backtest.persist import clean, now_iso
+from vibe_quant.backtest.persist import Heartbeat, clean, now_iso
 from vibe_quant.discovery.config import DiscoveryConfig
 from vibe_quant.discovery.guards import judge
 from vibe_quant.discovery.search import SearchSummary, Workers, create_discovery, load_discovery, run_search
@@ -60,8 +61,10 @@ def run(home: Home, run_id: int, workers: int = 2, executor: str = "process", sp
     config, _ = get_run(home, run_id)
     with Workers(home, config, workers, executor, specs_path, address) as pool:
         search = run_search(home, run_id, pool, on_progress=on_progress, on_generation=on_generation)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a job killed while judging: cancelled, not lost
         try:
-            summary = judge(home, run_id, pool, on_progress=on_progress)
+            with Heartbeat(home.db_path, run_id, table="discovery_runs"):  # judging a big run takes minutes: stay live
+                summary = judge(home, run_id, pool, on_progress=on_progress)
         except KeyboardInterrupt:
             with StateManager(home.db_path) as state:
                 state.update("discovery_runs", run_id, {"status": "cancelled", "completed_at": now_iso()})
@@ -71,6 +74,8 @@ def run(home: Home, run_id: int, workers: int = 2, executor: str = "process", sp
                 state.update("discovery_runs", run_id, {"status": "failed", "completed_at": now_iso(),
                                                         "error_message": f"guard rails: {exc}"[:2000]})  # fmt: skip
             raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     with StateManager(home.db_path) as state:
         state.update(
             "discovery_runs", run_id, {"status": "completed", "completed_at": now_iso(), "error_message": None}
@@ -80,12 +85,23 @@ def run(home: Home, run_id: int, workers: int = 2, executor: str = "process", sp
     return DiscoveryResult(run_id, search, summary, rows, report)
 
 
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def finalist_rows(home: Home, run_id: int) -> list[dict]:
     """The run's finalists (rank order), each with its genome row (training metrics, document) under ``genome``."""
     with StateManager(home.db_path) as state:
-        genomes = {r["genome_key"]: r for r in state.find("discovery_genomes", run_id=run_id, role="search")}
-        return [dict(f, genome=genomes[f["genome_key"]])
+        return [dict(f, genome=state.find("discovery_genomes", run_id=run_id, role="search", genome_key=f["genome_key"])[0])
                 for f in state.find("discovery_finalists", order_by="rank", run_id=run_id)]  # fmt: skip
+
+
+def genomes_by_key(home: Home, run_id: int, keys: list[str]) -> list[dict]:
+    """The search's genome rows of `keys` (e.g. a generation's front), in that order."""
+    with StateManager(home.db_path) as state:
+        return [
+            row for key in keys for row in state.find("discovery_genomes", run_id=run_id, role="search", genome_key=key)
+        ]
 
 
 def generations(home: Home, run_id: int) -> list[dict]:
