@@ -40,7 +40,7 @@ def discovered(aug_2023_catalog: Path, tmp_path_factory: pytest.TempPathFactory)
 
     home = linked_home(tmp_path_factory.mktemp("discovery") / "home", aug_2023_catalog)
     run_id = service.start(home, parse_discovery(CONFIG), InstrumentSpecs())
-    service.run(home, run_id, workers=2)
+    service.run(home, run_id, workers=1)
     return home, run_id
 
 
