@@ -21,6 +21,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("lpi", "LPI experiments", ":material/science:"),
     ("rl_training", "RL Training", ":material/model_training:"),
     ("model_registry", "Model Registry", ":material/inventory_2:"),
+    ("discovery", "Discovery", ":material/genetics:"),
     ("paper", "Paper Trading", ":material/play_circle:"),
     ("live", "Live Trading", ":material/bolt:"),
     ("data_lake", "Data Lake", ":material/database:"),

@@ -211,6 +211,101 @@ def check_rows(checks) -> pd.DataFrame:
                         columns=["rule", "passed", "value", "threshold", "message"])  # fmt: skip
 
 
+# -- discovery runs -------------------------------------------------------------------------------
+
+CHECKS = ("dsr", "pbo", "walk_forward", "holdout", "baseline")  # the guard rails (docs/specs.md#discovery-guard-rails)
+FINALIST_METRICS = ("sharpe_ratio", "sortino_ratio", "total_return", "net_pnl", "max_drawdown", "profit_factor",
+                    "win_rate", "total_trades", "total_fees", "total_funding", "avg_trade_duration_hours")  # fmt: skip
+
+
+def discovery_health(row: dict) -> str:
+    """A discovery run's status; a ``running`` row whose process is gone or whose heartbeat is stale says so
+    (``gone``/``stale``: the run stopped without marking itself, resume it)."""
+    from vibe_quant.jobs.health import job_health
+
+    return job_health(row).state
+
+
+def discovery_run_rows(runs: list[dict]) -> list[dict]:
+    """One row per ``discovery_runs`` row (as given, newest first): id, status (see :func:`discovery_health`),
+    market, period, population, generations done of the configured ones, genomes evaluated, cache hits,
+    finalists that passed, created (UTC)."""
+    out = []
+    for r in runs:
+        c, s = r["config"], r.get("summary") or {}
+        out.append({"id": r["id"], "status": discovery_health(r), "symbols": ",".join(c["symbols"]),
+                    "timeframe": c["timeframe"], "period": f"{c['start']}..{c['end']}", "population": c["population"],
+                    "generations": f"{r['generation'] if r['generation'] >= 0 else '-'}/{c['generations']}",
+                    "evaluated": r["evaluated"], "cache hits": r["cache_hits"],
+                    "passed": f"{s['passed']}/{s['finalists']}" if "passed" in s else None,
+                    "created": r["created_at"]})  # fmt: skip
+    return out
+
+
+def generation_points(generations: list[dict]) -> list[dict]:
+    """``discovery_generations`` rows as the fitness figure takes them: generation, front size and the stored
+    statistics, flat."""
+    return [{"generation": g["generation"], "front": len(g["front"]), **g["stats"]} for g in generations]
+
+
+def discovery_genomes(state: StateManager, run_id: int, keys: list[str]) -> list[dict]:
+    """The search genomes `keys` of run `run_id`, in the order of `keys` (plain rows: key, description,
+    sharpe, max_drawdown, profit_factor, trades, complexity, generation first produced)."""
+    if not keys:
+        return []
+    marks = ",".join("?" * len(keys))
+    found = state.conn.execute(
+        "SELECT genome_key, description, sharpe_ratio, max_drawdown, profit_factor, total_trades, complexity, "
+        f"generation FROM discovery_genomes WHERE run_id = ? AND role = 'search' AND genome_key IN ({marks})",
+        [run_id, *keys],
+    ).fetchall()
+    by_key = {row[0]: dict(zip(("key", "description", "sharpe", "max_drawdown", "profit_factor", "trades",
+                                 "complexity", "generation"), row, strict=True)) for row in found}  # fmt: skip
+    return [by_key[k] for k in keys if k in by_key]
+
+
+def finalist_table(rows: list[dict]) -> pd.DataFrame:
+    """One row per finalist (``service.finalist_rows``): rank, key, verdict, rules, genes, training and held-out
+    headline metrics, and each guard rail passed or not."""
+    out = []
+    for f in rows:
+        tm, hm, checks = f["genome"]["metrics"] or {}, f["holdout_metrics"] or {}, f["checks"] or {}
+        out.append({"rank": f["rank"], "genome": f["genome_key"], "verdict": "passed" if f["passed"] else "rejected",
+                    "rules": f["genome"]["description"], "genes": f["genome"]["complexity"],
+                    "train Sharpe": tm.get("sharpe_ratio"), "train return": tm.get("total_return"),
+                    "train max DD": tm.get("max_drawdown"), "train PF": tm.get("profit_factor"),
+                    "train trades": tm.get("total_trades"), "held-out Sharpe": hm.get("sharpe_ratio"),
+                    "held-out return": hm.get("total_return"), "held-out trades": hm.get("total_trades"),
+                    **{name: (checks[name]["passed"] if name in checks else None) for name in CHECKS}})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def finalist_metrics(finalist: dict) -> pd.DataFrame:
+    """A finalist's training metrics beside its held-out ones (metric, training, held out): every metric either
+    period stored, the headline ones first."""
+    tm, hm = finalist["genome"]["metrics"] or {}, finalist["holdout_metrics"] or {}
+    names = [m for m in FINALIST_METRICS if m in tm or m in hm]
+    names += sorted((set(tm) | set(hm)) - set(names))
+    return pd.DataFrame([{"metric": m, "training": _float(tm.get(m)), "held out": _float(hm.get(m))} for m in names],
+                        columns=["metric", "training", "held out"])  # fmt: skip
+
+
+def finalist_checks(finalist: dict) -> pd.DataFrame:
+    """A finalist's guard-rail checks: check, passed, reason (None when passed), figures (as compact JSON)."""
+    checks = finalist["checks"] or {}
+    names = [c for c in CHECKS if c in checks] + sorted(set(checks) - set(CHECKS))
+    return pd.DataFrame([{"check": n, "passed": bool(checks[n]["passed"]), "reason": checks[n].get("reason"),
+                          "figures": json.dumps(checks[n].get("figures") or {}, default=str)} for n in names],
+                        columns=["check", "passed", "reason", "figures"])  # fmt: skip
+
+
+def _float(v) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
 # -- paper and live sessions ----------------------------------------------------------------------
 
 
