@@ -26,7 +26,7 @@ from vibe_quant.state import StateManager
 
 CONFIG = {"symbols": ["FILUSDT"], "timeframe": "15m", "start": "2023-08-01", "end": "2023-08-31", "population": 8,
           "generations": 1, "seed": 1, "filters": {"min_trades": 10, "max_drawdown": 0.5, "min_profit_factor": 0.0},
-          "guards": {"finalists": 3, "baselines": 4, "pbo_splits": 8}}  # fmt: skip
+          "guards": {"finalists": 3, "baselines": 4}}  # fmt: skip
 INFEASIBLE = {"feasible": 0, "population": 8, "evaluated": 8, "cache_hits": 0, "repaired": 0, "rejected": 0,
               "errors": 0, "mutations": {}, "sharpe": None, "fitness_sharpe": None, "one_minus_dd": None,
               "profit_factor": None}  # fmt: skip

@@ -96,14 +96,6 @@ def finalist_rows(home: Home, run_id: int) -> list[dict]:
                 for f in state.find("discovery_finalists", order_by="rank", run_id=run_id)]  # fmt: skip
 
 
-def genomes_by_key(home: Home, run_id: int, keys: list[str]) -> list[dict]:
-    """The search's genome rows of `keys` (e.g. a generation's front), in that order."""
-    with StateManager(home.db_path) as state:
-        return [
-            row for key in keys for row in state.find("discovery_genomes", run_id=run_id, role="search", genome_key=key)
-        ]
-
-
 def generations(home: Home, run_id: int) -> list[dict]:
     with StateManager(home.db_path) as state:
         return state.find("discovery_generations", order_by="generation", run_id=run_id)
