@@ -68,26 +68,9 @@ class WorkerPool:
                                              initializer=init_process, initargs=(self.spec,))  # fmt: skip
         queue = deque(points)
         lost: list = []
-        in_flight: dict = {}
         finished = False
         try:
-            while queue or in_flight:
-                while queue and len(in_flight) < 2 * self.workers:
-                    item = queue.popleft()
-                    in_flight[self._pool.submit(run_in_process, *item)] = item
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    item = in_flight.pop(future)
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        lost.append(item)
-                        continue
-                    yield result
-                if lost:
-                    lost.extend(in_flight.values())
-                    in_flight.clear()
-                    break
+            yield from _drain(self._pool, queue, self.workers, lost)
             finished = True
         finally:
             if not finished or lost:  # cancelled or broken: stop the workers, the next batch starts new ones
@@ -101,10 +84,10 @@ class WorkerPool:
             self._ray = None
         if self._pool is None:
             return
-        if not wait:
-            for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
-                proc.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=not wait)
+        if wait:
+            self._pool.shutdown(wait=True)
+        else:
+            _terminate(self._pool)
         self._pool = None
 
 
@@ -132,37 +115,44 @@ def _pool_round(queue: deque, spec: WorkerSpec, workers: int, lost: list) -> Ite
     # spawn: workers start clean (no copy of the parent's threads, locks or open database).
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                initializer=init_process, initargs=(spec,))  # fmt: skip
-    in_flight: dict = {}
     finished = False
     try:
-        while queue and len(in_flight) < 2 * workers:
-            item = queue.popleft()
-            in_flight[pool.submit(run_in_process, *item)] = item
-        while in_flight:
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                item = in_flight.pop(future)
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    lost.append(item)
-                    continue
-                yield result
-            if lost:
-                lost.extend(in_flight.values())
-                in_flight.clear()
-                break
-            while queue and len(in_flight) < 2 * workers:
-                item = queue.popleft()
-                in_flight[pool.submit(run_in_process, *item)] = item
+        yield from _drain(pool, queue, workers, lost)
         finished = not lost
     finally:
         if finished:
             pool.shutdown(wait=True)
         else:  # cancelled, failed or broken: do not wait for the points in flight
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                proc.terminate()
-            pool.shutdown(wait=True, cancel_futures=True)
+            _terminate(pool)
+
+
+def _drain(pool: ProcessPoolExecutor, queue: deque, workers: int, lost: list) -> Iterator[dict]:
+    """Run points from `queue` on `pool`, at most ``2 * workers`` in flight, until the queue is empty or the pool
+    breaks (then `lost` gets the points that were in flight; the rest stay in `queue`)."""
+    in_flight: dict = {}
+    while queue or in_flight:
+        while queue and len(in_flight) < 2 * workers:
+            item = queue.popleft()
+            in_flight[pool.submit(run_in_process, *item)] = item
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        for future in done:
+            item = in_flight.pop(future)
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                lost.append(item)
+                continue
+            yield result
+        if lost:
+            lost.extend(in_flight.values())
+            return
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop `pool` without waiting for the points in flight."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ray(points, spec: WorkerSpec, workers: int, address: str | None) -> Iterator[dict]:
