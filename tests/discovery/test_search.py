@@ -19,6 +19,7 @@ from tests.discovery.conftest import ARGS, config
 from vibe_quant.discovery import service
 from vibe_quant.discovery.search import Cancelled, fitness_of, initial_population, run_search
 from vibe_quant.errors import UserError
+from vibe_quant.jobs import reconcile
 from vibe_quant.state import StateManager
 
 
@@ -110,7 +111,11 @@ def test_a_run_killed_mid_search_resumes_to_the_same_end(finished, tmp_path: Pat
     )
     with StateManager(killed.db_path) as db:
         (row,) = db.find("discovery_runs")
-    assert row["status"] == "running"  # dead, as the kill left it
+    assert row["status"] == "running"  # dead, as the kill left it; the next `vq ... list` says so:
+    (change,) = [c for c in reconcile(killed) if c.table == "discovery_runs"]
+    assert (change.row_id, change.health) == (row["id"], "gone")
+    with StateManager(killed.db_path) as db:
+        assert db.get("discovery_runs", row["id"])["status"] == "failed"
     resumed = service.run(killed, row["id"], workers=2)
     assert (resumed.search.resumed_from or 0) >= 1
     assert checkpoints(killed, row["id"]) == checkpoints(home, run_id)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from vibe_quant.cli.context import common_options, console, get_home, get_specs, home_specs, state
+from vibe_quant.cli.context import common_options, console, err_console, get_home, get_specs, home_specs, state
 from vibe_quant.cli.options import parse_date, with_flags
 from vibe_quant.errors import UserError
 from vibe_quant.progress import rich_progress
@@ -159,9 +159,13 @@ def top_command(
 def list_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows on stdout.")] = False) -> None:
     """Discovery runs, newest first."""
     from vibe_quant.discovery import service
+    from vibe_quant.jobs import reconcile
     from vibe_quant.present.discovery import runs_table
+    from vibe_quant.present.jobs import reconciled_lines
 
     home = get_home()
+    for line in reconciled_lines(reconcile(home)):  # a run whose process died is shown failed, saying why
+        err_console.print(line, highlight=False)
     rows = service.list_runs(home) if home.db_path.exists() else []
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")

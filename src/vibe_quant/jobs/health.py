@@ -124,7 +124,7 @@ def failure_message(health: str, pid: int | None, age: float | None, now: dt.dat
 
 
 def reconcile(home: Home, now: dt.datetime | None = None) -> list[Change]:
-    """Mark every ``running`` background job and backtest run whose process is gone or whose
+    """Mark every ``running`` background job, backtest run and discovery run whose process is gone or whose
     heartbeat is stale as ``failed``, saying why; return what changed (nothing without a database).
 
     Call it when the dashboard starts and before listing jobs or runs. A row that finishes while
@@ -135,7 +135,7 @@ def reconcile(home: Home, now: dt.datetime | None = None) -> list[Change]:
     now = now or now_utc()
     changes: list[Change] = []
     with StateManager(home.db_path) as state:
-        for table in ("background_jobs", "backtest_runs"):
+        for table in ("background_jobs", "backtest_runs", "discovery_runs"):
             for row in state.find(table, status="running"):
                 health = job_health(row, now)
                 if health.state not in ("gone", "stale"):
