@@ -66,11 +66,15 @@ def test_operators_keep_genomes_valid(seed_a: int, seed_b: int) -> None:
 def test_complexity_is_honoured_and_the_pool_respected() -> None:
     space = Space("5m", indicators=("RSI", "EMA"), max_genes=3)
     rng = random.Random(7)
+    random.seed(7)
     for genes in (1, 2, 3):
         for _ in range(30):
             g = random_genome(rng, space, genes)
             assert g.complexity == genes
             assert {x.indicator for x in (*g.entry, *g.exit)} <= {"RSI", "EMA"}
+            assert {x.other[0] for x in (*g.entry, *g.exit) if x.other} <= {"EMA"}  # pairs stay in the pool
+            mutant = trim(mutate(g, space)[0], space)
+            assert {x.other[0] for x in (*mutant.entry, *mutant.exit) if x.other} <= {"EMA"}
 
 
 def test_short_side_mirrors_the_long_side() -> None:

@@ -154,3 +154,18 @@ def test_bad_runs_are_refused(finished, tmp_path: Path) -> None:
         finally:
             db.update("discovery_runs", run_id, {"status": "completed"})
     assert Cancelled.exit_code == 130
+
+
+@pytest.mark.heavy  # heavy (~40 s): starts a private local Ray
+def test_ray_actors_evaluate_as_the_process_pool(finished, tmp_path: Path, aug_2023_catalog: Path) -> None:
+    pytest.importorskip("ray")
+    home, run_id, _ = finished
+    on_ray = linked_home(tmp_path / "ray", aug_2023_catalog)
+    with StateManager(on_ray.db_path) as db:
+        from vibe_quant.discovery.search import create_discovery
+
+        ray_run = create_discovery(db, config(generations=1))
+    run_search(on_ray, ray_run, workers=2, executor="ray")
+    assert checkpoints(on_ray, ray_run) == checkpoints(home, run_id)[:2]
+    ran = genomes(on_ray, ray_run)
+    assert ran == {k: v for k, v in genomes(home, run_id).items() if k in ran}

@@ -159,6 +159,11 @@ class Space:
     def timeframes(self) -> tuple[str | None, ...]:
         return (None, *self.higher)
 
+    @property
+    def moving_averages(self) -> tuple[str, ...]:
+        """The pool's moving averages: what a pair gene may compare with (never an indicator outside the pool)."""
+        return tuple(name for name in self.indicators if name in MOVING_AVERAGES)
+
 
 # -- random construction ---------------------------------------------------------------------------------------
 
@@ -175,7 +180,7 @@ def random_gene(rng: random.Random, space: Space) -> Gene:
                     timeframe=tf)  # fmt: skip
     other = None
     if t.pairs and rng.random() < 0.5:
-        other = (rng.choice(MOVING_AVERAGES), rng.choice(PERIODS))
+        other = (rng.choice(space.moving_averages), rng.choice(PERIODS))
     return Gene(indicator=t.type, params=params, output=output, op=op, other=other, timeframe=tf)
 
 

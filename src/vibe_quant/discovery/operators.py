@@ -22,7 +22,6 @@ from deap import base, tools
 
 from vibe_quant.discovery.genome import (
     EXIT_VALUES,
-    MOVING_AVERAGES,
     OPS,
     PERIODS,
     SESSION_HOURS,
@@ -113,7 +112,7 @@ def _mutate_gene(x: Gene, space: Space, what: str) -> Gene:
             return msgspec.structs.replace(x, threshold=_step(t.thresholds, x.threshold))
         if t.pairs:
             if x.other is None:
-                return msgspec.structs.replace(x, other=(random.choice(MOVING_AVERAGES), random.choice(PERIODS)))
+                return msgspec.structs.replace(x, other=(random.choice(space.moving_averages), random.choice(PERIODS)))
             if random.random() < 0.3:
                 return msgspec.structs.replace(x, other=None)
             return msgspec.structs.replace(x, other=(x.other[0], _step(PERIODS, x.other[1])))

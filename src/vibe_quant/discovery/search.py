@@ -214,19 +214,28 @@ class Evaluator:
             else:
                 todo[key] = (genome, doc)
         if todo:
-            keys = list(todo)
-            training = (self.config.start.isoformat(), self.config.train_end.isoformat())
-            points = [(i, {}, training, todo[k][1]) for i, k in enumerate(keys)]
-            with StateManager(self.home.db_path) as state:
-                for n, result in enumerate(self.workers.run(points), 1):
-                    key = keys[result["index"]]
-                    genome, doc = todo[key]
-                    self.known[key] = self._store(state, key, genome, doc, result, stats.generation)
-                    stats.evaluated += 1
-                    stats.errors += result["error"] is not None
-                    if on_progress is not None:
-                        on_progress(f"generation {stats.generation}", n, len(points))
+            # The search's randomness is Python's global `random` (DEAP's); a library the workers start (Ray draws
+            # from it when it starts) must not move it, or the executor would change the run.
+            rng_state = random.getstate()
+            try:
+                self._run(todo, stats, on_progress)
+            finally:
+                random.setstate(rng_state)
         return {key: self.known[key] for key, _, _ in genomes}
+
+    def _run(self, todo: dict, stats: GenerationStats, on_progress: Progress | None) -> None:
+        keys = list(todo)
+        training = (self.config.start.isoformat(), self.config.train_end.isoformat())
+        points = [(i, {}, training, todo[k][1]) for i, k in enumerate(keys)]
+        with StateManager(self.home.db_path) as state:
+            for n, result in enumerate(self.workers.run(points), 1):
+                key = keys[result["index"]]
+                genome, doc = todo[key]
+                self.known[key] = self._store(state, key, genome, doc, result, stats.generation)
+                stats.evaluated += 1
+                stats.errors += result["error"] is not None
+                if on_progress is not None:
+                    on_progress(f"generation {stats.generation}", n, len(points))
 
     def _store(
         self, state: StateManager, key: str, genome: GenomeDoc, doc: dict, result: dict, generation: int
