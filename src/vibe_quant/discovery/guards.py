@@ -4,7 +4,8 @@ Finalists: the feasible first Pareto front of the last generation, best training
 at most ``guards.finalists``. Each is judged by:
 
 * **DSR** on its training daily returns against every genome the run evaluated (the number of
-  trials is the run's, not one generation's; the Sharpe variance is theirs);
+  trials is the run's, not one generation's; the trials' Sharpe variance is generation 0's, the
+  random genomes no selection has touched: :func:`dsr_trials`);
 * **PBO** (CSCV) over the training daily returns of every genome evaluated: is picking the best
   in-sample genome overfit? One verdict for the run;
 * **walk-forward**: the training period cut into ``wf_windows`` train/test windows, the finalist
@@ -98,7 +99,7 @@ def judge(home: Home, run_id: int, workers=2, executor: str = "process", specs_p
         return summary
 
     # Run level: the multiple-testing population and the selection's overfitting.
-    trials = F.TrialSharpes.of(returns)
+    trials = dsr_trials(home, run_id, searched, returns)
     lengths = {r.size for r in returns}
     if len(lengths) == 1 and len(returns) >= 2:
         matrix = np.column_stack(returns)
@@ -206,7 +207,11 @@ def judge(home: Home, run_id: int, workers=2, executor: str = "process", specs_p
         finalists_holdout_median_sharpe=float(np.median(finalist_holdout)),
         random_holdout_median_sharpe=float(np.median(random_holdout)) if random_holdout else None,
         wf_layout={"train_days": train_days, "test_days": test_days, "step_days": step, "windows": len(windows)},
-        dsr_trials={"n_trials": trials.n_trials, "sr_variance": trials.variance},
+        dsr_trials={
+            "n_trials": trials.n_trials,
+            "sr_variance": trials.variance,
+            "sr_variance_all": F.TrialSharpes.of(returns).variance,
+        },
     )
     summary["beats_random"] = (
         bool(random_holdout) and summary["finalists_holdout_median_sharpe"] > summary["random_holdout_median_sharpe"]
@@ -215,6 +220,25 @@ def judge(home: Home, run_id: int, workers=2, executor: str = "process", specs_p
                           else "every finalist was rejected by the guard rails")  # fmt: skip
     _store(home, run_id, judged, summary)
     return summary
+
+
+def dsr_trials(home: Home, run_id: int, searched: list[dict], returns: list[np.ndarray]) -> F.TrialSharpes:
+    """The DSR's multiple-testing population: N = every genome the run evaluated; the Sharpe variance of the trials =
+    that of generation 0, the random genomes no selection has touched (docs/specs.md#discovery-guard-rails).
+
+    The search's later generations cluster around its best genomes: their Sharpe spread measures what selection
+    found, not how far skill-less trials scatter, and would deflate a real edge away. Falls back to every genome's
+    variance when generation 0 has fewer than two finite Sharpe ratios.
+    """
+    with StateManager(home.db_path) as state:
+        first = state.find("discovery_generations", run_id=run_id, generation=0)
+    keys = set(first[0]["population"]) if first else set()
+    initial = F.TrialSharpes.of([r for row, r in zip(searched, returns, strict=True) if row["genome_key"] in keys])
+    every = F.TrialSharpes.of(returns)
+    finite = sum(row["genome_key"] in keys and row["sharpe_ratio"] is not None for row in searched)
+    if finite < 2:
+        return every
+    return F.TrialSharpes(every.n_trials, initial.variance, initial.mean)
 
 
 def _each(pool, tasks: list, own: bool):
