@@ -97,3 +97,11 @@ def test_a_finished_run_is_listed_shown_and_exported(cli, finished, tmp_path: Pa
     metrics = summary["metrics"]
     assert metric_differences(first["genome"]["metrics"], metrics) == []
     assert metrics["total_trades"] == first["genome"]["total_trades"]
+
+
+def test_a_profit_factor_without_losing_trades_reads_inf() -> None:
+    from vibe_quant.present.discovery import profit_factor
+
+    assert profit_factor({"profit_factor": None, "winning_trades": 51, "losing_trades": 0}) == "inf"
+    assert profit_factor({"profit_factor": None, "winning_trades": 0, "losing_trades": 0}) == "-"  # no trade
+    assert profit_factor({"profit_factor": 1.234, "winning_trades": 5, "losing_trades": 2}) == "1.23"

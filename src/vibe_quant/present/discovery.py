@@ -36,9 +36,16 @@ def finalists_table(rows: list[dict]) -> Table:
         tm, hm = f["genome"]["metrics"] or {}, f["holdout_metrics"] or {}
         verdict = "[green]PASSED[/]" if f["passed"] else "[red]rejected[/]: " + "; ".join(f["reasons"])
         table.add_row(str(f["rank"]), f["genome_key"][:10], f["genome"]["description"], fmt(tm.get("sharpe_ratio"), ".2f"),
-                      fmt(tm.get("max_drawdown"), ".1%"), fmt(tm.get("profit_factor"), ".2f"), str(tm.get("total_trades")),
+                      fmt(tm.get("max_drawdown"), ".1%"), profit_factor(tm), str(tm.get("total_trades")),
                       fmt(hm.get("sharpe_ratio"), ".2f"), fmt(hm.get("total_return"), ".2%"), verdict)  # fmt: skip
     return table
+
+
+def profit_factor(m: dict) -> str:
+    """A stored profit factor: ``inf`` when every closed trade won (stored as null, as JSON has no infinity)."""
+    if m.get("profit_factor") is None and (m.get("winning_trades") or 0) > 0 and not m.get("losing_trades"):
+        return "inf"
+    return fmt(m.get("profit_factor"), ".2f")
 
 
 def print_result(result, out) -> None:
