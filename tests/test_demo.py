@@ -34,7 +34,9 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     runs = [
         b
         for b in (home / "runs").iterdir()
-        if not b.name.startswith("screening-") and (b / "summary.json").exists() and not (b / "markouts.csv").exists()
+        if not b.name.startswith(("screening-", "discovery-"))
+        and (b / "summary.json").exists()
+        and not (b / "markouts.csv").exists()
     ]  # not the LPI experiment (step 16)
     configs = {b: json.loads((b / "summary.json").read_text())["config"] for b in runs}
     # step 7's run is the two-symbol one (step 9 validates single-symbol survivors of the same strategy)
@@ -131,3 +133,16 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     assert any("quotes-free" in label for label in lpi_summary["labels"])
     assert "the same experiment run again: byte-identical bundle" in out
     assert f"lpi:        {lpi.parent.resolve()}" in out
+    # step 19: a discovery run, its guard rails, the exported finalists, the first re-run on NautilusTrader
+    with StateManager(home / "state" / "vibe_quant.db") as db:
+        (disc,) = db.find("discovery_runs")
+        finalists = db.find("discovery_finalists", run_id=disc["id"])
+    assert disc["status"] == "completed"
+    assert disc["evaluated"] + disc["cache_hits"] == 24 * 6
+    assert finalists
+    assert all(f["reasons"] or f["passed"] for f in finalists)
+    report_dir = home / "runs" / f"discovery-{disc['id']}"
+    export = report_dir / "export"
+    assert len(list(export.glob("*.yaml"))) == len(finalists)
+    assert re.search(r"reproduce: disc\d+_\w+\.yaml on NautilusTrader .*: identical metrics", out)
+    assert f"discovery:  {(report_dir / 'report.md').resolve()}" in out

@@ -90,6 +90,14 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
         "feature_version", "hyperparameters", "env_config", "evaluation", "stage",
     ],
     "model_decisions": ["id", "model_id", "champion_id", "decided_at", "decision", "reasons"],
+    "discovery_runs": ["id", "created_at", "completed_at", "status", "config", "generation", "evaluated", "cache_hits",
+                       "pid", "host", "started_at", "heartbeat_at", "summary", "error_message"],
+    "discovery_genomes": ["id", "run_id", "genome_key", "role", "generation", "genome", "document", "complexity",
+                          "description", "metrics", "sharpe_ratio", "max_drawdown", "profit_factor", "total_trades",
+                          "feasible", "violation", "objectives", "daily_returns", "engine", "error_message",
+                          "created_at"],
+    "discovery_generations": ["id", "run_id", "generation", "population", "front", "stats", "rng_state", "created_at"],
+    "discovery_finalists": ["id", "run_id", "rank", "genome_key", "holdout_metrics", "checks", "passed", "reasons"],
 }  # fmt: skip
 
 DSL = {
@@ -203,7 +211,7 @@ def test_seed_indexes_exist(db: StateManager) -> None:
 
 
 def test_user_version_is_schema_version(db: StateManager) -> None:
-    assert SCHEMA_VERSION == 11  # ... 0007_jobs, 0008_settings, 0009_paper, 0010_alerts, 0011_models
+    assert SCHEMA_VERSION == 12  # ... 0008_settings, 0009_paper, 0010_alerts, 0011_models, 0012_discovery
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 

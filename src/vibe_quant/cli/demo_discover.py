@@ -26,7 +26,8 @@ def demo_discover(h, specs) -> tuple[int, bool]:
     from vibe_quant.screening.check import metric_differences
     from vibe_quant.screening.pareto import HardFilters
 
-    # Three months of one symbol: the seed's 50-trade hard filter is lowered to 20 (as in the screening step).
+    # Three months of one symbol: the 50-trade hard filter (docs/specs.md#screening-hard-filters) is lowered to 20, as in the
+    # screening step.
     config = DiscoveryConfig(symbols=("FILUSDT",), timeframe="15m", start=dt.date(2023, 8, 1), end=dt.date(2023, 10, 31),
                              holdout_days=22, population=24, generations=5, seed=7, filters=HardFilters(min_trades=20),
                              guards=GuardRails(finalists=3, baselines=16))  # fmt: skip
