@@ -77,10 +77,12 @@ def test_a_seeded_run_is_reproducible(finished, tmp_path: Path, aug_2023_catalog
     with StateManager(again.db_path) as db:
         from vibe_quant.discovery.search import create_discovery
 
-        same = create_discovery(db, config())
+        same = create_discovery(db, config(generations=2))  # a generation never depends on how many follow it
     run_search(again, same, workers=2)
-    assert checkpoints(again, same) == checkpoints(home, run_id)
-    assert genomes(again, same) == genomes(home, run_id)
+    assert checkpoints(again, same) == checkpoints(home, run_id)[:3]
+    ran = genomes(again, same)
+    assert len(ran) > 8
+    assert ran == {k: v for k, v in genomes(home, run_id).items() if k in ran}
     random.seed(4)  # another seed, another initial population
     other = [ind.key for ind, _ in initial_population(config(seed=4), same)]
     assert other != service.generations(home, run_id)[0]["population"]
