@@ -115,13 +115,14 @@ def discovery_path(home, config, genomes: list, batch: int, workers: int) -> dic
     """Part 1: the genomes through one Evaluator (one pool), in batches; timings and each genome's result."""
     from vibe_quant.discovery import service
     from vibe_quant.discovery.genome import render
-    from vibe_quant.discovery.search import Evaluator, GenerationStats, document_name
+    from vibe_quant.discovery.search import Evaluator, GenerationStats, Workers, document_name
     from vibe_quant.instruments.specs import InstrumentSpecs
     from vibe_quant.state import StateManager
 
     run_id = service.start(home, config, InstrumentSpecs())
     items = [(key, g, render(g, config.timeframe, document_name(run_id, key))) for key, g in genomes]
-    evaluator = Evaluator(home, run_id, config, workers, "process", None)
+    pool = Workers(home, config, workers, "process")  # the run's pool, as `vq discover run` keeps it
+    evaluator = Evaluator(home, run_id, config, pool)
     worker_side: dict[str, dict] = {}
     store_s = 0.0
     store = evaluator._store
@@ -152,10 +153,10 @@ def discovery_path(home, config, genomes: list, batch: int, workers: int) -> dic
             say(f"  batch {b}: {len(chunk)} genomes in {wall:.2f}s ({len(chunk) / wall * 60:.0f}/min)"
                 + (" incl. pool start-up" if b == 0 else ""))  # fmt: skip
         t_close = time.perf_counter()
-        evaluator.close()
+        pool.close()
         close_s = time.perf_counter() - t_close
     finally:
-        evaluator.close()
+        pool.close()
     total_s = time.perf_counter() - t_all
     with StateManager(home.db_path) as state:
         rows = {r["genome_key"]: r for r in state.find("discovery_genomes", run_id=run_id, role="search")}
