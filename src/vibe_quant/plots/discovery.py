@@ -71,6 +71,6 @@ def front_figure(rows: list[dict]) -> go.Figure:
     ))  # fmt: skip
     layout = base_layout(f"Pareto front ({len(rows)} genome(s)): training Sharpe vs max drawdown")
     layout["hovermode"] = "closest"
-    fig.update_layout(layout, xaxis={"title": "max drawdown", "tickformat": ".0%"},
+    fig.update_layout(layout, xaxis={"title": "max drawdown", "tickformat": ".1%"},
                       yaxis={"title": "training Sharpe"})  # fmt: skip
     return fig
