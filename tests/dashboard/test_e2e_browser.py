@@ -373,6 +373,7 @@ def test_kill_from_the_jobs_panel_ends_the_job_and_its_workers(server, e2e_home,
     expect(page.get_by_role("button", name=f"Kill job {job}", exact=True)).to_have_count(0)
 
 
+@pytest.mark.heavy  # heavy (17 s): the start form is tested in tests/dashboard/test_paper_pages.py, a session's figures too
 def test_a_paper_session_started_from_the_page_draws_its_equity(server, e2e_home, tab, tmp_path) -> None:
     page = tab
     open_page(page, f"{server}/paper", "Paper Trading")

@@ -178,6 +178,7 @@ def _wait_rows(db_path: Path, n: int, proc: subprocess.Popen, timeout: float = 1
     raise AssertionError(f"no {n} sweep rows after {timeout}s")
 
 
+@pytest.mark.heavy  # heavy (15 s): killing a run and resuming it is tested in the default suite on discovery (tests/discovery)
 def test_resume_after_a_kill_runs_only_the_missing_points(cli, fil_home: Home, tmp_path: Path) -> None:
     home = fresh_home(fil_home, tmp_path)
     proc = _spawn(home)

@@ -150,7 +150,7 @@ def mutate(g: GenomeDoc, space: Space) -> tuple[GenomeDoc, str]:
         else:
             exit_.append(random_gene(random, space))
     elif what == "remove":
-        if exit_ and (random.random() < 0.5 or len(entry) == 1):
+        if exit_ and (random.random() < 0.5 or len(entry) <= 1):  # crossover may leave no entry gene
             exit_.pop(random.randrange(len(exit_)))
         else:
             entry.pop(random.randrange(len(entry)))
