@@ -16,11 +16,11 @@ import pytest
 import yaml
 
 from tests.conftest import linked_home
-from tests.dashboard.test_results_pages import figures, frame_with, values
+from tests.dashboard.test_results_pages import button, figure_titled, figures, frame_with, kill_active_jobs, values
 from vibe_quant.dsl.loader import load_file
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
-from vibe_quant.jobs import kill_job, list_jobs
+from vibe_quant.jobs import list_jobs
 from vibe_quant.plots.discovery import fitness_figure, front_figure
 from vibe_quant.state import StateManager
 
@@ -50,19 +50,6 @@ def disc_env(discovered, monkeypatch: pytest.MonkeyPatch) -> tuple[Home, int]:
     return discovered
 
 
-def _figure(at, title: str) -> dict:
-    return next(f for f in figures(at) if f["layout"]["title"]["text"].startswith(title))
-
-
-def _button(at, label: str):
-    return next(b for b in at.button if b.label == label)
-
-
-def _kill_jobs(home: Home) -> None:
-    for job in list_jobs(home, active_only=True):
-        kill_job(home, job.id, grace_s=2)
-
-
 def test_the_page_shows_the_fitness_the_front_and_the_finalists_verdicts(disc_env, page) -> None:
     from vibe_quant.discovery import service
 
@@ -75,12 +62,12 @@ def test_the_page_shows_the_fitness_the_front_and_the_finalists_verdicts(disc_en
     runs = frame_with(at, "cache hits")
     assert runs[["id", "status", "generations", "population"]].to_dict("records") == [
         {"id": run_id, "status": "completed", "generations": "1/1", "population": 8}]  # fmt: skip
-    fitness = _figure(at, "Fitness by generation")
+    fitness = figure_titled(at, "Fitness by generation")
     assert [t["name"] for t in fitness["data"]] == ["best", "mean", "worst", "feasible genomes"]
     for trace, stat in zip(fitness["data"][:3], ("best", "mean", "worst"), strict=True):
         assert list(values(trace["y"])) == pytest.approx([g["stats"]["sharpe"][stat] for g in gens])
     assert list(values(fitness["data"][3]["y"])) == [g["stats"]["feasible"] for g in gens]
-    front = _figure(at, "Pareto front")
+    front = figure_titled(at, "Pareto front")
     assert [c[0] for c in front["data"][0]["customdata"]] == gens[-1]["front"]
     assert frame_with(at, "description")["key"].tolist() == gens[-1]["front"]
     table = frame_with(at, "walk_forward")
@@ -110,7 +97,7 @@ def test_export_writes_the_finalists_yaml_the_dsl_loader_accepts(disc_env, page)
     finalists = service.finalist_rows(home, run_id)
     out = home.runs / f"discovery-{run_id}" / "export"
     at = page("discovery")
-    _button(at, "Export").click().run()
+    button(at, "Export").click().run()
     assert not at.exception
     passed = [f for f in finalists if f["passed"]]
     if not passed:  # the guard rails rejected every finalist: only the reviewing export writes them
@@ -118,7 +105,7 @@ def test_export_writes_the_finalists_yaml_the_dsl_loader_accepts(disc_env, page)
         assert any(e.value.startswith(refused) for e in at.error)
         assert not out.exists()
     at.checkbox(key=f"discovery_export_all_{run_id}").check().run()
-    _button(at, "Export").click().run()
+    button(at, "Export").click().run()
     assert not at.exception
     paths = sorted(out.glob("*.yaml"))
     assert [p.stem for p in paths] == sorted(f["genome"]["document"]["name"] for f in finalists)
@@ -136,13 +123,13 @@ def test_the_launch_form_refuses_a_bad_population_and_starts_vq_discover_run(tmp
     at.date_input(key="discovery_start").set_value(dt.date(2023, 8, 1))
     at.date_input(key="discovery_end").set_value(dt.date(2023, 8, 31))
     at.number_input(key="discovery_population").set_value(30)
-    _button(at, "Launch discovery").click().run()
+    button(at, "Launch discovery").click().run()
     assert at.error[0].value == ("**not launched**: population 30 is not a multiple of 4 (NSGA-II's tournament takes "
                                  "parents in pairs of pairs): choose 28 or 32")  # fmt: skip
     assert list_jobs(home) == []
     at.number_input(key="discovery_population").set_value(16)
     at.number_input(key="discovery_holdout").set_value(29)
-    _button(at, "Launch discovery").click().run()
+    button(at, "Launch discovery").click().run()
     assert "--holdout-days 29 leaves 2 training day(s) of 31" in at.error[0].value  # the run's own configuration check
     assert list_jobs(home) == []
     at.number_input(key="discovery_holdout").set_value(7)
@@ -154,7 +141,7 @@ def test_the_launch_form_refuses_a_bad_population_and_starts_vq_discover_run(tmp
     at.number_input(key="discovery_max_dd").set_value(0.4)
     at.number_input(key="discovery_min_pf").set_value(1.1)
     at.number_input(key="discovery_workers").set_value(2)
-    _button(at, "Launch discovery").click().run()
+    button(at, "Launch discovery").click().run()
     assert not at.exception
     jobs = list_jobs(home)
     try:
@@ -167,7 +154,7 @@ def test_the_launch_form_refuses_a_bad_population_and_starts_vq_discover_run(tmp
             "--workers", "2"]  # fmt: skip
         assert at.success[0].value.startswith(f"job {jobs[0].id} started: vq discover run --symbols FILUSDT,NEARUSDT")
     finally:
-        _kill_jobs(home)
+        kill_active_jobs(home)
 
 
 def test_a_run_at_generation_0_and_a_run_without_feasible_genome_say_so_and_resume(
@@ -201,12 +188,12 @@ def test_a_run_at_generation_0_and_a_run_without_feasible_genome_say_so_and_resu
     assert not any(f["layout"]["title"]["text"].startswith("Pareto front") for f in figures(at))
     at.number_input(key=f"discovery_resume_workers_{failed}").set_value(1)
     try:
-        _button(at, "Resume").click().run()
+        button(at, "Resume").click().run()
         assert not at.exception
         (job,) = list_jobs(home)
         assert list(job.command) == ["discover", "run", "--resume", str(failed), "--workers", "1"]
     finally:
-        _kill_jobs(home)
+        kill_active_jobs(home)
 
 
 def test_the_fitness_figure_draws_best_mean_worst_and_the_feasible_count() -> None:

@@ -34,6 +34,22 @@ def frame_with(at, column: str):
     return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
+def figure_titled(at, title: str) -> dict:
+    """The page's figure whose title starts with `title`."""
+    return next(f for f in figures(at) if f["layout"]["title"]["text"].startswith(title))
+
+
+def button(at, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def kill_active_jobs(home) -> None:
+    from vibe_quant.jobs import kill_job, list_jobs
+
+    for job in list_jobs(home, active_only=True):
+        kill_job(home, job.id, grace_s=2)
+
+
 def trace(fig: dict, prefix: str) -> dict:
     return next(t for t in fig["data"] if t.get("name", "").startswith(prefix))
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.dashboard.test_results_pages import figures, frame_with, values
+from tests.dashboard.test_results_pages import button, figure_titled, figures, frame_with, kill_active_jobs, values
 from vibe_quant.home import Home
-from vibe_quant.jobs import kill_job, list_jobs
+from vibe_quant.jobs import list_jobs
 from vibe_quant.rl import promotion
 from vibe_quant.rl.registry import (
     EvaluationReport,
@@ -91,19 +91,6 @@ def rl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Home, dict
     return home, ids
 
 
-def _figure(at, title: str) -> dict:
-    return next(f for f in figures(at) if f["layout"]["title"]["text"].startswith(title))
-
-
-def _button(at, label: str):
-    return next(b for b in at.button if b.label == label)
-
-
-def _kill_jobs(home: Home) -> None:
-    for job in list_jobs(home, active_only=True):
-        kill_job(home, job.id, grace_s=2)
-
-
 def test_the_training_page_lists_the_run_and_draws_its_stored_curves(rl_home, page) -> None:
     at = page("rl_training")
     runs = frame_with(at, "parity")
@@ -124,13 +111,13 @@ def test_the_training_page_lists_the_run_and_draws_its_stored_curves(rl_home, pa
     titles = [f["layout"]["title"]["text"] for f in figures(at)]
     assert titles == ["Episodic return", "Final equity per episode (USDT)", "Policy entropy", "Value loss",
                       "Action shares", "Evaluation equity (USDT)"]  # fmt: skip
-    assert list(values(_figure(at, "Episodic return")["data"][0]["y"])) == [-1.5, 0.5, 1.25]
-    assert list(values(_figure(at, "Final equity")["data"][0]["y"])) == [9800.0, 10050.0, 10125.0]
-    entropy = _figure(at, "Policy entropy")["data"]
+    assert list(values(figure_titled(at, "Episodic return")["data"][0]["y"])) == [-1.5, 0.5, 1.25]
+    assert list(values(figure_titled(at, "Final equity")["data"][0]["y"])) == [9800.0, 10050.0, 10125.0]
+    entropy = figure_titled(at, "Policy entropy")["data"]
     assert [t["name"] for t in entropy] == ["entropy"]  # PPO logs no ent_coef nor exploration rate
     assert list(values(entropy[0]["y"])) == [1.09, 0.95]
-    assert [t["name"] for t in _figure(at, "Action shares")["data"]] == ["flat", "long", "short"]
-    assert values(_figure(at, "Evaluation equity")["data"][0]["y"])[-1] == 10_490.0
+    assert [t["name"] for t in figure_titled(at, "Action shares")["data"]] == ["flat", "long", "short"]
+    assert values(figure_titled(at, "Evaluation equity")["data"][0]["y"])[-1] == 10_490.0
     assert frame_with(at, "time_in_position")["regime"].tolist() == ["low", "mid", "high"]
     assert any(b.label == "Register to staging" for b in at.button)
 
@@ -139,9 +126,9 @@ def test_register_and_resume_launch_the_rl_jobs(rl_home, page) -> None:
     home, _ = rl_home
     at = page("rl_training")
     try:
-        _button(at, "Register to staging").click().run()
+        button(at, "Register to staging").click().run()
         assert not at.exception
-        _button(at, "Resume training").click().run()
+        button(at, "Resume training").click().run()
         jobs = list_jobs(home)
         assert [j.job_type for j in jobs] == ["rl train", "rl register"]
         assert list(jobs[1].command) == ["rl", "register", RUN_ID, "--stage", "staging"]
@@ -150,7 +137,7 @@ def test_register_and_resume_launch_the_rl_jobs(rl_home, page) -> None:
             "--algo", "ppo", "--timesteps", "20000", "--seed", "7", "--action", "discrete", "--mode", "screening",
             "--leverage", "2", "--window", "32", "--episode-bars", "2048", "--fraction", "0.5", "--resume", RUN_ID]  # fmt: skip
     finally:
-        _kill_jobs(home)
+        kill_active_jobs(home)
 
 
 def test_registering_is_offered_only_for_identical_parity(rl_home, page) -> None:
@@ -172,14 +159,14 @@ def test_the_launch_form_refuses_bad_settings_and_starts_vq_rl_train(tmp_path, m
     at.date_input(key="rl_start").set_value(dt.date(2024, 1, 1))
     at.date_input(key="rl_end").set_value(dt.date(2024, 2, 1))
     at.selectbox(key="rl_algo").set_value("sac")
-    _button(at, "Launch training").click().run()
+    button(at, "Launch training").click().run()
     assert at.error[0].value == "**not launched**: sac takes a continuous action space, not discrete"
     assert list_jobs(home) == []
     at.radio(key="rl_action").set_value("continuous")
     at.number_input(key="rl_timesteps").set_value(5000)
     at.number_input(key="rl_seed").set_value(3)
     at.selectbox(key="rl_mode").set_value("validation")
-    _button(at, "Launch training").click().run()
+    button(at, "Launch training").click().run()
     assert not at.exception
     jobs = list_jobs(home)
     try:
@@ -191,7 +178,7 @@ def test_the_launch_form_refuses_bad_settings_and_starts_vq_rl_train(tmp_path, m
             "--leverage", "1"]  # fmt: skip
         assert at.success[0].value.startswith(f"job {jobs[0].id} started: vq rl train --symbol ETHUSDT")
     finally:
-        _kill_jobs(home)
+        kill_active_jobs(home)
 
 
 def test_the_registry_compares_a_model_with_its_champion(rl_home, page) -> None:
@@ -219,7 +206,7 @@ def test_a_failing_promotion_shows_the_failed_checks_and_changes_no_stage(rl_hom
     home, ids = rl_home
     at = page("model_registry")
     at.selectbox(key="registry_model").set_value(ids["worse"]).run()
-    _button(at, "Promote").click().run()
+    button(at, "Promote").click().run()
     assert not at.exception
     assert (
         at.error[0].value
@@ -241,14 +228,14 @@ def test_retiring_asks_a_reason_and_a_confirmation(rl_home, page) -> None:
     home, ids = rl_home
     at = page("model_registry")
     at.selectbox(key="registry_model").set_value(ids["fresh"]).run()
-    _button(at, "Retire").click().run()
+    button(at, "Retire").click().run()
     assert get(home, ids["fresh"]).stage == "candidate"  # one click arms, never retires
-    _button(at, "Yes, retire").click().run()
+    button(at, "Yes, retire").click().run()
     assert at.error[0].value == "give a reason to retire the model"
     assert get(home, ids["fresh"]).stage == "candidate"
     at.text_input(key=f"registry_reason_{ids['fresh']}").input("overfit to January").run()
-    _button(at, "Retire").click().run()
-    _button(at, "Yes, retire").click().run()
+    button(at, "Retire").click().run()
+    button(at, "Yes, retire").click().run()
     assert not at.exception
     assert get(home, ids["fresh"]).stage == "retired"
     assert decisions(home, ids["fresh"])[-1].reasons[0].message == "overfit to January"
@@ -275,6 +262,6 @@ def test_the_champion_deploys_to_paper_as_a_job(rl_home, page) -> None:
         assert list(job.command[:6]) == expected
         assert job.command[-1] == "--detach"
     finally:
-        _kill_jobs(home)
+        kill_active_jobs(home)
     at.selectbox(key="registry_model").set_value(ids["fresh"]).run()  # a candidate is not offered
     assert not any("registry-deploy" in str(b.key) for b in at.button)
