@@ -39,6 +39,7 @@ def _register() -> None:
     from vibe_quant.cli.data import data_app
     from vibe_quant.cli.demo import demo_command
     from vibe_quant.cli.discover import discover_app
+    from vibe_quant.cli.dolphin import dolphin_app
     from vibe_quant.cli.dsl import dsl_app
     from vibe_quant.cli.jobs import jobs_app
     from vibe_quant.cli.lpi import lpi_app
@@ -81,6 +82,9 @@ def _register() -> None:
     )
     app.add_typer(
         discover_app, name="discover", help="Genetic strategy discovery over DSL genomes with overfitting guard rails."
+    )
+    app.add_typer(
+        dolphin_app, name="dolphin", help="DOLPHIN: correlation-eigenvalue scan tables (vel_div) and the ACB's daily factors."
     )
     app.add_typer(metrics_app, name="metrics", help="Prometheus metrics of background jobs (vq metrics serve).")
     app.add_typer(live_app, name="live", help="Live trading of a promoted run on Binance (--confirm-live).")

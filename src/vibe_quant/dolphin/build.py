@@ -1,0 +1,137 @@
+"""``vq dolphin scans build``: scan tables from catalog bars, whole days at a time, all or nothing.
+
+A directory holds one universe under one set of definitions: building more days into it reuses the
+universe its manifest names; other definitions or another explicit universe are refused (use another
+``--out``). Existing days are kept unless ``--force``; every day built is complete by construction, and
+a day the catalog holds only in part is refused with its date and row count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vibe_quant.dolphin import store
+from vibe_quant.dolphin.config import ScanConfig
+from vibe_quant.dolphin.scans import scan_rows
+from vibe_quant.dolphin.universe import Span, load_closes, select_universe
+from vibe_quant.errors import UserError
+from vibe_quant.home import Home
+from vibe_quant.instruments.specs import InstrumentSpecs
+from vibe_quant.progress import Progress
+
+MAX_ROWS_PER_LOAD = 50_000  # bars read per pass (all of a 1h range; about a month at 1m)
+
+
+@dataclass
+class BuildReport:
+    directory: Path
+    symbols: tuple[str, ...]
+    left_out: dict[str, str]
+    built: list[dt.date] = field(default_factory=list)
+    kept: list[dt.date] = field(default_factory=list)
+    rows: int = 0
+    elapsed_s: float = 0.0
+    manifest: dict = field(default_factory=dict)
+
+
+def default_dir(home: Home, config: ScanConfig) -> Path:
+    return home.root / "dolphin" / "scans" / config.timeframe
+
+
+def _check_directory(directory: Path, config: ScanConfig, symbols: list[str] | None) -> dict | None:
+    manifest = store.read_manifest(directory)
+    if manifest is None:
+        if store.day_files(directory):
+            raise UserError(f"{directory} holds day files but no {store.MANIFEST}: build into an empty --out")
+        return None
+    if manifest["config_digest"] != config.digest():
+        raise UserError(
+            f"{directory} holds scans built with other definitions ({manifest['definitions']}); "
+            "build these into another --out"
+        )
+    if symbols is not None and list(symbols) != manifest["universe"]:
+        raise UserError(
+            f"{directory} holds scans of another universe ({manifest['n_assets']} assets); build this universe "
+            "into another --out, or drop --universe to extend the stored one"
+        )
+    return manifest
+
+
+def build_scans(
+    home: Home,
+    specs: InstrumentSpecs,
+    config: ScanConfig,
+    start: dt.date,
+    end: dt.date,
+    directory: Path | None = None,
+    symbols: list[str] | None = None,
+    exclude: tuple[str, ...] = (),
+    force: bool = False,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Build the scan days ``start..end`` (UTC, inclusive) into `directory`.
+
+    Raises
+    ------
+    UserError
+        An empty range, a universe problem (see :func:`select_universe`), or a directory holding
+        scans of other definitions or another universe. Nothing is written then.
+    """
+    progress = progress or Progress()
+    if end < start:
+        raise UserError(f"--end {end} is before --start {start}")
+    directory = directory or default_dir(home, config)
+    manifest = _check_directory(directory, config, symbols)
+    span = Span(config, start, end)
+    if symbols is None and manifest is not None:
+        symbols = manifest["universe"]
+    universe = select_universe(home.catalog, specs, span, symbols, exclude)
+    left_out = {**(manifest or {}).get("left_out", {}), **universe.left_out}
+    report = BuildReport(directory, universe.symbols, left_out)
+    existing = store.day_files(directory)
+    days = [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]
+    todo = [d for d in days if force or d not in existing]
+    report.kept = [d for d in days if d not in todo]
+    t0 = time.perf_counter()
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = directory / f".staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        task = progress.task(f"scan {len(universe.symbols)} assets", len(todo))
+        per_load = max(1, MAX_ROWS_PER_LOAD // config.rows_per_day)
+        for k in range(0, len(todo), per_load):
+            chunk = _runs(todo[k : k + per_load])
+            for first_day, last_day in chunk:
+                sub = Span(config, first_day, last_day)
+                closes = load_closes(home.catalog, specs, universe.symbols, sub)
+                for day_index in range((last_day - first_day).days + 1):
+                    day = first_day + dt.timedelta(days=day_index)
+                    first = config.warmup_rows + day_index * config.rows_per_day
+                    rows = scan_rows(config, closes.ts, closes.closes, first, first + config.rows_per_day - 1)
+                    store.write_table(store.day_table(config, universe.symbols, rows), store.day_path(staging, day))
+                    report.built.append(day)
+                    report.rows += len(rows.ts)
+                    progress.advance(task, description=f"scans {day}")
+        store.commit(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report.manifest = store.write_manifest(directory, config, universe.symbols, left_out)
+    report.elapsed_s = time.perf_counter() - t0
+    return report
+
+
+def _runs(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive runs of dates as (first, last) pairs."""
+    runs: list[tuple[dt.date, dt.date]] = []
+    for d in days:
+        if runs and runs[-1][1] + dt.timedelta(days=1) == d:
+            runs[-1] = (runs[-1][0], d)
+        else:
+            runs.append((d, d))
+    return runs
