@@ -45,7 +45,9 @@ class ScanConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
         if self.timeframe not in TIMEFRAME_BY_LABEL:
             raise ConfigError(f"timeframe {self.timeframe!r}: choose one of {', '.join(TIMEFRAME_BY_LABEL)}")
         if len(self.windows) < 2 or list(self.windows) != sorted(set(self.windows)):
-            raise ConfigError(f"windows {list(self.windows)}: give at least two, strictly increasing (e.g. 50,150,300,750)")
+            raise ConfigError(
+                f"windows {list(self.windows)}: give at least two, strictly increasing (e.g. 50,150,300,750)"
+            )
         if self.windows[0] < 5:
             raise ConfigError(f"windows {list(self.windows)}: a correlation window needs at least 5 rows")
 

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vibe_quant.dolphin.config import INSTABILITY_COLUMNS, ScanConfig, meta_columns
+from vibe_quant.dolphin.config import INSTABILITY_COLUMNS, ScanConfig
 from vibe_quant.dolphin.scans import ScanRows
 from vibe_quant.errors import UserError
 

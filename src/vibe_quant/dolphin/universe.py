@@ -172,7 +172,10 @@ def select_universe(
         left_out[s] = why
         if table is not None:
             ts = table.column("ts_init").to_numpy().astype(np.int64)
-            if ts[0] <= span.first_bar_ns and span.last_row_ns - ts[-1] < span.config.rows_per_day * span.config.step_ns:
+            if (
+                ts[0] <= span.first_bar_ns
+                and span.last_row_ns - ts[-1] < span.config.rows_per_day * span.config.step_ns
+            ):
                 partial_last.append(int(ts[-1]))
         if symbols:
             _refuse_partial(span, partial_last, s)

@@ -45,7 +45,9 @@ def print_manifest(directory: Path, m: dict, out) -> None:
 def print_day(day: dt.date, table, assets: int, out) -> None:
     names = table.column_names
     first_asset = names.index("instability_150") + 1
-    shown = [n for n in names[:first_asset] if not n.startswith("instability")] + names[first_asset : first_asset + assets]
+    shown = [n for n in names[:first_asset] if not n.startswith("instability")] + names[
+        first_asset : first_asset + assets
+    ]
     t = Table(title=f"scans {day} ({table.num_rows} rows, {len(names) - first_asset} assets)")
     for n in shown:
         t.add_column(n.replace("_lambda_max_velocity", "_vel"), justify="right")
