@@ -174,14 +174,14 @@ def select_universe(
             ts = table.column("ts_init").to_numpy().astype(np.int64)
             if (
                 ts[0] <= span.first_bar_ns
-                and span.last_row_ns - ts[-1] < span.config.rows_per_day * span.config.step_ns
+                and 0 < span.last_row_ns - ts[-1] < span.config.rows_per_day * span.config.step_ns
             ):
                 partial_last.append(int(ts[-1]))
         if symbols:
-            _refuse_partial(span, partial_last, s)
+            _refuse_partial(span, partial_last)
             raise UserError(f"{s} does not cover {span.start}..{span.end} (warm-up included): {why}")
+    _refuse_partial(span, partial_last)  # the catalog is mid-day: never build from part of a day
     if len(chosen) < MIN_ASSETS:
-        _refuse_partial(span, partial_last, None)
         raise UserError(
             f"{len(chosen)} perpetual(s) with {span.config.timeframe} bars cover {span.start}..{span.end} and the "
             f"{span.config.warmup_rows}-bar warm-up before it (from {iso(span.first_bar_ns)}); a scan needs at "
@@ -190,16 +190,16 @@ def select_universe(
     return Universe(tuple(chosen), left_out)
 
 
-def _refuse_partial(span: Span, last_closes: list[int], symbol: str | None) -> None:
+def _refuse_partial(span: Span, last_closes: list[int]) -> None:
     if not last_closes:
         return
     last = max(last_closes)
     day = span.day_of(last + span.config.step_ns)
     rows = (last - (_day_ns(day))) // span.config.step_ns
-    who = f"{symbol}'s bars" if symbol else "the catalog's bars"
     raise UserError(
-        f"{day} is incomplete: {rows} of {span.config.rows_per_day} rows ({who} end at {iso(last)}); a day is "
-        f"written only when complete: pass --end {day - dt.timedelta(days=1)}, or import the rest of the day"
+        f"{day} is incomplete: {rows} of {span.config.rows_per_day} rows (the bars of {len(last_closes)} "
+        f"perpetual(s) end at {iso(last)}); a day is written only when complete: pass --end "
+        f"{day - dt.timedelta(days=1)}, import the rest of the day, or --exclude those perpetuals"
     )
 
 
