@@ -84,7 +84,9 @@ def _register() -> None:
         discover_app, name="discover", help="Genetic strategy discovery over DSL genomes with overfitting guard rails."
     )
     app.add_typer(
-        dolphin_app, name="dolphin", help="DOLPHIN: correlation-eigenvalue scan tables (vel_div) and the ACB's daily factors."
+        dolphin_app,
+        name="dolphin",
+        help="DOLPHIN: correlation-eigenvalue scan tables (vel_div) and the ACB's daily factors.",
     )
     app.add_typer(metrics_app, name="metrics", help="Prometheus metrics of background jobs (vq metrics serve).")
     app.add_typer(live_app, name="live", help="Live trading of a promoted run on Binance (--confirm-live).")
