@@ -231,6 +231,11 @@ def demo_command() -> None:
 
     discovery_run, discovery_same = demo_discover(h, specs)
 
+    out.rule("[bold]20. DOLPHIN inputs: correlation-eigenvalue scan tables (vel_div) on 20 real hourly perpetuals")
+    from vibe_quant.cli.demo_dolphin import demo_dolphin
+
+    dolphin_dir, dolphin_same = demo_dolphin(h, specs)
+
     report_lines = ("\n" + " " * 12).join(f"file://{p}  ({label})" for label, p in reports.items())
     out.rule("[bold]outputs")
     out.print(
@@ -248,6 +253,7 @@ def demo_command() -> None:
         f"rl run:     {h.root / 'rl' / 'runs' / rl_run} (vq --home {h.root} rl list; dashboard pages RL Training, Model Registry)\n"
         f"discovery:  {h.runs / f'discovery-{discovery_run}' / 'report.md'} (vq --home {h.root} discover show {discovery_run}; "
         "dashboard page Discovery)\n"
+        f"dolphin:    {dolphin_dir} (vq --home {h.root} dolphin scans summary; day files + manifest.json)\n"
         f"dashboard:  uv run --extra dashboard vq --home {h.root} dashboard   (then open http://127.0.0.1:8501)\n"
         f"try:        uv run vq --home {h.root} data sql \"SELECT * FROM bars WHERE timeframe='4h' LIMIT 5\""
     )
@@ -278,7 +284,7 @@ def demo_command() -> None:
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     if (not rebuilt.byte_identical or warnings or not ticks_verdict or not replay_same or not portfolio_same
             or job.status != "completed" or not paper_exact or not telemetry_ok or not lpi_same
-            or not kernel_same or not rl_same or not discovery_same):  # fmt: skip
+            or not kernel_same or not rl_same or not discovery_same or not dolphin_same):  # fmt: skip
         raise UserError("demo checks failed (see above)")
 
 
