@@ -121,6 +121,19 @@ def test_no_look_ahead_and_rebuilds_are_byte_identical(built: Path, hourly_home:
     np.testing.assert_array_equal(a.velocities[: cut - config.warmup_rows + 1], b.velocities)
 
 
+def test_a_parallel_build_writes_the_same_bytes(built: Path, hourly_home: Home, tmp_path: Path, monkeypatch) -> None:
+    from vibe_quant.dolphin import build
+
+    monkeypatch.setattr(build, "PARALLEL_MIN_ROWS", 0)
+    report = build_scans(hourly_home, SPECS, ScanConfig(), FIRST_DAY, FIRST_DAY + dt.timedelta(days=3), tmp_path / "p",
+                         workers=2)  # fmt: skip
+    assert report.built == sorted(store.day_files(built))
+    assert report.workers == 2
+    for path in store.day_files(built).values():
+        assert (tmp_path / "p" / path.name).read_bytes() == path.read_bytes()
+    assert (tmp_path / "p" / "manifest.json").read_bytes() == (built / "manifest.json").read_bytes()
+
+
 def test_batch_and_streaming_agree_on_60_days_of_real_hourly_bars(hourly_closes) -> None:
     config = ScanConfig()
     ts, closes = hourly_closes.ts, hourly_closes.closes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -63,12 +64,15 @@ def build_command(
     windows: Annotated[str | None, typer.Option(help="Correlation windows in rows, increasing (default 50,150,300,750); vel_div = first - last.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Scan directory (default: $VQ_HOME/dolphin/scans/<timeframe>).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild days already in the directory.")] = False,
+    workers: Annotated[int, typer.Option(help="Processes (used from 4,000 rows; the default is every core).")] = max(1, os.cpu_count() or 1),
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:  # fmt: skip
     """Build the scan tables of whole UTC days from catalog bars (all or nothing; existing days kept unless --force)."""
     from vibe_quant.dolphin.build import build_scans
     from vibe_quant.present.dolphin import print_build
 
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
     config = scan_config(timeframe, windows)
     first, last = parse_date("--start", start), parse_date("--end", end)
     excluded = tuple(_symbols(exclude) or ())
@@ -76,7 +80,7 @@ def build_command(
     home = get_home(writable=True)
     with rich_progress(not (state.quiet or as_json)) as progress:
         report = build_scans(home, get_specs(), config, first, last, out_dir, _symbols(universe), excluded,
-                             force, progress)  # fmt: skip
+                             force, progress, workers)  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps(report.manifest, indent=1, sort_keys=True) + "\n")
         return

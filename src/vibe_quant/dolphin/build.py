@@ -9,9 +9,11 @@ a day the catalog holds only in part is refused with its date and row count.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing as mp
 import os
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from vibe_quant.instruments.specs import InstrumentSpecs
 from vibe_quant.progress import Progress
 
 MAX_ROWS_PER_LOAD = 50_000  # bars read per pass (all of a 1h range; about a month at 1m)
+PARALLEL_MIN_ROWS = 4_000  # below this many rows a pool's start-up costs more than it saves
 
 
 @dataclass
@@ -36,6 +39,7 @@ class BuildReport:
     kept: list[dt.date] = field(default_factory=list)
     rows: int = 0
     elapsed_s: float = 0.0
+    workers: int = 1
     manifest: dict = field(default_factory=dict)
 
 
@@ -73,6 +77,7 @@ def build_scans(
     exclude: tuple[str, ...] = (),
     force: bool = False,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> BuildReport:
     """Build the scan days ``start..end`` (UTC, inclusive) into `directory`.
 
@@ -105,25 +110,67 @@ def build_scans(
     try:
         task = progress.task(f"scan {len(universe.symbols)} assets", len(todo))
         per_load = max(1, MAX_ROWS_PER_LOAD // config.rows_per_day)
-        for k in range(0, len(todo), per_load):
-            chunk = _runs(todo[k : k + per_load])
-            for first_day, last_day in chunk:
-                sub = Span(config, first_day, last_day)
-                closes = load_closes(home.catalog, specs, universe.symbols, sub)
-                for day_index in range((last_day - first_day).days + 1):
-                    day = first_day + dt.timedelta(days=day_index)
-                    first = config.warmup_rows + day_index * config.rows_per_day
-                    rows = scan_rows(config, closes.ts, closes.closes, first, first + config.rows_per_day - 1)
-                    store.write_table(store.day_table(config, universe.symbols, rows), store.day_path(staging, day))
+        jobs = [run for k in range(0, len(todo), per_load) for run in _runs(todo[k : k + per_load])]
+        if workers > 1 and len(todo) * config.rows_per_day >= PARALLEL_MIN_ROWS:
+            # runs of days are independent (each block starts from an exact anchor)
+            jobs = [run for first, last in jobs for run in _split(first, last, workers)]
+            workers = min(workers, len(jobs))
+        else:
+            workers = 1
+        report.workers = workers
+        if workers > 1:
+            ctx = mp.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                futures = [pool.submit(build_run, home.catalog, specs.path, config, universe.symbols, run, staging)
+                           for run in jobs]  # fmt: skip
+                for future in as_completed(futures):
+                    for day, rows in future.result():
+                        report.built.append(day)
+                        report.rows += rows
+                        progress.advance(task, description=f"scans {day}")
+        else:
+            for run in jobs:
+                for day, rows in build_run(home.catalog, specs, config, universe.symbols, run, staging):
                     report.built.append(day)
-                    report.rows += len(rows.ts)
+                    report.rows += rows
                     progress.advance(task, description=f"scans {day}")
+        report.built.sort()
         store.commit(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report.manifest = store.write_manifest(directory, config, universe.symbols, left_out)
     report.elapsed_s = time.perf_counter() - t0
     return report
+
+
+def build_run(
+    catalog: Path, specs, config: ScanConfig, symbols: tuple[str, ...], run: tuple[dt.date, dt.date], staging: Path
+) -> list[tuple[dt.date, int]]:
+    """Write the day files of the consecutive days ``run`` into `staging`; return (day, rows) pairs.
+
+    `specs` is an :class:`InstrumentSpecs` or, in a worker process, the path of its file (None: the shipped one).
+    """
+    if not isinstance(specs, InstrumentSpecs):
+        specs = InstrumentSpecs(specs)
+    first_day, last_day = run
+    closes = load_closes(catalog, specs, symbols, Span(config, first_day, last_day))
+    done = []
+    for day_index in range((last_day - first_day).days + 1):
+        day = first_day + dt.timedelta(days=day_index)
+        first = config.warmup_rows + day_index * config.rows_per_day
+        rows = scan_rows(config, closes.ts, closes.closes, first, first + config.rows_per_day - 1)
+        store.write_table(store.day_table(config, symbols, rows), store.day_path(staging, day))
+        done.append((day, len(rows.ts)))
+    return done
+
+
+def _split(first: dt.date, last: dt.date, parts: int) -> list[tuple[dt.date, dt.date]]:
+    """Cut a run of days into about `parts` x 4 runs (so the workers finish together)."""
+    days = (last - first).days + 1
+    size = max(1, -(-days // (parts * 4)))
+    return [
+        (first + dt.timedelta(days=k), min(last, first + dt.timedelta(days=k + size - 1))) for k in range(0, days, size)
+    ]
 
 
 def _runs(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:

@@ -25,7 +25,8 @@ def print_build(report, out) -> None:
     out.print(f"universe: {len(report.symbols)} perpetuals ({', '.join(report.symbols[:8])}"
               f"{', ...' if len(report.symbols) > 8 else ''}); {len(report.left_out)} left out (see manifest.json)")  # fmt: skip
     kept = f", {len(report.kept)} kept (use --force to rebuild)" if report.kept else ""
-    out.print(f"built {len(report.built)} day(s), {report.rows:,} rows in {report.elapsed_s:.1f} s{kept}; "
+    procs = f" on {report.workers} processes" if report.workers > 1 else ""
+    out.print(f"built {len(report.built)} day(s), {report.rows:,} rows in {report.elapsed_s:.1f} s{procs}{kept}; "
               f"directory {m['first_day']}..{m['last_day']}, {len(m['days'])} days")  # fmt: skip
     for line in _summary_lines(m["vel_div"]):
         out.print(line)
