@@ -22,6 +22,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("rl_training", "RL Training", ":material/model_training:"),
     ("model_registry", "Model Registry", ":material/inventory_2:"),
     ("discovery", "Discovery", ":material/genetics:"),
+    ("dolphin", "DOLPHIN", ":material/water:"),
     ("paper", "Paper Trading", ":material/play_circle:"),
     ("live", "Live Trading", ":material/bolt:"),
     ("data_lake", "Data Lake", ":material/database:"),

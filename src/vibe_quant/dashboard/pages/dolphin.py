@@ -1,0 +1,142 @@
+"""DOLPHIN: the scan tables of the home (``vq dolphin scans build``, docs/specs.md#dolphin-scans) and a form
+building more as a background job.
+
+A scan directory's view shows its universe, definitions and days, vel_div over every stored row with the
+signal thresholds and the share of rows below each, the velocities of the short and long windows, the
+perpetuals left out and why, and one day's rows. Everything is read from the day files and the manifest;
+nothing is recomputed. The chosen directory follows the URL (``/dolphin?scans=<name>``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from vibe_quant.dashboard import common, widgets
+from vibe_quant.home import Home
+
+TIMEFRAMES = ["1h", "1m", "5m", "15m", "4h"]
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+EMPTY = ("No scan table yet. Build one from the *Build scans* tab, or on the command line: "
+         "`vq dolphin scans build --start 2025-12-31 --end 2026-02-25` (hourly bars of many perpetuals first: "
+         "`vq data import-csv ../shared/data/perps-1d-1h/*_USDT_1h.csv`).")  # fmt: skip
+
+
+def render() -> None:
+    common.page_header("DOLPHIN", "Correlation-eigenvalue scan tables written by `vq dolphin scans build`: vel_div, "
+                       "the window velocities and the universe's closes, one Parquet file per UTC date.")  # fmt: skip
+    h = common.home()
+    browse, launch = st.tabs(["Scan tables", "Build scans"])
+    with browse:
+        browse_view(h)
+    with launch:
+        launch_form(h)
+        st.subheader("Active jobs")
+        widgets.live_jobs_panel(h, key="dolphin")
+
+
+def scan_dirs(h: Home) -> list[Path]:
+    root = h.root / "dolphin" / "scans"
+    return sorted(p for p in root.iterdir() if (p / "manifest.json").is_file()) if root.is_dir() else []
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _series(directory: str, stamp: float, columns: tuple[str, ...]) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vibe_quant.dolphin import store
+
+    tables = [pq.read_table(p, columns=list(columns)) for p in store.day_files(Path(directory)).values()]
+    table = pa.concat_tables(tables)
+    frame = table.drop(["ts"]).to_pandas()
+    frame.insert(0, "ts", table.column("ts").cast(pa.int64()).to_numpy())
+    return frame
+
+
+def browse_view(h: Home) -> None:
+    from vibe_quant.dolphin import store
+    from vibe_quant.errors import UserError
+
+    dirs = scan_dirs(h)
+    if not dirs:
+        st.info(EMPTY)
+        return
+    names = [d.name for d in dirs]
+    wanted = st.query_params.get("scans")
+    chosen = st.selectbox("scan directory", names, index=names.index(wanted) if wanted in names else 0,
+                          key="dolphin_scans", help=f"under {h.root / 'dolphin' / 'scans'}")  # fmt: skip
+    if chosen != st.query_params.get("scans"):
+        st.query_params["scans"] = chosen
+    directory = dirs[names.index(chosen)]
+    try:
+        m = store.read_manifest(directory)
+    except UserError as exc:
+        common.show_error(exc, f"cannot read {directory / 'manifest.json'}")
+        return
+    d = m["definitions"]
+    c = st.columns(4)
+    c[0].metric("perpetuals", m["n_assets"], help="the universe: every perpetual covering the range and the warm-up")
+    c[1].metric("days", len(m["days"]), help=f"{m['first_day']}..{m['last_day']}")
+    c[2].metric("rows", f"{m['vel_div']['rows']:,}", help=f"{m['rows_per_day']} per day, one per {d['timeframe']} bar")
+    c[3].metric("rows below -0.02", common.fmt_pct(m["vel_div"]["below"].get("-0.02")),
+                help="the DOLPHIN entry gate (short side)")  # fmt: skip
+    st.caption(f"{d['timeframe']} rows · windows {d['windows']} · vel_div = {d['vel_div']} · lambda_max = "
+               f"{d['lambda_max']} · {m['first_day']}..{m['last_day']} · `{directory}`")  # fmt: skip
+    short, long = f"v{d['windows'][0]}_lambda_max_velocity", f"v{d['windows'][-1]}_lambda_max_velocity"
+    frame = _series(str(directory), (directory / "manifest.json").stat().st_mtime, ("ts", "vel_div", short, long))
+    from vibe_quant.plots.dolphin import vel_div_figure
+
+    st.plotly_chart(vel_div_figure(frame["ts"].to_numpy(), frame["vel_div"].to_numpy(), frame[short].to_numpy(),
+                                   frame[long].to_numpy()), key=f"dolphin-vel-div-{chosen}", width="stretch")  # fmt: skip
+    q = m["vel_div"]
+    st.dataframe(pd.DataFrame([{**{f"q{k}": v for k, v in q["quantiles"].items()},
+                                **{f"share < {k}": v for k, v in q["below"].items()}}]),
+                 hide_index=True, width="stretch", key=f"dolphin-quantiles-{chosen}")  # fmt: skip
+    with st.expander(f"universe ({m['n_assets']}) and left out ({len(m['left_out'])})"):
+        st.write(", ".join(m["universe"]))
+        if m["left_out"]:
+            st.dataframe(pd.DataFrame([{"perpetual": k, "why": v} for k, v in m["left_out"].items()]),
+                         hide_index=True, width="stretch", key=f"dolphin-left-out-{chosen}")  # fmt: skip
+    days = sorted(m["days"])
+    day = st.selectbox("day", days, index=len(days) - 1, key=f"dolphin_day_{chosen}")
+    table = store.read_day(directory, dt.date.fromisoformat(day))
+    rows = table.to_pandas()
+    st.dataframe(rows, hide_index=True, width="stretch", key=f"dolphin-day-{chosen}-{day}")
+
+
+def launch_form(h: Home) -> None:
+    """The settings of ``vq dolphin scans build``, run as a background job."""
+    st.caption("Reads the catalog's bars (at least two perpetuals covering the range and the warm-up before it: "
+               "751 bars at the default windows); writes one file per complete UTC date.")  # fmt: skip
+    with st.form("dolphin_launch"):
+        c = st.columns(4)
+        start = c[0].date_input("start (UTC)", value=None, key="dolphin_start")
+        end = c[1].date_input("end (UTC, inclusive)", value=None, key="dolphin_end")
+        timeframe = c[2].selectbox("timeframe", TIMEFRAMES, key="dolphin_timeframe")
+        workers = c[3].number_input("workers", min_value=1, max_value=64, value=WORKERS, step=1, key="dolphin_workers")
+        universe = st.text_input("universe", "all", key="dolphin_universe",
+                                 help="`all`: every perpetual covering the range; or comma-separated symbols")  # fmt: skip
+        windows = st.text_input("windows", "50,150,300,750", key="dolphin_windows", help="rows, increasing")
+        force = st.checkbox("rebuild days already built (--force)", key="dolphin_force")
+        submitted = st.form_submit_button("Build scans", type="primary")
+    if not submitted:
+        return
+    problems = []
+    if start is None or end is None:
+        problems.append("choose a start and an end date")
+    elif end < start:
+        problems.append(f"end {end} is before start {start}")
+    if problems:
+        st.error("**not launched**: " + "; ".join(problems))
+        return
+    argv = ["dolphin", "scans", "build", "--start", start.isoformat(), "--end", end.isoformat(), "--timeframe",
+            timeframe, "--universe", universe.strip() or "all", "--windows", windows.strip(), "--workers", str(workers)]  # fmt: skip
+    if force:
+        argv.append("--force")
+    if widgets.start_job(h, argv, "dolphin scans", f"dolphin scans {timeframe} {start}..{end}"):
+        st.rerun()

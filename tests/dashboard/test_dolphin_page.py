@@ -1,0 +1,79 @@
+"""The DOLPHIN page under AppTest on real scan tables (the demo's 20 hourly perpetuals, 2026-04-01..03): the vel_div
+figure draws the stored rows with each threshold's share of rows, the quantile table is the manifest's and a day's
+table is the day file; an empty home says how to build scans, and the form starts ``vq dolphin scans build``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.dashboard.test_results_pages import button, figure_titled, frame_with, kill_active_jobs, values
+from vibe_quant.home import Home
+from vibe_quant.instruments.specs import InstrumentSpecs
+from vibe_quant.jobs import list_jobs
+
+SAMPLE = Path(__file__).resolve().parents[2] / "src" / "vibe_quant" / "sample_data" / "perps" / "dolphin"
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    from vibe_quant.data.csv_import import run_import
+    from vibe_quant.dolphin.build import build_scans
+    from vibe_quant.dolphin.config import ScanConfig
+
+    home = Home(tmp_path_factory.mktemp("dolphin_page") / "home").ensure()
+    specs = InstrumentSpecs()
+    run_import(home, sorted(SAMPLE.glob("*_USDT_1h.csv")), specs)
+    build_scans(home, specs, ScanConfig(), dt.date(2026, 4, 1), dt.date(2026, 4, 3))
+    return home
+
+
+def test_the_page_draws_the_stored_scans(scanned: Home, monkeypatch: pytest.MonkeyPatch, page) -> None:
+    import json
+
+    monkeypatch.setenv("VQ_HOME", str(scanned.root))
+    directory = scanned.root / "dolphin" / "scans" / "1h"
+    manifest = json.loads((directory / "manifest.json").read_text())
+    stored = pa.concat_tables([pq.read_table(p) for p in sorted(directory.glob("*.parquet"))])
+    at = page("dolphin")
+    assert [m.value for m in at.metric][:3] == ["20", "3", "72"]
+    fig = figure_titled(at, "vel_div = short-window")
+    assert [t["name"] for t in fig["data"]] == ["vel_div", "short window", "long window"]
+    np.testing.assert_array_equal(values(fig["data"][0]["y"]), stored.column("vel_div").to_numpy())
+    np.testing.assert_array_equal(values(fig["data"][2]["y"]), stored.column("v750_lambda_max_velocity").to_numpy())
+    notes = [a["text"] for a in fig["layout"]["annotations"]]
+    assert notes[0] == f"-0.02 ({manifest['vel_div']['below']['-0.02']:.2%} of rows below)"
+    quantiles = frame_with(at, "q0.5")
+    assert quantiles["q0.5"].tolist() == [manifest["vel_div"]["quantiles"]["0.5"]]
+    day = frame_with(at, "scan_number")
+    last = pq.read_table(directory / "2026-04-03.parquet")
+    assert day["scan_number"].tolist() == last.column("scan_number").to_pylist()
+    assert day["AAVEUSDT"].tolist() == last.column("AAVEUSDT").to_pylist()
+
+
+def test_an_empty_home_says_how_and_the_form_starts_a_build_job(tmp_path: Path, monkeypatch, page) -> None:
+    home = Home(tmp_path / "home")
+    monkeypatch.setenv("VQ_HOME", str(home.root))
+    at = page("dolphin")
+    assert at.info[0].value.startswith("No scan table yet")
+    button(at, "Build scans").click().run()
+    assert at.error[0].value == "**not launched**: choose a start and an end date"
+    at.date_input(key="dolphin_start").set_value(dt.date(2026, 4, 1))
+    at.date_input(key="dolphin_end").set_value(dt.date(2026, 4, 2))
+    at.text_input(key="dolphin_universe").input("AAVEUSDT,ALGOUSDT")
+    at.number_input(key="dolphin_workers").set_value(1)
+    button(at, "Build scans").click().run()
+    assert not at.exception
+    jobs = list_jobs(home)
+    try:
+        assert len(jobs) == 1
+        assert list(jobs[0].command) == ["dolphin", "scans", "build", "--start", "2026-04-01", "--end", "2026-04-02",
+                                         "--timeframe", "1h", "--universe", "AAVEUSDT,ALGOUSDT", "--windows",
+                                         "50,150,300,750", "--workers", "1"]  # fmt: skip
+    finally:
+        kill_active_jobs(home)
