@@ -127,3 +127,84 @@ def summary_command(
         sys.stdout.write(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         return
     print_manifest(directory, manifest, out)
+
+
+acb_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                      help="The ACB's daily factor table beside a scan directory: funding, DVOL, Fear & Greed, "
+                           "taker flow, signals, base_boost, w750 and beta.")  # fmt: skip
+dolphin_app.add_typer(acb_app, name="acb-factors")
+ACB_FLAGS = {"funding_symbol": "--funding-symbol", "taker_symbol": "--taker-symbol",
+             "w750_threshold_mode": "--w750-threshold"}  # fmt: skip
+
+
+@with_flags(ACB_FLAGS, leading=True)
+def acb_config(funding_symbol: str, taker_symbol: str, w750_threshold: str):
+    from vibe_quant.dolphin.acb import AcbConfig
+
+    return AcbConfig(funding_symbol=funding_symbol.strip().upper(), taker_symbol=taker_symbol.strip().upper(),
+                     w750_threshold_mode=w750_threshold)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _scans_directory(home, timeframe: str | None, scans: Path | None) -> Path:
+    if scans is not None and timeframe is not None:
+        raise UserError("give --scans DIR or --timeframe, not both")
+    return _directory(home, timeframe or "1h", scans)
+
+
+@acb_app.command("build")
+def acb_build_command(
+    scans: Annotated[Path | None, typer.Option("--scans", help="Scan directory (default: $VQ_HOME/dolphin/scans/<timeframe>).")] = None,
+    timeframe: Annotated[str | None, typer.Option(help="Which default scan directory (default 1h).")] = None,
+    start: Annotated[str | None, typer.Option(help="First UTC date (default: the scans' first day).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last UTC date, inclusive (default: the scans' last day).")] = None,
+    dvol: Annotated[Path | None, typer.Option(help="CSV `date,value` of BTC implied volatility; the date is the day the value applies to (known at its 00:00 UTC).")] = None,
+    fng: Annotated[Path | None, typer.Option(help="CSV `date,value` of the Fear & Greed index, dated like --dvol.")] = None,
+    funding_symbol: Annotated[str, typer.Option(help="Perpetual whose 00:00 UTC funding settlement is funding_btc.")] = "BTCUSDT",
+    taker_symbol: Annotated[str, typer.Option(help="Perpetual whose previous-day 1m klines give the taker buy/sell ratio.")] = "BTCUSDT",
+    w750_threshold: Annotated[str, typer.Option(help="past (dates before each row) or full_sample (all dates: LOOK-AHEAD).")] = "past",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table's metadata and notes as JSON.")] = False,
+) -> None:  # fmt: skip
+    """Build <scans>/acb_factors.parquet: one row per UTC date of the scans (nothing written on an error)."""
+    from vibe_quant.cli.context import err_console
+    from vibe_quant.dolphin.acb_build import build_acb_factors
+    from vibe_quant.present.dolphin import LOOK_AHEAD_WARNING, print_acb_build
+
+    config = acb_config(funding_symbol, taker_symbol, w750_threshold)
+    first = parse_date("--start", start) if start else None
+    last = parse_date("--end", end) if end else None
+    home = get_home()
+    report = build_acb_factors(home, get_specs(), config, _scans_directory(home, timeframe, scans), first, last,
+                               dvol, fng)  # fmt: skip
+    if config.look_ahead:
+        err_console.print(f"[bold red]{LOOK_AHEAD_WARNING}[/]")
+    if as_json:
+        payload = {"path": str(report.path), "metadata": report.metadata, "notes": report.notes}
+        sys.stdout.write(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+        return
+    print_acb_build(report, out)
+
+
+@acb_app.command("show")
+def acb_show_command(
+    scans: Annotated[Path | None, typer.Option("--scans", help="Scan directory (default: $VQ_HOME/dolphin/scans/<timeframe>).")] = None,
+    timeframe: Annotated[str | None, typer.Option(help="Which default scan directory (default 1h).")] = None,
+    day: Annotated[str | None, typer.Option("--date", help="Print only this UTC date's row (YYYY-MM-DD).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON lines (NaN as null).")] = False,
+) -> None:  # fmt: skip
+    """Print the ACB factor table: values (- when absent), signals, base_boost, w750 and beta, and dates present per factor."""
+    from vibe_quant.dolphin.acb_build import read_acb_factors
+    from vibe_quant.present.dolphin import print_acb_table
+
+    directory = _scans_directory(get_home(), timeframe, scans)
+    table, metadata = read_acb_factors(directory)
+    date = parse_date("--date", day) if day else None
+    dates = table.column("date").to_pylist()
+    if date is not None and date not in dates:
+        raise UserError(f"--date {date}: not in {directory / 'acb_factors.parquet'} ({dates[0]}..{dates[-1]})")
+    if as_json:
+        for row in table.to_pylist():
+            if date is None or row["date"] == date:
+                clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+                sys.stdout.write(json.dumps({**clean, "date": row["date"].isoformat()}) + "\n")
+        return
+    print_acb_table(directory / "acb_factors.parquet", table, metadata, out, date)

@@ -69,3 +69,63 @@ def print_day(day: dt.date, table, assets: int, out) -> None:
     out.print(t)
     for line in _summary_lines(vel_div_summary(np.asarray(cols["vel_div"], dtype=float))):
         out.print(line)
+
+
+# -- ACB factors (``vq dolphin acb-factors ...``) -------------------------------------------------
+
+ACB_FACTORS = ("funding_btc", "dvol_btc", "fng", "taker", "w750")
+LOOK_AHEAD_WARNING = (
+    "WARNING: --w750-threshold full_sample: every row's w750 threshold is a percentile over ALL dates, later "
+    "ones included. beta uses the future (look_ahead: true in every row and in the metadata); never use "
+    "this table to judge a strategy out of sample."
+)
+
+
+def _cell(value, present: bool, fmt: str) -> str:
+    return format(value, fmt) if present else "-"
+
+
+def _present_line(columns: dict, n: int) -> str:
+    counts = "  ".join(f"{f} {sum(columns[f'{f}_present'])}" for f in ACB_FACTORS)
+    return f"dates present (of {n}): {counts}"
+
+
+def print_acb_build(report, out) -> None:
+    m = report.metadata
+    config = m["config"]
+    out.print(f"ACB factors: {report.path}")
+    out.print(f"{m['rows']} dates {m['first_date']}..{m['last_date']}; w750 threshold {config['w750_threshold_mode']} "
+              f"(p{config['w750_percentile']:g}, after {config['w750_min_history']} dates); "
+              f"fng confirmation {config['fng_confirmation']}; taker {config['taker_definition']}")  # fmt: skip
+    out.print(_present_line(report.table.to_pydict(), m["rows"]))
+    boosted = sum(1 for b in report.table.column("base_boost").to_pylist() if b > 1.0)
+    high = sum(1 for b in report.table.column("beta").to_pylist() if b == config["beta_high"])
+    out.print(f"base_boost > 1 on {boosted} date(s); beta {config['beta_high']:g} on {high} date(s)")
+    for note in report.notes:
+        out.print(f"note: {note}")
+
+
+def print_acb_table(path: Path, table, metadata: dict, out, day: dt.date | None = None) -> None:
+    """Print the stored factor table (or its row of `day`) and, per factor, the dates it is present on."""
+    cols = table.to_pydict()
+    n = table.num_rows
+    rows = [cols["date"].index(day)] if day is not None else range(n)
+    look = " [bold red](LOOK-AHEAD: full-sample w750 threshold)[/]" if metadata.get("look_ahead") else ""
+    t = Table(title=f"ACB factors {metadata['first_date']}..{metadata['last_date']} ({path}){look}")
+    for name in ("date", "funding", "dvol", "fng", "taker", "signals", "boost", "w750", "w750 thr", "beta"):
+        t.add_column(name, justify="right")
+    for i in rows:
+        t.add_row(
+            cols["date"][i].isoformat(),
+            _cell(cols["funding_btc"][i], cols["funding_btc_present"][i], "+.6f"),
+            _cell(cols["dvol_btc"][i], cols["dvol_btc_present"][i], ".1f"),
+            _cell(cols["fng"][i], cols["fng_present"][i], ".0f"),
+            _cell(cols["taker"][i], cols["taker_present"][i], ".4f"),
+            f"{cols['signals'][i]:.1f}",
+            f"{cols['base_boost'][i]:.6f}",
+            _cell(cols["w750_vel"][i], cols["w750_present"][i], "+.6f"),
+            _cell(cols["w750_threshold"][i], cols["w750_threshold"][i] == cols["w750_threshold"][i], "+.6f"),
+            f"{cols['beta'][i]:.1f}",
+        )
+    out.print(t)
+    out.print(_present_line(cols, n))
