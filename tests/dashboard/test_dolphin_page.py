@@ -33,6 +33,24 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> Home:
     return home
 
 
+def test_the_acb_factor_table_appears_once_built(scanned: Home, monkeypatch: pytest.MonkeyPatch, page) -> None:
+    from vibe_quant.dolphin.acb import AcbConfig
+    from vibe_quant.dolphin.acb_build import build_acb_factors
+
+    monkeypatch.setenv("VQ_HOME", str(scanned.root))
+    directory = scanned.root / "dolphin" / "scans" / "1h"
+    at = page("dolphin")
+    assert any(i.value.startswith("No factor table for these scans yet") for i in at.info)
+    report = build_acb_factors(scanned, InstrumentSpecs(), AcbConfig(w750_threshold_mode="full_sample"), directory)
+    try:
+        at = page("dolphin")
+        shown = frame_with(at, "base_boost")
+        assert shown["beta"].tolist() == report.table.column("beta").to_pylist()
+        assert at.warning[0].value.startswith("LOOK-AHEAD")
+    finally:
+        (directory / "acb_factors.parquet").unlink()
+
+
 def test_the_page_draws_the_stored_scans(scanned: Home, monkeypatch: pytest.MonkeyPatch, page) -> None:
     import json
 

@@ -7,8 +7,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from tests.conftest import SHARED_DATA
 
+from tests.conftest import SHARED_DATA
 from vibe_quant.home import Home
 from vibe_quant.instruments.specs import InstrumentSpecs
 

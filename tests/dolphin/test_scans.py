@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from tests.conftest import MIRROR, kline_zip, linked_home
 from tests.dolphin.conftest import FIRST_DAY, HOURLY_ASSETS, LAST_DAY
-
 from vibe_quant.dolphin import store
 from vibe_quant.dolphin.build import build_scans
 from vibe_quant.dolphin.config import ScanConfig, meta_columns

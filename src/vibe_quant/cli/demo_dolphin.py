@@ -42,12 +42,34 @@ def demo_dolphin(h, specs) -> tuple[Path, bool]:
     rows = [r for t in range(len(closes.ts)) if (r := scanner.push(int(closes.ts[t]), closes.closes[t])) is not None]
     import pyarrow.parquet as pq
 
+    from vibe_quant.dolphin import store
+
     stored = np.concatenate([pq.read_table(p, columns=["vel_div"]).column("vel_div").to_numpy()
-                             for p in sorted(report.directory.glob("*.parquet"))])  # fmt: skip
+                             for p in store.day_files(report.directory).values()])  # fmt: skip
     diff = float(np.abs(np.array([r["vel_div"] for r in rows]) - stored).max())
     same = len(rows) == len(stored) and diff <= 1e-10
     out.print(f"streaming builder (paper/live, one bar at a time): {len(rows)} rows, max |vel_div - stored| = {diff:.1e} "
               + ("[green](agree to 1e-10)[/]" if same else "[red](DIFFER)[/]"))  # fmt: skip
     day = FIRST + dt.timedelta(days=6)
     out.print(f"one day: vq --home {h.root} dolphin scans show {day}")
+    acb_factors(h, specs, report.directory)
     return report.directory, same
+
+
+def acb_factors(h, specs, directory: Path) -> None:
+    """Ingest AVAXUSDT's 1m klines of 2026-04 (their taker volumes) and build the ACB factor table: BTCUSDT funding
+    (step 1 ingested 2026-04), AVAXUSDT's taker buy/sell ratio, the daily w750 velocity and its past-only threshold."""
+    from vibe_quant.data.ingest import IngestRequest, run_ingest
+    from vibe_quant.dolphin.acb import AcbConfig
+    from vibe_quant.dolphin.acb_build import build_acb_factors
+    from vibe_quant.present.dolphin import print_acb_build
+    from vibe_quant.progress import rich_progress
+
+    with rich_progress(not state.quiet) as progress:
+        run_ingest(h, IngestRequest(str(sample_dir() / "dolphin-vision"), ("AVAXUSDT",), ("klines",)), specs, progress)
+    # BTCUSDT has no 1m USD-M klines offline: the sample's AVAXUSDT stands in for the taker factor (say so).
+    report = build_acb_factors(h, specs, AcbConfig(taker_symbol="AVAXUSDT"), directory)
+    out.print("ACB factors (funding: BTCUSDT from the catalog; taker: AVAXUSDT's 1m klines from the raw lake, standing "
+              "in for BTCUSDT's, which the sample lacks; no dvol/fng CSV given, so those weigh 0):")  # fmt: skip
+    print_acb_build(report, out)
+    out.print(f"the table: vq --home {h.root} dolphin acb-factors show")

@@ -107,6 +107,33 @@ def browse_view(h: Home) -> None:
     table = store.read_day(directory, dt.date.fromisoformat(day))
     rows = table.to_pandas()
     st.dataframe(rows, hide_index=True, width="stretch", key=f"dolphin-day-{chosen}-{day}")
+    acb_view(directory, chosen)
+
+
+def acb_view(directory: Path, name: str) -> None:
+    """The ACB's daily factor table of the directory (``vq dolphin acb-factors build``), when built."""
+    from vibe_quant.dolphin.acb_build import read_acb_factors
+    from vibe_quant.errors import UserError
+
+    st.subheader("ACB factors")
+    if not (directory / "acb_factors.parquet").is_file():
+        st.info(f"No factor table for these scans yet: `vq dolphin acb-factors build --scans {directory}` (funding "
+                "from the catalog, taker volumes from the raw lake, optional dvol/fng CSVs).")  # fmt: skip
+        return
+    try:
+        table, meta = read_acb_factors(directory)
+    except UserError as exc:
+        common.show_error(exc, f"cannot read {directory / 'acb_factors.parquet'}")
+        return
+    config = meta["config"]
+    if meta.get("look_ahead"):
+        st.warning("LOOK-AHEAD: the w750 threshold is one percentile over every date (`--w750-threshold "
+                   "full_sample`); do not judge a strategy out of sample on this table.")  # fmt: skip
+    st.caption(f"{meta['first_date']}..{meta['last_date']} · w750 threshold {config['w750_threshold_mode']} "
+               f"(p{config['w750_percentile']:g}, from {config['w750_min_history']} dates) · funding "
+               f"{config['funding_symbol']} · taker {config['taker_symbol']} ({config['taker_definition']}) · "
+               f"fng confirmation {config['fng_confirmation']}")  # fmt: skip
+    st.dataframe(table.to_pandas(), hide_index=True, width="stretch", key=f"dolphin-acb-{name}")
 
 
 def launch_form(h: Home) -> None:
