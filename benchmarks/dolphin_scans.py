@@ -23,7 +23,9 @@ right after is ``rss_after_imports_mb``), beside ``ru_maxrss_mb`` (``getrusage``
 exec, so in a spawned child it starts at the parent's RSS at the fork: with a small parent the two
 agree); the maximum over rounds. The modes:
 
-1. **batch**: (a) end to end, ``build.build_scans(home, specs, config, start, end, directory=<fresh dir>,
+1. **batch**: (a) end to end (and again with ``workers=WORKERS`` (2) processes, the CLI's default on this
+   machine; ``PARALLEL_MIN_ROWS`` set to 0 so the short case uses the pool too: the CLI takes it from
+   4,000 rows; its files must equal the one-process build's), ``build.build_scans(home, specs, config, start, end, directory=<fresh dir>,
    force=True)`` timed from the call to its return: universe selection (reading every symbol's catalog
    bars over the span), loading the closes, ``scan_rows`` one day at a time, writing the day Parquet
    files and the manifest; (b) compute only: ``select_universe`` + ``load_closes`` once (timed apart as
@@ -87,6 +89,7 @@ CASES = {
     "year": (dt.date(2025, 6, 1), dt.date(2026, 5, 31)),
 }
 TOLERANCE = 1e-10
+WORKERS = 2  # processes of the parallel build (this machine has 2 cores)
 PROFILE_TOP = 15
 
 
@@ -225,6 +228,7 @@ def batch_child(queue, home_root: str, start: dt.date, end: dt.date, profile: bo
 
     import numpy as np
 
+    from vibe_quant.dolphin import build
     from vibe_quant.dolphin.build import build_scans
     from vibe_quant.dolphin.config import ScanConfig
     from vibe_quant.dolphin.scans import scan_rows
@@ -238,6 +242,12 @@ def batch_child(queue, home_root: str, start: dt.date, end: dt.date, profile: bo
     report = build_scans(home, specs, config, start, end, directory=out_dir, force=True)
     e2e = time.perf_counter() - t0
     files = _read_days(out_dir, config)
+    build.PARALLEL_MIN_ROWS = 0  # measure the pool on the short case too (the CLI uses it from 4,000 rows)
+    t0 = time.perf_counter()
+    parallel = build_scans(home, specs, config, start, end, directory=Path(work) / "batch-parallel", force=True,
+                           workers=WORKERS)  # fmt: skip
+    e2e_parallel = time.perf_counter() - t0
+    parallel_same = _identical(files, _read_days(Path(work) / "batch-parallel", config))
     _, _, _, universe, closes, load_s = _setup(home_root, start, end)
     t0 = time.perf_counter()
     rows = scan_rows(config, closes.ts, closes.closes, config.warmup_rows, len(closes.ts) - 1)
@@ -259,7 +269,8 @@ def batch_child(queue, home_root: str, start: dt.date, end: dt.date, profile: bo
         "rows": report.rows, "assets": len(report.symbols), "bars_read": len(closes.ts),
         "symbols": list(report.symbols), "left_out": len(report.left_out),
         "vel_div_summary": report.manifest["vel_div"],
-        "end_to_end_s": e2e, "compute_s": compute, "load_s": load_s, "build_report_elapsed_s": report.elapsed_s,
+        "end_to_end_s": e2e, "end_to_end_parallel_s": e2e_parallel, "parallel_workers": parallel.workers,
+        "parallel_equals_serial": parallel_same, "compute_s": compute, "load_s": load_s, "build_report_elapsed_s": report.elapsed_s,
         "memory_equals_files": same, "rss_after_imports_mb": rss_imports, **peak,
         "profile": prof, "rows_out": files, "universe_matches": list(universe.symbols) == list(report.symbols),
     })  # fmt: skip
@@ -437,18 +448,22 @@ def _summary(name: str, rounds: dict[str, list[dict]], outs: dict[str, list[dict
         bad.append(f"{name}: a mode gave different rows in different rounds: {deterministic}")
     if not all(r["universe_matches"] for r in batch):
         bad.append(f"{name}: select_universe picked another universe than build_scans")
+    if not all(r["parallel_equals_serial"] for r in batch):
+        bad.append(f"{name}: build_scans on {WORKERS} processes wrote other rows than on one")
     if not all(r["memory_equals_files"] for r in batch):
         bad.append(f"{name}: scan_rows in memory differs from the day files build_scans wrote")
     if any((r["rows"], r["assets"]) != (rows, assets) for rs in rounds.values() for r in rs):
         bad.append(f"{name}: row/asset counts differ between modes or rounds")
     b_e2e = _figures(rows, [r["end_to_end_s"] for r in batch])
     b_cmp = _figures(rows, [r["compute_s"] for r in batch])
+    b_par = _figures(rows, [r["end_to_end_parallel_s"] for r in batch])
     n_e2e = _figures(rows, [r["end_to_end_s"] for r in naive])
     n_cmp = _figures(rows, [r["compute_s"] for r in naive])
     calls = naive[0]["eigvalsh_calls"]
     out = {
         "batch": {
             "end_to_end": b_e2e, "compute_only": b_cmp,
+            "end_to_end_parallel": {**b_par, "workers": batch[0]["parallel_workers"]},
             "load_closes_s_median": round(statistics.median(r["load_s"] for r in batch), 4),
             "build_report_elapsed_s_median": round(statistics.median(r["build_report_elapsed_s"] for r in batch), 4),
             "peak_rss_mb": _max(batch, "peak_rss_mb"), "ru_maxrss_mb": _max(batch, "ru_maxrss_mb"),
@@ -467,6 +482,7 @@ def _summary(name: str, rounds: dict[str, list[dict]], outs: dict[str, list[dict
         "ratios": {
             "batch_over_naive_rows_per_s_compute_only": round(n_cmp["s_median"] / b_cmp["s_median"], 3),
             "batch_over_naive_rows_per_s_end_to_end": round(n_e2e["s_median"] / b_e2e["s_median"], 3),
+            "batch_parallel_over_naive_rows_per_s_end_to_end": round(n_e2e["s_median"] / b_par["s_median"], 3),
         },
         "max_abs_diff": diffs, "tolerance": TOLERANCE, "deterministic_across_rounds": deterministic,
     }  # fmt: skip
@@ -534,6 +550,8 @@ def headline(results: dict) -> dict:
                 "rows": case["rows"], "assets": case["assets"],
                 "batch_rows_per_s_compute_only": f["batch"]["compute_only"]["rows_per_s"],
                 "batch_rows_per_s_end_to_end": f["batch"]["end_to_end"]["rows_per_s"],
+                "batch_parallel_rows_per_s_end_to_end": f["batch"]["end_to_end_parallel"]["rows_per_s"],
+                "batch_parallel_workers": f["batch"]["end_to_end_parallel"]["workers"],
                 "naive_rows_per_s_compute_only": f["naive"]["compute_only"]["rows_per_s"],
                 "naive_rows_per_s_end_to_end": f["naive"]["end_to_end"]["rows_per_s"],
                 "streaming_rows_per_s": f.get("streaming", {}).get("compute_only", {}).get("rows_per_s"),

@@ -24,7 +24,7 @@ from vibe_quant.dashboard.app import PAGES
 
 def test_every_page_is_a_module_with_render_and_the_script_is_the_packaged_one() -> None:
     assert [module for module, _, _ in PAGES] == [
-        "overview", "backtests", "results", "lpi", "rl_training", "model_registry", "discovery", "paper", "live", "data_lake", "strategies", "risk", "logs", "settings"]  # fmt: skip
+        "overview", "backtests", "results", "lpi", "rl_training", "model_registry", "discovery", "dolphin", "paper", "live", "data_lake", "strategies", "risk", "logs", "settings"]  # fmt: skip
     for module, _, _ in PAGES:
         assert callable(importlib.import_module(f"vibe_quant.dashboard.pages.{module}").render)
     app = dashboard_cli.app_script()

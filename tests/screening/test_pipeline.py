@@ -230,6 +230,7 @@ def test_sigterm_cancels_cleanly_and_the_run_resumes(cli, fil_home: Home, tmp_pa
         assert db.count("sweep_results", run_id=1) == 4
 
 
+@pytest.mark.heavy  # heavy (~27 s, starts a private local Ray): keeps the default suite under 10 minutes; the process pool is tested by default
 def test_ray_gives_the_metrics_of_the_process_pool(fil_home: Home, tmp_path: Path, monkeypatch) -> None:
     """Both run the perp kernel; under Ray its actors load the compiled kernel from this checkout's cache."""
     monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # read when ray is first imported (executors.py)

@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from vibe_quant.instruments.specs import InstrumentSpecs
 from vibe_quant.progress import Progress
 
 MAX_ROWS_PER_LOAD = 50_000  # bars read per pass (all of a 1h range; about a month at 1m)
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 PARALLEL_MIN_ROWS = 4_000  # below this many rows a pool's start-up costs more than it saves
 
 
@@ -120,7 +122,7 @@ def build_scans(
         report.workers = workers
         if workers > 1:
             ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            with _one_blas_thread(), ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                 futures = [pool.submit(build_run, home.catalog, specs.path, config, universe.symbols, run, staging)
                            for run in jobs]  # fmt: skip
                 for future in as_completed(futures):
@@ -162,6 +164,22 @@ def build_run(
         store.write_table(store.day_table(config, symbols, rows), store.day_path(staging, day))
         done.append((day, len(rows.ts)))
     return done
+
+
+@contextmanager
+def _one_blas_thread():
+    """Workers inherit the environment at spawn: one BLAS thread each, so N workers use N cores, not N x cores
+    (measured on this 2-core machine: oversubscribed BLAS threads slow eigvalsh several times under load)."""
+    saved = {k: os.environ.get(k) for k in BLAS_THREADS}
+    os.environ.update(dict.fromkeys(BLAS_THREADS, "1"))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _split(first: dt.date, last: dt.date, parts: int) -> list[tuple[dt.date, dt.date]]:
