@@ -208,3 +208,39 @@ def acb_show_command(
                 sys.stdout.write(json.dumps({**clean, "date": row["date"].isoformat()}) + "\n")
         return
     print_acb_table(directory / "acb_factors.parquet", table, metadata, out, date)
+
+
+@dolphin_app.command("backtest")
+def backtest_command(
+    scans: Annotated[Path | None, typer.Option("--scans", help="Scan directory (default: $VQ_HOME/dolphin/scans/<timeframe>).")] = None,
+    timeframe: Annotated[str | None, typer.Option(help="Which default scan directory (default 1h).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Engine config YAML (default: the shipped dolphin_champion.yaml).")] = None,
+    profile: Annotated[str | None, typer.Option(help="Cost profile: honest (default: fees and slips only) or seed (also the SmartPlacer refunds and the legacy random edge).")] = None,
+    start: Annotated[str | None, typer.Option(help="First UTC date (default: the scans' first day).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last UTC date, inclusive (default: the scans' last day).")] = None,
+    seed: Annotated[int | None, typer.Option(help="RNG seed of the refund and edge draws (default: the config's, 42).")] = None,
+    engine: Annotated[str, typer.Option(help="array (fast) or reference (the specification's per-bar loop; same ledger).")] = "array",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder of the run bundles (default: $VQ_HOME/runs).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's summary as JSON.")] = False,
+) -> None:  # fmt: skip
+    """Run the NDAlphaEngine over stored scan tables: a trade ledger, daily rows, equity, metrics and costs."""
+    from vibe_quant.dolphin.backtest import run_dolphin, summary, write_bundle
+    from vibe_quant.dolphin.engine_config import PROFILES, load_engine_config
+    from vibe_quant.present.dolphin import print_backtest
+
+    if profile is not None and profile not in PROFILES:
+        raise UserError(
+            f"--profile {profile!r}: choose honest (fees and slips only) or seed (the specification's bonuses)"
+        )
+    cfg = load_engine_config(config, profile=profile, seed=seed)
+    first = parse_date("--start", start) if start else None
+    last = parse_date("--end", end) if end else None
+    home = get_home()
+    run = run_dolphin(_scans_directory(home, timeframe, scans), cfg, first, last, engine)
+    bundle = write_bundle(run, out_dir or home.runs)
+    if as_json:
+        sys.stdout.write(
+            json.dumps({**summary(run), "bundle": str(bundle)}, indent=1, sort_keys=True, default=str) + "\n"
+        )
+        return
+    print_backtest(run, bundle, out)

@@ -129,3 +129,41 @@ def print_acb_table(path: Path, table, metadata: dict, out, day: dt.date | None 
         )
     out.print(t)
     out.print(_present_line(cols, n))
+
+
+# -- engine runs (``vq dolphin backtest``) ---------------------------------------------------------
+
+
+def _money(x: float) -> str:
+    return f"{x:,.2f}"
+
+
+def print_backtest(run, bundle: Path, out) -> None:
+    """The run's trades, gross, fees, net, bonus counts and headline metrics."""
+    c, m, r = run.costs, run.metrics, run.result
+    out.print(f"DOLPHIN engine ({run.engine}), profile [bold]{c['profile']}[/], {run.start}..{run.end}, "
+              f"{len(r.symbols)} assets, {len(r.ts):,} scan rows; config {r.config.digest()}")  # fmt: skip
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(_reasons(r.trades).items())) or "none"
+    out.print(f"trades {c['trades']} ({reasons}); signal bars tried {r.counts.candidates}, no IRP asset "
+              f"{r.counts.no_irp_asset}, DC contradictions {r.counts.dc_contradict}, halted days {r.counts.halted_days}")  # fmt: skip
+    table = Table(title="PnL and costs", show_header=True)
+    for name in ("price PnL", "exit slippage", "refunds", "edge", "gross", "entry fees", "exit fees", "net"):
+        table.add_column(name, justify="right")
+    table.add_row(_money(c["price_pnl"]), _money(-c["exit_slippage"]), _money(c["refunds"]), _money(c["edge"]),
+                  _money(c["gross"]), _money(-c["entry_fees"]), _money(-c["exit_fees"]), _money(c["net"]))  # fmt: skip
+    out.print(table)
+    out.print(f"bonuses drawn: entry refund {c['refund_entry_draws']}, exit refund {c['refund_exit_draws']}, "
+              f"legacy edge {c['edge_draws']}")  # fmt: skip
+    out.print(f"capital {_money(r.config.initial_capital)} -> {_money(r.capital)}; total return {m['total_return']:+.2%}, "
+              f"Sharpe {m['sharpe_ratio']:.2f}, max drawdown {m['max_drawdown']:.2%}, win rate "
+              f"{m['win_rate'] if m['win_rate'] == m['win_rate'] else 0:.1%}, profit factor {m['profit_factor']:.3f}")  # fmt: skip
+    for note in run.notes:
+        out.print(f"note: {note}")
+    out.print(f"bundle: {bundle} (ledger.csv, daily.csv, equity.parquet, summary.json)")
+
+
+def _reasons(trades) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in trades:
+        out[t.exit_reason] = out.get(t.exit_reason, 0) + 1
+    return out
