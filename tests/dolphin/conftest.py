@@ -43,3 +43,17 @@ def hourly_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     assert len(paths) == HOURLY_ASSETS
     run_import(home, paths, InstrumentSpecs())
     return home
+
+
+CHAMPION = (dt.date(2025, 12, 31), dt.date(2026, 2, 25))
+
+
+@pytest.fixture(scope="session")
+def champion_scans(hourly_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Scans of the champion window (57 days) over the session's real hourly perpetuals (read only)."""
+    from vibe_quant.dolphin.build import build_scans
+    from vibe_quant.dolphin.config import ScanConfig
+
+    out = tmp_path_factory.mktemp("champion") / "1h"
+    build_scans(hourly_home, InstrumentSpecs(), ScanConfig(), *CHAMPION, out)
+    return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -13,21 +12,8 @@ import pytest
 from tests.conftest import linked_home
 from vibe_quant.dolphin.array_engine import run_array, run_reference
 from vibe_quant.dolphin.backtest import load_acb_schedule, load_scan_data
-from vibe_quant.dolphin.build import build_scans
-from vibe_quant.dolphin.config import ScanConfig
 from vibe_quant.dolphin.engine_config import engine_config
 from vibe_quant.home import Home
-from vibe_quant.instruments.specs import InstrumentSpecs
-
-CHAMPION = (dt.date(2025, 12, 31), dt.date(2026, 2, 25))
-
-
-@pytest.fixture(scope="module")
-def champion_scans(hourly_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Scans of the champion window (57 days) over the session's real hourly perpetuals."""
-    out = tmp_path_factory.mktemp("champion") / "1h"
-    build_scans(hourly_home, InstrumentSpecs(), ScanConfig(), *CHAMPION, out)
-    return out
 
 
 def _summary(cli, home: Home, scans: Path, *extra: str) -> dict:

@@ -70,7 +70,10 @@ class PointWorker:
 
         self.spec = spec
         self.base = plan_run(parse_config(spec.base))
-        self.data = load_market_data(Path(spec.home) / "catalog", self.base, InstrumentSpecs(spec.specs))
+        make_runner = getattr(self.base.strategy, "runner", None)  # a kind with an engine of its own
+        self.runner = make_runner(Path(spec.home)) if make_runner is not None else None
+        self.data = (None if self.runner is not None
+                     else load_market_data(Path(spec.home) / "catalog", self.base, InstrumentSpecs(spec.specs)))  # fmt: skip
         self.session = None
         self.session_engine: str | None = None  # "sim" (a SimSession) or "nautilus" (an EngineSession)
         self.period: tuple[str, str] | None = None  # the session's sub-period (None: the whole run)
@@ -99,6 +102,10 @@ class PointWorker:
                     config, start=dt.date.fromisoformat(period[0]), end=dt.date.fromisoformat(period[1])
                 )
             plan = plan_run(config)
+            if self.runner is not None:
+                out.update(self.runner.run(plan))
+                out["metrics"] = {k: out["metrics"].get(k) for k in POINT_METRICS}
+                return self._finish(out, t0)
             refused = refusal(plan) if self.spec.engine == "sim" else None
             engine = "sim" if self.spec.engine == "sim" and refused is None else "nautilus"
             out["engine"] = engine
@@ -132,6 +139,10 @@ class PointWorker:
             log.exception("batch point %s %s failed", index, params)
             out["error"] = f"{type(exc).__name__}: {exc}"
             self.close()
+        return self._finish(out, t0)
+
+    @staticmethod
+    def _finish(out: dict, t0: float) -> dict:
         out["elapsed_s"] = time.perf_counter() - t0
         out["rss_mb"] = peak_rss_mb()
         return out

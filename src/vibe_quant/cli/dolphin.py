@@ -244,3 +244,62 @@ def backtest_command(
         )
         return
     print_backtest(run, bundle, out)
+
+
+@dolphin_app.command("screen")
+def screen_command(
+    scans: Annotated[Path | None, typer.Option("--scans", help="Scan directory (default: $VQ_HOME/dolphin/scans/<timeframe>).")] = None,
+    timeframe: Annotated[str | None, typer.Option(help="Which default scan directory (default 1h).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Engine config YAML (default: the shipped dolphin_champion.yaml).")] = None,
+    profile: Annotated[str | None, typer.Option(help="Cost profile of every point: honest (default) or seed.")] = None,
+    start: Annotated[str | None, typer.Option(help="First UTC date (default: the scans' first day).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last UTC date, inclusive (default: the scans' last day).")] = None,
+    sweep: Annotated[list[str] | None, typer.Option("--sweep", help="A sweep axis over an engine parameter: KEY=V1,V2,... (repeatable), e.g. fixed_tp_pct=0.008,0.0095.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="Fix an engine parameter: KEY=VALUE (repeatable).")] = None,
+    constraint: Annotated[list[str] | None, typer.Option("--constraint", help="Skip points breaking it, e.g. 'vel_div_extreme < vel_div_threshold'.")] = None,
+    max_points: Annotated[int, typer.Option(help="Grids larger than this are screened on a seeded random sample of this size (0: all).")] = 500,
+    sample_seed: Annotated[int, typer.Option(help="Seed of that sample.")] = 0,
+    min_trades: Annotated[int, typer.Option(help="Hard filter: at least this many closed trades.")] = 50,
+    max_dd: Annotated[float, typer.Option(help="Hard filter: max drawdown below this fraction.")] = 0.30,
+    min_pf: Annotated[float, typer.Option(help="Hard filter: profit factor above this.")] = 1.0,
+    workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = max(1, os.cpu_count() or 1),
+    top: Annotated[int, typer.Option(help="Rows of the front to print.")] = 10,
+    overfit: Annotated[str | None, typer.Option("--overfit", help="Then run these overfitting filters on the points that passed, e.g. dsr,pbo,wfa (see vq overfit run).")] = None,
+) -> None:  # fmt: skip
+    """Screen a grid of engine parameters on the array backtest: every point's metrics and daily returns are
+    stored as a screening run, so `vq overfit run` (DSR, PBO, CPCV, walk-forward) applies to it."""
+    from vibe_quant.backtest.config import parse_config
+    from vibe_quant.cli.screen import build_spec
+    from vibe_quant.dolphin.kind import screening_base
+    from vibe_quant.present.screening import print_summary
+    from vibe_quant.screening.pipeline import check_run_options, create_screening_run, run_screening
+    from vibe_quant.state import StateManager
+
+    check_run_options(workers)
+    if profile is not None and profile not in ("honest", "seed"):
+        raise UserError(
+            f"--profile {profile!r}: choose honest (fees and slips only) or seed (the specification's bonuses)"
+        )
+    if overfit is not None:
+        from vibe_quant.overfitting.config import load_config, select_filters
+
+        of_config = load_config(None, get_home().db_path)
+        of_filters = select_filters(of_config, overfit)  # a bad filter name fails before the sweep runs
+    first = parse_date("--start", start) if start else None
+    last = parse_date("--end", end) if end else None
+    home = get_home()
+    base = parse_config(screening_base(_scans_directory(home, timeframe, scans), config, first, last, profile))
+    spec = build_spec(sweep or [], param or [], constraint or [], max_points, sample_seed, min_trades, max_dd, min_pf)
+    home = get_home(writable=True)
+    with StateManager(home.db_path) as db:
+        run_row = create_screening_run(db, base, spec)
+    with rich_progress(not state.quiet) as progress:
+        task = progress.task(f"DOLPHIN screening run {run_row}", None)
+        summary = run_screening(home, run_row, workers,
+                                on_progress=lambda done, total, result: progress.update(task, done, total))  # fmt: skip
+    print_summary(summary, home.runs / f"screening-{run_row}" / "summary.json", top, out)
+    if overfit is not None:
+        from vibe_quant.cli.overfit import run_filters
+        from vibe_quant.present.overfitting import print_report
+
+        print_report(run_filters(run_row, of_config, of_filters, workers, "passed", None), out)

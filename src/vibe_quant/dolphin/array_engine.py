@@ -22,6 +22,7 @@ from vibe_quant.dolphin import rules as R
 from vibe_quant.dolphin.engine import Counts, DayRow, EngineCore, NDAlphaEngine, Trade
 from vibe_quant.dolphin.engine_config import EngineConfig
 from vibe_quant.dolphin.providers import AcbSchedule, McAssessor, OrderBookProvider, PostureSchedule
+from vibe_quant.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,24 @@ class ScanData:
         assert len(self.offsets) == len(self.days) + 1
         assert self.offsets[0] == 0
         assert self.offsets[-1] == t
+
+    def window(self, start: dt.date, end: dt.date) -> ScanData:
+        """The rows of dates `start`..`end` (inclusive).
+
+        Raises
+        ------
+        UserError
+            A date outside the data.
+        """
+        if not self.days or start < self.days[0] or end > self.days[-1] or end < start:
+            span = f"{self.days[0]}..{self.days[-1]}" if self.days else "no dates"
+            raise UserError(f"dates {start}..{end} are not inside the scan tables ({span})")
+        if (start, end) == (self.days[0], self.days[-1]):
+            return self
+        a, b = self.days.index(start), self.days.index(end) + 1
+        lo, hi = int(self.offsets[a]), int(self.offsets[b])
+        return ScanData(self.symbols, self.days[a:b], self.offsets[a : b + 1] - lo, self.ts[lo:hi],
+                        self.vel_div[lo:hi], self.closes[lo:hi])  # fmt: skip
 
 
 @dataclass

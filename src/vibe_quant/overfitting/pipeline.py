@@ -352,12 +352,19 @@ def _validate_one(home: Home, base: BacktestConfig, c: Candidate, config: Overfi
 
     cfg = msgspec.structs.replace(base, mode="validation", latency=None, latency_ns=None, prob_fill_on_limit=None,
                                   prob_slippage=None, params=c.row["parameters"])  # fmt: skip
-    run_row, result, _bundle = execute(home, plan_run(cfg), specs)
-    report.warnings.extend(w for w in result.warnings if w not in report.warnings)
-    screen_sr, valid_sr = c.row["sharpe_ratio"], result.metrics.get("sharpe_ratio")
+    plan = plan_run(cfg)
+    make_runner = getattr(plan.strategy, "runner", None)
+    if make_runner is not None:  # a kind with an engine of its own validates there, with full costs
+        done = make_runner(home.root).run(plan, validation=True)
+        run_row, metrics, warnings = None, done["metrics"], done["warnings"]
+    else:
+        run_row, result, _bundle = execute(home, plan, specs)
+        metrics, warnings = result.metrics, result.warnings
+    report.warnings.extend(w for w in warnings if w not in report.warnings)
+    screen_sr, valid_sr = c.row["sharpe_ratio"], metrics.get("sharpe_ratio")
     degradation, sensitive = F.execution_degradation(screen_sr, valid_sr, config.consistency.max_degradation)
     c.validation = {"run_id": run_row, "screening_sharpe": screen_sr, "validation_sharpe": valid_sr,
-                    "screening_return": c.row["total_return"], "validation_return": result.metrics.get("total_return"),
+                    "screening_return": c.row["total_return"], "validation_return": metrics.get("total_return"),
                     "sharpe_degradation": degradation, "execution_sensitive": sensitive}  # fmt: skip
 
 

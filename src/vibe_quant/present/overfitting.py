@@ -45,7 +45,10 @@ def print_report(report, out: Console) -> None:
         failed = next((v.reason for v in c.verdicts.values() if not v.passed), None)
         verdict = "[green]survives[/]" if failed is None else failed
         if c.validation is not None:
-            verdict += f"; validated: Sharpe {fmt(c.validation['screening_sharpe'], '.2f')} -> {fmt(c.validation['validation_sharpe'], '.2f')} (run {c.validation['run_id']})"
+            verdict += (
+                f"; validated: Sharpe {fmt(c.validation['screening_sharpe'], '.2f')} -> {fmt(c.validation['validation_sharpe'], '.2f')}"
+                + (f" (run {c.validation['run_id']})" if c.validation["run_id"] is not None else " (honest costs)")
+            )
             if c.validation["execution_sensitive"]:
                 verdict += " [yellow]execution-sensitive[/]"
         params = "\n".join(f"{k}={v}" for k, v in c.row["parameters"].items() if k in varying) or "(no swept parameter)"

@@ -31,6 +31,7 @@ KINDS: dict[str, str] = {
     "dsl": "vibe_quant.dsl.kind:DSL",
     "lpi": "vibe_quant.lpi.kind:LPI",
     "rl": "vibe_quant.rl.kind:RL",
+    "dolphin": "vibe_quant.dolphin.kind:DOLPHIN",
 }
 
 ParamValue = int | float | str | bool
@@ -80,6 +81,20 @@ class BoundStrategy(Protocol):
 
     def importable(self, legs: Sequence[LegSpec]) -> list:
         """The same strategies as ``ImportableStrategyConfig`` (a paper/live node builds them)."""
+
+    # A kind that runs on an engine of its own (DOLPHIN's array backtest) also has
+    # ``runner(home: Path) -> PointRunner``: the batch worker and the consistency check then run its
+    # points with it and never load market data (see :class:`PointRunner`).
+
+
+class PointRunner(Protocol):
+    """Runs a kind's points on its own engine (made once per worker by ``BoundStrategy.runner``)."""
+
+    engine: str  # recorded as the engine that ran each point
+
+    def run(self, plan, validation: bool = False) -> dict:
+        """One point over ``plan.period``: ``metrics``, daily ``returns``, ``warnings``, ``engine``,
+        ``bars``, ``bars_replayed``; `validation` runs it with full costs."""
 
 
 class StrategyKind(Protocol):
