@@ -146,3 +146,9 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     assert len(list(export.glob("*.yaml"))) == len(finalists)
     assert re.search(r"reproduce: disc\d+_\w+\.yaml on NautilusTrader .*: identical metrics", out)
     assert f"discovery:  {(report_dir / 'report.md').resolve()}" in out
+    # steps 20-21: DOLPHIN scan tables, then the engine under both cost profiles and a DOLPHIN sweep
+    assert "agree to 1e-10" in out
+    assert out.count("per-bar reference loop (the specification's process_bar): identical ledger and equity") == 2
+    engine_runs = sorted((home / "runs").glob("dolphin-*/summary.json"))
+    assert {json.loads(p.read_text())["profile"] for p in engine_runs} == {"seed", "honest"}
+    assert "engine sim: 4 points on dolphin-array" in out

@@ -95,3 +95,57 @@ def test_an_empty_home_says_how_and_the_form_starts_a_build_job(tmp_path: Path, 
                                          "50,150,300,750", "--workers", "1"]  # fmt: skip
     finally:
         kill_active_jobs(home)
+
+
+def test_an_engine_run_shows_its_costs_equity_and_ledger(scanned: Home, monkeypatch: pytest.MonkeyPatch, page) -> None:
+    import shutil
+
+    from vibe_quant.dolphin.backtest import run_dolphin, write_bundle
+    from vibe_quant.dolphin.engine_config import engine_config
+
+    monkeypatch.setenv("VQ_HOME", str(scanned.root))
+    directory = scanned.root / "dolphin" / "scans" / "1h"
+    at = page("dolphin")
+    assert any(i.value.startswith("No engine run yet") for i in at.info)
+    # a signal-dense config so that three days of 20 assets trade
+    run = run_dolphin(directory, engine_config(profile="seed", lookback=10, vel_div_threshold=-0.005,
+                                               max_hold_bars=6, irp_window=10, dc_lookback_bars=3))  # fmt: skip
+    bundle = write_bundle(run, scanned.runs)
+    try:
+        assert run.costs["trades"] > 0
+        at = page("dolphin")
+        assert "seed" in [m.value for m in at.metric]
+        assert str(run.costs["trades"]) in [m.value for m in at.metric]
+        costs = frame_with(at, "entry_fees")
+        assert costs["net"].tolist() == [pytest.approx(run.costs["net"], abs=1e-9)]
+        ledger = frame_with(at, "exit_reason")
+        assert ledger["net"].tolist() == pytest.approx([t.net for t in run.result.trades], abs=1e-12)
+        fig = figure_titled(at, "Equity")
+        np.testing.assert_allclose(values(fig["data"][0]["y"])[-1], run.result.equity[-1])
+        days = frame_with(at, "mc_status")
+        assert len(days) == 3
+    finally:
+        shutil.rmtree(bundle)
+
+
+def test_the_engine_form_starts_a_backtest_job(scanned: Home, tmp_path: Path, monkeypatch, page) -> None:
+    from tests.conftest import linked_home
+
+    home = linked_home(tmp_path / "home", scanned.catalog)
+    (home.root / "dolphin").symlink_to(scanned.root / "dolphin")
+    monkeypatch.setenv("VQ_HOME", str(home.root))
+    at = page("dolphin")
+    at.selectbox(key="dolphin_engine_profile").set_value("seed")
+    at.text_input(key="dolphin_engine_config").input(str(tmp_path / "missing.yaml"))
+    button(at, "Run the engine").click().run()
+    assert at.error[0].value == f"**not launched**: no config file {tmp_path / 'missing.yaml'}"
+    at.text_input(key="dolphin_engine_config").input("")
+    button(at, "Run the engine").click().run()
+    assert not at.exception
+    jobs = list_jobs(home)
+    try:
+        assert len(jobs) == 1
+        assert list(jobs[0].command) == ["dolphin", "backtest", "--scans", str(home.root / "dolphin" / "scans" / "1h"),
+                                         "--profile", "seed"]  # fmt: skip
+    finally:
+        kill_active_jobs(home)

@@ -54,9 +54,15 @@ def test_names_resolve_by_one_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_kinds_and_bindings_refuse_what_they_cannot_run() -> None:
-    assert list(KINDS) == ["python", "dsl", "lpi", "rl"]
-    with pytest.raises(ConfigError, match="kind 'genome': choose one of python, dsl, lpi, rl"):
+    assert list(KINDS) == ["python", "dsl", "lpi", "rl", "dolphin"]
+    with pytest.raises(ConfigError, match="kind 'genome': choose one of python, dsl, lpi, rl, dolphin"):
         config(kind="genome")
+    with pytest.raises(ConfigError, match="names no scan directory"):
+        plan_run(config(kind="dolphin", strategy="dolphin_champion", document={"engine": {}}))
+    dolphin = plan_run(config(kind="dolphin", strategy="d", document={"scans": "/x", "engine": {"max_hold_bars": 24}}))
+    assert dolphin.strategy.config.max_hold_bars == 24
+    with pytest.raises(ConfigError, match="not as NautilusTrader orders yet"):
+        dolphin.strategy.build([], None)
     with pytest.raises(ConfigError, match=r"policy source '/nowhere\.npy' does not exist"):
         plan_run(config(kind="rl", strategy="rl:x", document={"policy": "replay", "source": "/nowhere.npy"}))
     with pytest.raises(ConfigError, match=r"no policy field 'windw'.*Did you mean 'window'"):

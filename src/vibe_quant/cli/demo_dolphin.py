@@ -73,3 +73,40 @@ def acb_factors(h, specs, directory: Path) -> None:
               "in for BTCUSDT's, which the sample lacks; no dvol/fng CSV given, so those weigh 0):")  # fmt: skip
     print_acb_build(report, out)
     out.print(f"the table: vq --home {h.root} dolphin acb-factors show")
+
+
+def demo_engine(h, directory: Path) -> tuple[Path, int, bool]:
+    """Run the NDAlphaEngine over the step-20 scan tables under both cost profiles (the array engine checked
+    against the specification's per-bar loop), then screen four engine parameter sets; return the honest run's
+    bundle, the screening run id and whether the two drivers agree."""
+    from vibe_quant.backtest.config import parse_config
+    from vibe_quant.dolphin.array_engine import run_reference
+    from vibe_quant.dolphin.backtest import load_acb_schedule, load_scan_data, run_dolphin, write_bundle
+    from vibe_quant.dolphin.engine_config import load_engine_config
+    from vibe_quant.dolphin.kind import screening_base
+    from vibe_quant.present.dolphin import print_backtest
+    from vibe_quant.present.screening import print_summary
+    from vibe_quant.screening.pareto import HardFilters
+    from vibe_quant.screening.pipeline import SweepSpec, create_screening_run, run_screening
+    from vibe_quant.state import StateManager
+
+    same, bundle = True, None
+    for profile in ("seed", "honest"):
+        cfg = load_engine_config(profile=profile)
+        run = run_dolphin(directory, cfg)
+        bundle = write_bundle(run, h.runs)
+        print_backtest(run, bundle, out)
+        reference = run_reference(load_scan_data(directory), cfg, acb=load_acb_schedule(directory)[0])
+        agree = reference.trades == run.result.trades and np.array_equal(reference.equity, run.result.equity)
+        same &= agree
+        out.print("per-bar reference loop (the specification's process_bar): "
+                  + ("[green]identical ledger and equity[/]" if agree else "[red]DIFFERENT ledger[/]"))  # fmt: skip
+    base = parse_config(screening_base(directory, None, None, None))
+    spec = SweepSpec(overrides={"vel_div_threshold": [-0.01, -0.02], "max_hold_bars": [24, 120]},
+                     filters=HardFilters(min_trades=1, max_drawdown=0.5, min_profit_factor=0.0))  # fmt: skip
+    with StateManager(h.db_path) as db:
+        row = create_screening_run(db, base, spec)
+    summary = run_screening(h, row, workers=1)
+    print_summary(summary, h.runs / f"screening-{row}" / "summary.json", 4, out)
+    out.print(f"then: vq --home {h.root} overfit run --run-id {row} --filters dsr,pbo --candidates all")
+    return bundle, row, same

@@ -1,5 +1,5 @@
-"""DOLPHIN: the scan tables of the home (``vq dolphin scans build``, docs/specs.md#dolphin-scans) and a form
-building more as a background job.
+"""DOLPHIN: the scan tables of the home (``vq dolphin scans build``, docs/specs.md#dolphin-scans), the engine's
+runs (``vq dolphin backtest``, docs/specs.md#dolphin-engine) and forms starting either as a background job.
 
 A scan directory's view shows its universe, definitions and days, vel_div over every stored row with the
 signal thresholds and the share of rows below each, the velocities of the short and long windows, the
@@ -30,9 +30,12 @@ def render() -> None:
     common.page_header("DOLPHIN", "Correlation-eigenvalue scan tables written by `vq dolphin scans build`: vel_div, "
                        "the window velocities and the universe's closes, one Parquet file per UTC date.")  # fmt: skip
     h = common.home()
-    browse, launch = st.tabs(["Scan tables", "Build scans"])
+    browse, runs, launch = st.tabs(["Scan tables", "Engine runs", "Build scans"])
     with browse:
         browse_view(h)
+    with runs:
+        engine_runs_view(h)
+        engine_form(h)
     with launch:
         launch_form(h)
         st.subheader("Active jobs")
@@ -166,4 +169,96 @@ def launch_form(h: Home) -> None:
     if force:
         argv.append("--force")
     if widgets.start_job(h, argv, "dolphin scans", f"dolphin scans {timeframe} {start}..{end}"):
+        st.rerun()
+
+
+# -- engine runs (``vq dolphin backtest``) ---------------------------------------------------------------
+
+
+def engine_bundles(h: Home) -> list[Path]:
+    """Engine run folders under runs/, newest first."""
+    found = [p for p in h.runs.glob("dolphin-*") if (p / "summary.json").is_file()] if h.runs.is_dir() else []
+    return sorted(found, key=lambda p: (p / "summary.json").stat().st_mtime, reverse=True)
+
+
+def engine_runs_view(h: Home) -> None:
+    """One engine run: profile, headline metrics, the PnL and cost breakdown, bonus draws, equity, ledger, days."""
+    import json
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from vibe_quant.plots.run import equity_figure
+
+    bundles = engine_bundles(h)
+    if not bundles:
+        st.info("No engine run yet. Run one below, or on the command line: `vq dolphin backtest --profile honest` "
+                "(the scan tables first: the *Build scans* tab).")  # fmt: skip
+        return
+    names = [b.name for b in bundles]
+    chosen = st.selectbox("engine run", names, key="dolphin_run", help=f"under {h.runs}")
+    bundle = bundles[names.index(chosen)]
+    summary = json.loads((bundle / "summary.json").read_text())
+    m, c = summary["metrics"], summary["costs"]
+    cols = st.columns(6)
+    cols[0].metric("profile", summary["profile"], help="honest: fees and slips only; seed: also refunds and the edge")
+    cols[1].metric("trades", c["trades"])
+    cols[2].metric("net", f"{c['net']:,.2f}")
+    cols[3].metric("total return", common.fmt_pct(m.get("total_return")))
+    cols[4].metric("Sharpe", "-" if m.get("sharpe_ratio") is None else f"{m['sharpe_ratio']:.2f}")
+    cols[5].metric("max drawdown", common.fmt_pct(m.get("max_drawdown")))
+    st.caption(f"{summary['start']}..{summary['end']} · {len(summary['universe'])} assets · engine {summary['engine']} "
+               f"· config {summary['config_digest']} · `{bundle}`")  # fmt: skip
+    costs = {
+        k: c[k] for k in ("price_pnl", "exit_slippage", "refunds", "edge", "gross", "entry_fees", "exit_fees", "net")
+    }
+    st.dataframe(pd.DataFrame([costs]), hide_index=True, width="stretch", key=f"dolphin-costs-{chosen}")
+    st.caption(f"bonuses drawn: entry refund {c['refund_entry_draws']}, exit refund {c['refund_exit_draws']}, "
+               f"legacy edge {c['edge_draws']} · exits: "
+               + (", ".join(f"{k} {v}" for k, v in summary["exit_reasons"].items()) or "none"))  # fmt: skip
+    for note in summary["notes"]:
+        st.caption(f"note: {note}")
+    equity = pq.read_table(bundle / "equity.parquet")
+    ts = equity.column("ts").cast("int64").to_numpy()
+    st.plotly_chart(equity_figure(ts, np.asarray(equity.column("equity").to_numpy()),
+                                  summary["config"]["initial_capital"]), key=f"dolphin-equity-{chosen}", width="stretch")  # fmt: skip
+    st.subheader("Trades")
+    st.dataframe(pd.read_csv(bundle / "ledger.csv"), hide_index=True, width="stretch", key=f"dolphin-ledger-{chosen}")
+    st.subheader("Days")
+    st.dataframe(pd.read_csv(bundle / "daily.csv"), hide_index=True, width="stretch", key=f"dolphin-daily-{chosen}")
+
+
+def engine_form(h: Home) -> None:
+    """The settings of ``vq dolphin backtest``, run as a background job."""
+    dirs = scan_dirs(h)
+    st.subheader("Run the engine")
+    if not dirs:
+        st.caption("Needs scan tables (the *Build scans* tab).")
+        return
+    with st.form("dolphin_engine"):
+        c = st.columns(4)
+        scans = c[0].selectbox("scan directory", [d.name for d in dirs], key="dolphin_engine_scans")
+        profile = c[1].selectbox("cost profile", ["honest", "seed"], key="dolphin_engine_profile",
+                                 help="honest: fees and slips only; seed: also the refunds and the random edge")  # fmt: skip
+        start = c[2].date_input("start (UTC)", value=None, key="dolphin_engine_start", help="empty: the first day")
+        end = c[3].date_input("end (UTC, inclusive)", value=None, key="dolphin_engine_end", help="empty: the last day")
+        config = st.text_input("engine config YAML", "", key="dolphin_engine_config",
+                               help="empty: the shipped champion (dolphin_champion.yaml)")  # fmt: skip
+        submitted = st.form_submit_button("Run the engine", type="primary")
+    if not submitted:
+        return
+    if start is not None and end is not None and end < start:
+        st.error(f"**not launched**: end {end} is before start {start}")
+        return
+    if config.strip() and not Path(config.strip()).is_file():
+        st.error(f"**not launched**: no config file {config.strip()}")
+        return
+    argv = ["dolphin", "backtest", "--scans", str(dirs[[d.name for d in dirs].index(scans)]), "--profile", profile]
+    if start is not None:
+        argv += ["--start", start.isoformat()]
+    if end is not None:
+        argv += ["--end", end.isoformat()]
+    if config.strip():
+        argv += ["--config", config.strip()]
+    if widgets.start_job(h, argv, "dolphin backtest", f"dolphin engine {scans} {profile}"):
         st.rerun()
