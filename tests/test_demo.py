@@ -34,7 +34,7 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     runs = [
         b
         for b in (home / "runs").iterdir()
-        if not b.name.startswith(("screening-", "discovery-"))
+        if not b.name.startswith(("screening-", "discovery-", "dolphin-"))
         and (b / "summary.json").exists()
         and not (b / "markouts.csv").exists()
     ]  # not the LPI experiment (step 16)

@@ -236,7 +236,7 @@ def demo_command() -> None:
 
     dolphin_dir, dolphin_same = demo_dolphin(h, specs)
 
-    out.rule("[bold]21. DOLPHIN engine: the array backtest under the seed and honest cost profiles, then a sweep")
+    out.rule("[bold]21. DOLPHIN engine: the array backtest under both cost profiles (seed, honest), then a sweep")
     from vibe_quant.cli.demo_dolphin import demo_engine
 
     engine_bundle, dolphin_screen, engine_same = demo_engine(h, dolphin_dir)

@@ -21,7 +21,7 @@ import msgspec
 
 from vibe_quant.dolphin.engine_config import EngineConfig, engine_config
 from vibe_quant.errors import ConfigError, UserError, did_you_mean
-from vibe_quant.strategy.grid import Expansion, grid_points, parse_constraint
+from vibe_quant.strategy.grid import Expansion, checked_rules, grid_points
 from vibe_quant.strategy.registry import LegSpec, Parameter, StrategyRef, StrategySpec
 
 _MODULES = ("engine_config", "rules", "providers", "engine", "array_engine", "backtest", "kind")
@@ -130,19 +130,7 @@ class DolphinKind:
     def expand(self, spec: StrategySpec, overrides: Mapping[str, list], constraints: list[str]) -> Expansion:
         """The document's ``sweep`` with `overrides` replacing or adding axes; a point the config rejects is skipped."""
         axes = {**(spec.document or {}).get("sweep", {}), **overrides}
-        for key, values in axes.items():
-            if key not in _FIELDS:
-                raise ConfigError(
-                    f"{spec.name}: sweep key {key!r}: no such engine parameter." + did_you_mean(key, _FIELDS)
-                )
-            if not values:
-                raise ConfigError(f"{spec.name}: sweep key {key!r}: give at least one value")
-        rules = [parse_constraint(t) for t in constraints]
-        for rule in rules:
-            for side in (rule.left, rule.right):
-                if isinstance(side, str) and side not in _FIELDS:
-                    raise ConfigError(f"{spec.name}: constraint {rule.text!r}: {side!r} is not an engine parameter"
-                                      + did_you_mean(side, _FIELDS))  # fmt: skip
+        rules = checked_rules(spec.name, axes, constraints, _FIELDS)
         base = self.bind(msgspec.structs.replace(spec, params={})).config
 
         def check(point: dict) -> None:

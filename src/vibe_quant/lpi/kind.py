@@ -18,7 +18,7 @@ import msgspec
 
 from vibe_quant.errors import ConfigError, did_you_mean
 from vibe_quant.lpi.config import LpiStrategyConfig
-from vibe_quant.strategy.grid import Expansion, grid_points, parse_constraint
+from vibe_quant.strategy.grid import Expansion, checked_rules, grid_points
 from vibe_quant.strategy.registry import LegSpec, Parameter, StrategyRef, StrategySpec, per_leg
 
 NAMES = {"lpi_cascade": "cascade", "lpi_reversion": "reversion"}
@@ -135,18 +135,7 @@ class LpiKind:
     def expand(self, spec: StrategySpec, overrides: Mapping[str, list], constraints: list[str]) -> Expansion:
         """The grid of `overrides`; a point the strategy rejects is skipped (as for Python strategies)."""
         own = own_fields()
-        for key, values in overrides.items():
-            if key not in own:
-                raise ConfigError(f"{spec.name}: sweep key {key!r}: no such parameter; parameters: "
-                                  f"{', '.join(sorted(own))}." + did_you_mean(key, own))  # fmt: skip
-            if not values:
-                raise ConfigError(f"{spec.name}: sweep key {key!r}: give at least one value")
-        rules = [parse_constraint(t) for t in constraints]
-        for rule in rules:
-            for side in (rule.left, rule.right):
-                if isinstance(side, str) and side not in own:
-                    raise ConfigError(f"{spec.name}: constraint {rule.text!r}: {side!r} is not a parameter"
-                                      + did_you_mean(side, own))  # fmt: skip
+        rules = checked_rules(spec.name, overrides, constraints, own)
         defaults = _defaults()
 
         def check(point: dict) -> None:

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from vibe_quant.errors import ConfigError
+from vibe_quant.errors import ConfigError, did_you_mean
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 _CONSTRAINT = re.compile(r"^\s*(\S+)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
@@ -99,3 +99,27 @@ def grid_points(axes: Mapping[str, list], constraints: list[Constraint], default
             continue
         out.points.append(point)
     return out
+
+
+def checked_rules(name: str, axes: Mapping[str, list], constraints: list[str], own) -> list[Constraint]:
+    """Check that every sweep key of `axes` and every key a constraint names is one of `own` (the
+    strategy's parameters) and that each axis has a value; return the parsed constraints.
+
+    Raises
+    ------
+    ConfigError
+        An unknown key (with the parameters and a did-you-mean), an empty axis, a malformed constraint.
+    """
+    for key, values in axes.items():
+        if key not in own:
+            raise ConfigError(f"{name}: sweep key {key!r}: no such parameter; parameters: {', '.join(sorted(own))}."
+                              + did_you_mean(key, own))  # fmt: skip
+        if not values:
+            raise ConfigError(f"{name}: sweep key {key!r}: give at least one value")
+    rules = [parse_constraint(t) for t in constraints]
+    for rule in rules:
+        for side in (rule.left, rule.right):
+            if isinstance(side, str) and side not in own:
+                raise ConfigError(f"{name}: constraint {rule.text!r}: {side!r} is not a parameter"
+                                  + did_you_mean(side, own))  # fmt: skip
+    return rules

@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 
 from vibe_quant.errors import ConfigError, did_you_mean
-from vibe_quant.strategy.grid import Expansion, grid_points, parse_constraint
+from vibe_quant.strategy.grid import Expansion, checked_rules, grid_points
 from vibe_quant.strategy.registry import LegSpec, Parameter, StrategyRef, StrategySpec, per_leg
 
 # name -> (module, strategy class, config class)
@@ -147,21 +147,8 @@ class PythonKind:
         rejects is skipped. Constraint keys are parameter names (their default when not swept)."""
         _, _, config_cls = _classes(spec.name)
         own = _parameters(config_cls)
-        for key, values in overrides.items():
-            if key not in own:
-                raise ConfigError(
-                    f"{spec.name}: sweep key {key!r}: no such parameter; parameters: {', '.join(sorted(own))}."
-                    + did_you_mean(key, own)
-                )
-            if not values:
-                raise ConfigError(f"{spec.name}: sweep key {key!r}: give at least one value")
-        rules = [parse_constraint(t) for t in constraints]
+        rules = checked_rules(spec.name, overrides, constraints, own)
         defaults = {f.name: f.default for f in msgspec.structs.fields(config_cls)}
-        for rule in rules:
-            for side in (rule.left, rule.right):
-                if isinstance(side, str) and side not in own:
-                    raise ConfigError(f"{spec.name}: constraint {rule.text!r}: {side!r} is not a parameter"
-                                      + did_you_mean(side, own))  # fmt: skip
         axes = {k: list(v) for k, v in overrides.items()}
 
         def check(point: dict) -> None:
