@@ -303,3 +303,141 @@ def screen_command(
         from vibe_quant.present.overfitting import print_report
 
         print_report(run_filters(run_row, of_config, of_filters, workers, "passed", None), out)
+
+
+service_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                          help="Run one DOLPHIN service in the foreground (acb, mc, watchdog).")  # fmt: skip
+services_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                           help="Start, inspect and stop DOLPHIN's services as background jobs.")  # fmt: skip
+dolphin_app.add_typer(service_app, name="service")
+dolphin_app.add_typer(services_app, name="services")
+SERVICE_JOB = "dolphin service"
+STORE_HELP = "Feature store: redis://127.0.0.1:6379/0 (services share state through Redis; start one with `redis-server --port 6379 --bind 127.0.0.1`)."
+
+
+@service_app.command("run")
+def service_run_command(
+    name: Annotated[str, typer.Argument(help="acb, mc or watchdog.")],
+    store: Annotated[str, typer.Option("--store", help=STORE_HELP)],
+    scans: Annotated[Path | None, typer.Option("--scans", help="Scan directory whose acb_factors.parquet the acb service reads.")] = None,
+    cycle_s: Annotated[float, typer.Option(help="Seconds between cycles.")] = 60.0,
+    cycles: Annotated[int | None, typer.Option(help="Stop after this many cycles (default: run until stopped).")] = None,
+) -> None:  # fmt: skip
+    """Run service NAME: a cycle every --cycle-s seconds, its output and heartbeat written to the store."""
+    from vibe_quant.dolphin.features import open_store
+    from vibe_quant.dolphin.services import make_service, run_service
+
+    if cycle_s <= 0:
+        raise UserError(f"--cycle-s must be > 0, got {cycle_s}")
+    if cycles is not None and cycles < 1:
+        raise UserError(f"--cycles must be >= 1, got {cycles}")
+    service = make_service(name, scans)
+    handle = open_store(store)
+    try:
+        run_service(name, service, handle, cycle_s, cycles,
+                    on_cycle=lambda doc: out.print(f"{name}: {json.dumps(doc, sort_keys=True, default=str)}"))  # fmt: skip
+    except KeyboardInterrupt:
+        out.print(f"{name}: stopped")
+    finally:
+        handle.close()
+
+
+def _service_jobs(home) -> list:
+    from vibe_quant.jobs.runner import list_jobs
+
+    return [j for j in list_jobs(home, active_only=True) if j.job_type == SERVICE_JOB]
+
+
+@services_app.command("start")
+def services_start_command(
+    store: Annotated[str, typer.Option("--store", help=STORE_HELP)],
+    scans: Annotated[Path | None, typer.Option("--scans", help="Scan directory (default: $VQ_HOME/dolphin/scans/1h).")] = None,
+    cycle_s: Annotated[float, typer.Option(help="Seconds between cycles of each service.")] = 60.0,
+) -> None:  # fmt: skip
+    """Start the ACB processor, the MC assessor and the watchdog, in that order, as background jobs."""
+    from vibe_quant.dolphin.features import open_store
+    from vibe_quant.dolphin.services import SERVICES
+    from vibe_quant.jobs.runner import start_job
+
+    home = get_home(writable=True)
+    directory = _scans_directory(home, None, scans)
+    handle = open_store(store)  # refuse an unreachable store before anything starts
+    try:
+        if not handle.ping():
+            raise UserError(f"the feature store does not answer; {STORE_HELP}")
+    finally:
+        handle.close()
+    running = {j.label for j in _service_jobs(home)}
+    for name in SERVICES:
+        if f"dolphin {name}" in running:
+            out.print(f"{name}: already running")
+            continue
+        argv = ["dolphin", "service", "run", name, "--store", store, "--cycle-s", str(cycle_s)]
+        if name == "acb":
+            argv += ["--scans", str(directory)]
+        job = start_job(home, argv, SERVICE_JOB, f"dolphin {name}")
+        out.print(f"{name}: job {job} (log: {home.logs / 'jobs' / f'{job}.log'})")
+    out.print("the strategy starts last: run it once these have written their first cycle")
+
+
+@services_app.command("status")
+def services_status_command(
+    store: Annotated[str | None, typer.Option("--store", help=STORE_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:  # fmt: skip
+    """The running service jobs and, with --store, what they last wrote (posture, ACB, MC, heartbeats)."""
+    import time
+
+    from vibe_quant.dolphin.services import FEATURES, SAFETY, SERVICES, heartbeat_age_s, read_json
+
+    home = get_home()
+    jobs = [{"id": j.id, "service": (j.label or "").removeprefix("dolphin "), "health": j.health, "pid": j.pid,
+             "heartbeat_age_s": j.heartbeat_age_s} for j in _service_jobs(home)]  # fmt: skip
+    state_doc = {}
+    if store is not None:
+        from vibe_quant.dolphin.features import open_store
+
+        handle = open_store(store)
+        try:
+            now = time.time_ns()
+            state_doc = {"posture": read_json(handle, SAFETY, "latest"), "acb": read_json(handle, FEATURES, "acb_boost"),
+                         "mc": read_json(handle, FEATURES, "mc_status"),
+                         "heartbeats": {n: heartbeat_age_s(handle, n, now) for n in (*SERVICES, "strategy")}}  # fmt: skip
+        finally:
+            handle.close()
+    if as_json:
+        sys.stdout.write(json.dumps({"jobs": jobs, **state_doc}, indent=1, sort_keys=True, default=str) + "\n")
+        return
+    if not jobs:
+        out.print("no DOLPHIN service running (vq dolphin services start --store URL)")
+    for j in jobs:
+        out.print(f"{j['service']}: job {j['id']} {j['health']} (pid {j['pid']})")
+    if state_doc:
+        p = state_doc["posture"]
+        out.print("posture: " + ("none yet" if p is None else f"{p['posture']} (Rm {p['rm']:.3f}; sensors "
+                                 + ", ".join(f"{k} {v:.3f}" for k, v in p["sensors"].items()) + ")"))  # fmt: skip
+        out.print(f"acb: {state_doc['acb']}; mc: {state_doc['mc']}")
+        out.print(
+            "heartbeats: "
+            + ", ".join(f"{k} {'-' if v is None else f'{v:.0f} s'}" for k, v in state_doc["heartbeats"].items())
+        )
+
+
+@services_app.command("stop")
+def services_stop_command(
+    grace: Annotated[float, typer.Option(help="Seconds between SIGTERM and SIGKILL.")] = 10.0,
+) -> None:  # fmt: skip
+    """Stop the running service jobs, in the reverse of the start order."""
+    from vibe_quant.dolphin.services import SERVICES
+    from vibe_quant.jobs.runner import kill_job
+
+    home = get_home(writable=True)
+    jobs = _service_jobs(home)
+    order = {f"dolphin {n}": i for i, n in enumerate(SERVICES)}
+    for job in sorted(jobs, key=lambda j: -order.get(j.label or "", -1)):
+        outcome = kill_job(home, job.id, grace)
+        how = " then ".join(outcome.signals) or "already gone"
+        out.print(f"{job.label}: job {job.id} stopped ({how}, {outcome.waited_s:.1f} s)"
+                  + (f"; still alive: {outcome.remaining}" if outcome.remaining else ""))  # fmt: skip
+    if not jobs:
+        out.print("no DOLPHIN service running")

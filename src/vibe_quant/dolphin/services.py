@@ -1,0 +1,177 @@
+"""DOLPHIN's services: the ACB processor, the MC assessor and the watchdog as plain loops (docs/specs.md#dolphin-services).
+
+Each service is one process (started by ``vq dolphin services start`` through the job manager, or
+run in the foreground with ``vq dolphin service run NAME``) that repeats a *cycle* every
+``cycle_s`` seconds and writes what it computed to the feature store, plus its heartbeat
+(``DOLPHIN_HEARTBEAT[name] = {"ts_ns", "pid"}``):
+
+* ``acb``: the ACB's ``{"boost", "beta"}`` of the current UTC date, from the scan directory's
+  ``acb_factors.parquet`` (1.0 and 0 on a date it lacks), into ``DOLPHIN_FEATURES["acb_boost"]``
+  when it changes (a strategy listening applies it through its pending flag).
+* ``mc``: the MC-Forewarner's status of the current date (the default assessor answers OK) into
+  ``DOLPHIN_FEATURES["mc_status"] = {"date", "status", "catastrophic_probability", "envelope_score", "ts_ns"}``.
+* ``watchdog``: the survival stack. Its readings: the store answers (Cat1), the heartbeat of the
+  ``strategy`` service once it has beaten (Cat1), the MC status and its age in hours (Cat2), no
+  order-book or DVOL feed (Cat3/Cat4 read 1.0), the strategy's drawdown from
+  ``DOLPHIN_FEATURES["equity"] = {"equity", "peak"}`` (Cat5). It writes the assessment to
+  ``DOLPHIN_SAFETY["latest"] = {"posture", "rm", "target", "level", "sensors", "ts_ns"}``.
+
+The start order is the specification's: ACB processor, MC assessor, watchdog (the order-book stream
+has no live source here and is not started); the strategy comes last.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from vibe_quant.dolphin.survival import Readings, SurvivalStack
+from vibe_quant.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SAFETY, FEATURES, HEARTBEAT = "DOLPHIN_SAFETY", "DOLPHIN_FEATURES", "DOLPHIN_HEARTBEAT"
+SERVICES = ("acb", "mc", "watchdog")  # the start order; the strategy starts last
+NS_PER_S = 1_000_000_000
+
+
+def beat(store, name: str, now_ns: int) -> None:
+    store.put(HEARTBEAT, name, json.dumps({"ts_ns": now_ns, "pid": os.getpid()}))
+
+
+def heartbeat_age_s(store, name: str, now_ns: int) -> float | None:
+    """Seconds since `name` last beat, or None when it never did."""
+    raw = store.get(HEARTBEAT, name)
+    return None if raw is None else (now_ns - json.loads(raw)["ts_ns"]) / NS_PER_S
+
+
+def read_json(store, map_name: str, key: str) -> dict | None:
+    raw = store.get(map_name, key)
+    return None if raw is None else json.loads(raw)
+
+
+def utc_date(now_ns: int) -> dt.date:
+    return dt.datetime.fromtimestamp(now_ns / NS_PER_S, dt.UTC).date()
+
+
+@dataclass
+class AcbService:
+    """Writes the current date's ACB boost and beta when they change."""
+
+    scans: Path
+    last: tuple[float, float] | None = None
+
+    def cycle(self, store, now_ns: int) -> dict:
+        from vibe_quant.dolphin.backtest import load_acb_schedule
+
+        schedule, note = load_acb_schedule(self.scans)
+        day = utc_date(now_ns)
+        boost, beta = schedule.for_date(day)
+        if (boost, beta) != self.last:
+            store.put(FEATURES, "acb_boost", json.dumps({"boost": boost, "beta": beta, "date": day.isoformat()}))
+            self.last = (boost, beta)
+        return {"date": day.isoformat(), "boost": boost, "beta": beta, "note": note}
+
+
+@dataclass
+class McService:
+    """Writes the current date's MC-Forewarner status (assessed once per date)."""
+
+    assessor: object = None
+    day: dt.date | None = None
+
+    def cycle(self, store, now_ns: int) -> dict:
+        from vibe_quant.dolphin import rules as R
+        from vibe_quant.dolphin.engine_config import EngineConfig
+        from vibe_quant.dolphin.providers import OkAssessor
+
+        day = utc_date(now_ns)
+        if day != self.day:
+            assessor = self.assessor or OkAssessor()
+            report = assessor.assess(msgspec.to_builtins(EngineConfig()), day)
+            status = R.mc_status(report.catastrophic_probability, report.envelope_score)
+            store.put(FEATURES, "mc_status", json.dumps({
+                "date": day.isoformat(), "status": status, "catastrophic_probability": report.catastrophic_probability,
+                "envelope_score": report.envelope_score, "ts_ns": now_ns}))  # fmt: skip
+            self.day = day
+        return read_json(store, FEATURES, "mc_status") or {}
+
+
+@dataclass
+class WatchdogService:
+    """Runs the survival stack on what the store holds and writes the posture."""
+
+    stack: SurvivalStack = field(default_factory=SurvivalStack)
+    last_ns: int | None = None
+
+    def readings(self, store, now_ns: int) -> Readings:
+        try:
+            alive = bool(store.ping())
+        except Exception:  # an unreachable store is the reading, not an error
+            alive = False
+        if not alive:
+            return Readings(store_nodes=0)
+        age = heartbeat_age_s(store, "strategy", now_ns)
+        mc = read_json(store, FEATURES, "mc_status") or {}
+        equity = read_json(store, FEATURES, "equity") or {}
+        peak, value = equity.get("peak"), equity.get("equity")
+        drawdown = max(0.0, 1.0 - value / peak) if peak and value is not None else 0.0
+        staleness = (now_ns - mc["ts_ns"]) / NS_PER_S / 3600 if "ts_ns" in mc else 0.0
+        return Readings(store_nodes=1, heartbeat_age_s=0.0 if age is None else age,
+                        mc_status=mc.get("status", "OK"), staleness_h=staleness, drawdown=drawdown)  # fmt: skip
+
+    def cycle(self, store, now_ns: int) -> dict:
+        readings = self.readings(store, now_ns)
+        dt_min = 0.0 if self.last_ns is None else (now_ns - self.last_ns) / NS_PER_S / 60
+        self.last_ns = now_ns
+        assessment = self.stack.step(readings, dt_min)
+        doc = {**assessment.to_json(), "ts_ns": now_ns}
+        if readings.store_nodes:
+            store.put(SAFETY, "latest", json.dumps(doc))
+        return doc
+
+
+def make_service(name: str, scans: Path | None = None):
+    """The service called `name`.
+
+    Raises
+    ------
+    UserError
+        An unknown name, or ``acb`` without a scan directory.
+    """
+    if name == "acb":
+        if scans is None:
+            raise UserError("the acb service reads <scans>/acb_factors.parquet: give --scans DIR")
+        return AcbService(Path(scans))
+    if name == "mc":
+        return McService()
+    if name == "watchdog":
+        return WatchdogService()
+    raise UserError(f"unknown DOLPHIN service {name!r}: choose one of {', '.join(SERVICES)}")
+
+
+def run_service(name: str, service, store, cycle_s: float, cycles: int | None = None,
+                clock: Callable[[], int] = time.time_ns, sleep: Callable[[float], None] = time.sleep,
+                on_cycle: Callable[[dict], None] | None = None) -> int:  # fmt: skip
+    """Repeat `service`'s cycle every `cycle_s` seconds (`cycles` times, or until interrupted), beating
+    each cycle; return the number of cycles run."""
+    done = 0
+    while cycles is None or done < cycles:
+        now = clock()
+        out = service.cycle(store, now)
+        beat(store, name, now)
+        done += 1
+        if on_cycle is not None:
+            on_cycle(out)
+        if cycles is not None and done >= cycles:
+            break
+        sleep(cycle_s)
+    return done
