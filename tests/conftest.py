@@ -5,6 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -188,3 +192,55 @@ def ingest_proxy_day(root: Path, reverse_rows: bool = False) -> Home:
 def proxy_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     """:func:`ingest_proxy_day` once per session. Read only (copy it to write)."""
     return ingest_proxy_day(tmp_path_factory.mktemp("proxy"))
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on 127.0.0.1 and a free port, nothing saved to disk; stopped at teardown."""
+    import redis
+
+    binary = shutil.which("redis-server") or REDIS_SERVER
+    if not Path(binary).is_file():
+        pytest.fail("redis-server is not installed: `apt-get install redis-server` (.ci/run installs it)")
+    workdir = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    log = (workdir / "redis.log").open("w")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--daemonize", "no", "--dir", str(workdir)], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + 10.0
+        for _ in range(200):
+            if proc.poll() is not None:
+                tail = (workdir / "redis.log").read_text()[-2000:]
+                pytest.fail(f"redis-server exited with {proc.returncode}: {tail}")
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"redis-server on port {port} did not answer PING within 10 s")
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"redis-server on port {port} did not answer PING")
+        yield url
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()

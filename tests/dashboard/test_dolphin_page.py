@@ -149,3 +149,32 @@ def test_the_engine_form_starts_a_backtest_job(scanned: Home, tmp_path: Path, mo
                                          "--profile", "seed"]  # fmt: skip
     finally:
         kill_active_jobs(home)
+
+
+def test_the_live_tab_reads_the_feature_store(tmp_path: Path, monkeypatch, page, redis_url: str) -> None:
+    import redis
+
+    from vibe_quant.dolphin.features import DolphinStore, RedisFeatureStore
+    from vibe_quant.dolphin.services import WatchdogService
+
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.flushdb()
+    monkeypatch.setenv("VQ_HOME", str(Home(tmp_path / "home").root))
+    at = page("dolphin")
+    assert any(i.value.startswith("No feature store given") for i in at.info)
+    with DolphinStore(RedisFeatureStore(redis_url)) as store:
+        store.write_acb(1.346574, 0.8)
+        store.write_mc({"date": "2026-01-20", "status": "ORANGE", "ts_ns": 0, "catastrophic_probability": 0.0,
+                        "envelope_score": -0.5})  # fmt: skip
+        WatchdogService().cycle(store, 1)
+        store.write_result(-1, "2026-01-20", {"date": "2026-01-20", "pnl": 12.5, "capital": 10_012.5, "boost": 1.35,
+                                              "beta": 0.8, "mc_status": "OK", "trades": 2})  # fmt: skip
+    monkeypatch.setenv("VQ_DOLPHIN_STORE", redis_url)
+    at = page("dolphin")
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["posture"] == "HIBERNATE"  # ORANGE with fresh data: Rm 0.487
+    assert shown["Rm"] == "0.487"
+    assert shown["ACB boost"] == "1.3466"
+    assert shown["MC status"] == "ORANGE"
+    assert frame_with(at, "cat5")["cat2"].tolist() == [0.5]
+    assert frame_with(at, "mc_status")["capital"].tolist() == [10_012.5]

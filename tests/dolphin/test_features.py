@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
+from tests.conftest import free_port
 from vibe_quant.dolphin.features import (
     ACB_KEY,
     FEATURES_MAP,
@@ -32,58 +29,10 @@ from vibe_quant.dolphin.features import (
 )
 from vibe_quant.errors import ConfigError, UserError
 
-REDIS_SERVER = "/usr/bin/redis-server"
 GOLDEN_SHARDS = {"BTCUSDT": 7, "ETHUSDT": 5, "SOLUSDT": 8, "ALGOUSDT": 1, "FILUSDT": 9, "NEARUSDT": 4,
                  "AVAXUSDT": 4, "LINKUSDT": 2}  # fmt: skip
 GENERATED = [f"SYM{i}USDT" for i in range(400)]
 WAIT_S = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server on 127.0.0.1 and a free port, nothing saved to disk; stopped at teardown."""
-    binary = shutil.which("redis-server") or REDIS_SERVER
-    if not Path(binary).is_file():
-        pytest.fail("redis-server is not installed: `apt-get install redis-server` (.ci/run installs it)")
-    workdir = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    log = (workdir / "redis.log").open("w")
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--daemonize", "no", "--dir", str(workdir)], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
-        deadline = time.monotonic() + 10.0
-        for _ in range(200):
-            if proc.poll() is not None:
-                tail = (workdir / "redis.log").read_text()[-2000:]
-                pytest.fail(f"redis-server exited with {proc.returncode}: {tail}")
-            try:
-                if client.ping():
-                    break
-            except redis.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"redis-server on port {port} did not answer PING within 10 s")
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"redis-server on port {port} did not answer PING")
-        yield url
-    finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -324,7 +324,7 @@ def service_run_command(
     cycles: Annotated[int | None, typer.Option(help="Stop after this many cycles (default: run until stopped).")] = None,
 ) -> None:  # fmt: skip
     """Run service NAME: a cycle every --cycle-s seconds, its output and heartbeat written to the store."""
-    from vibe_quant.dolphin.features import open_store
+    from vibe_quant.dolphin.features import DolphinStore, open_store
     from vibe_quant.dolphin.services import make_service, run_service
 
     if cycle_s <= 0:
@@ -332,7 +332,7 @@ def service_run_command(
     if cycles is not None and cycles < 1:
         raise UserError(f"--cycles must be >= 1, got {cycles}")
     service = make_service(name, scans)
-    handle = open_store(store)
+    handle = DolphinStore(open_store(store))
     try:
         run_service(name, service, handle, cycle_s, cycles,
                     on_cycle=lambda doc: out.print(f"{name}: {json.dumps(doc, sort_keys=True, default=str)}"))  # fmt: skip
@@ -345,7 +345,7 @@ def service_run_command(
 def _service_jobs(home) -> list:
     from vibe_quant.jobs.runner import list_jobs
 
-    return [j for j in list_jobs(home, active_only=True) if j.job_type == SERVICE_JOB]
+    return sorted((j for j in list_jobs(home, active_only=True) if j.job_type == SERVICE_JOB), key=lambda j: j.id)
 
 
 @services_app.command("start")
@@ -364,7 +364,13 @@ def services_start_command(
     handle = open_store(store)  # refuse an unreachable store before anything starts
     try:
         if not handle.ping():
-            raise UserError(f"the feature store does not answer; {STORE_HELP}")
+            from urllib.parse import urlsplit
+
+            from vibe_quant.dolphin.features import redact_url
+
+            port = urlsplit(store).port or 6379
+            raise UserError(f"--store {redact_url(store)}: no Redis answers there; start one with "
+                            f"`redis-server --port {port} --bind 127.0.0.1`, or give the URL of a running one")  # fmt: skip
     finally:
         handle.close()
     running = {j.label for j in _service_jobs(home)}
@@ -388,23 +394,17 @@ def services_status_command(
     """The running service jobs and, with --store, what they last wrote (posture, ACB, MC, heartbeats)."""
     import time
 
-    from vibe_quant.dolphin.services import FEATURES, SAFETY, SERVICES, heartbeat_age_s, read_json
+    from vibe_quant.dolphin.services import live_state
 
     home = get_home()
     jobs = [{"id": j.id, "service": (j.label or "").removeprefix("dolphin "), "health": j.health, "pid": j.pid,
              "heartbeat_age_s": j.heartbeat_age_s} for j in _service_jobs(home)]  # fmt: skip
     state_doc = {}
     if store is not None:
-        from vibe_quant.dolphin.features import open_store
+        from vibe_quant.dolphin.features import DolphinStore, open_store
 
-        handle = open_store(store)
-        try:
-            now = time.time_ns()
-            state_doc = {"posture": read_json(handle, SAFETY, "latest"), "acb": read_json(handle, FEATURES, "acb_boost"),
-                         "mc": read_json(handle, FEATURES, "mc_status"),
-                         "heartbeats": {n: heartbeat_age_s(handle, n, now) for n in (*SERVICES, "strategy")}}  # fmt: skip
-        finally:
-            handle.close()
+        with DolphinStore(open_store(store)) as handle:
+            state_doc = live_state(handle, time.time_ns())
     if as_json:
         sys.stdout.write(json.dumps({"jobs": jobs, **state_doc}, indent=1, sort_keys=True, default=str) + "\n")
         return

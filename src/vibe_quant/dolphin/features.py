@@ -36,6 +36,7 @@ SHARD_COUNT = 10
 SHARD_MAP_PREFIX = "DOLPHIN_FEATURES_SHARD_"
 SAFETY_MAP, POSTURE_KEY = "DOLPHIN_SAFETY", "latest"
 FEATURES_MAP, ACB_KEY = "DOLPHIN_FEATURES", "acb_boost"
+MC_KEY, EQUITY_KEY = "mc_status", "equity"  # the MC assessor's record; the running strategy's equity and peak
 PNL_MAPS = {-1: "DOLPHIN_PNL_BLUE", 1: "DOLPHIN_PNL_GREEN"}  # -1 SHORT ("blue"), +1 LONG ("green")
 HEARTBEAT_MAP = "DOLPHIN_HEARTBEAT"
 RESULT_FIELDS = ("date", "pnl", "capital", "boost", "beta", "mc_status", "trades")
@@ -514,6 +515,22 @@ class DolphinStore:
         """Return the seconds from `service`'s last beat to `now_ns`, or None if it never beat."""
         value = self._read_fields(HEARTBEAT_MAP, service, ts_ns=int)
         return None if value is None else (now_ns - value["ts_ns"]) / 1e9
+
+    # -- the services' other records: the MC status and the strategy's equity
+
+    def write_mc(self, record: Mapping[str, Any]) -> None:
+        """The MC assessor's record ``{"date", "status", "catastrophic_probability", "envelope_score", "ts_ns"}``."""
+        self.store.put(FEATURES_MAP, MC_KEY, _dumps(dict(record), "MC status"))
+
+    def read_mc(self) -> dict | None:
+        return self._read_json(FEATURES_MAP, MC_KEY)
+
+    def write_equity(self, equity: float, peak: float) -> None:
+        """The running strategy's equity and its peak (the watchdog's drawdown)."""
+        self.store.put(FEATURES_MAP, EQUITY_KEY, _dumps({"equity": float(equity), "peak": float(peak)}, "equity"))
+
+    def read_equity(self) -> dict | None:
+        return self._read_fields(FEATURES_MAP, EQUITY_KEY, equity=float, peak=float)
 
     def _read_json(self, map_name: str, key: str) -> Any:
         raw = self.store.get(map_name, key)

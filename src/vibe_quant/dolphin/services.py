@@ -23,9 +23,7 @@ has no live source here and is not started); the strategy comes last.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,29 +31,14 @@ from pathlib import Path
 
 import msgspec
 
+from vibe_quant.dolphin.features import DolphinStore
 from vibe_quant.dolphin.survival import Readings, SurvivalStack
 from vibe_quant.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SAFETY, FEATURES, HEARTBEAT = "DOLPHIN_SAFETY", "DOLPHIN_FEATURES", "DOLPHIN_HEARTBEAT"
 SERVICES = ("acb", "mc", "watchdog")  # the start order; the strategy starts last
 NS_PER_S = 1_000_000_000
-
-
-def beat(store, name: str, now_ns: int) -> None:
-    store.put(HEARTBEAT, name, json.dumps({"ts_ns": now_ns, "pid": os.getpid()}))
-
-
-def heartbeat_age_s(store, name: str, now_ns: int) -> float | None:
-    """Seconds since `name` last beat, or None when it never did."""
-    raw = store.get(HEARTBEAT, name)
-    return None if raw is None else (now_ns - json.loads(raw)["ts_ns"]) / NS_PER_S
-
-
-def read_json(store, map_name: str, key: str) -> dict | None:
-    raw = store.get(map_name, key)
-    return None if raw is None else json.loads(raw)
 
 
 def utc_date(now_ns: int) -> dt.date:
@@ -76,7 +59,7 @@ class AcbService:
         day = utc_date(now_ns)
         boost, beta = schedule.for_date(day)
         if (boost, beta) != self.last:
-            store.put(FEATURES, "acb_boost", json.dumps({"boost": boost, "beta": beta, "date": day.isoformat()}))
+            store.write_acb(boost, beta)
             self.last = (boost, beta)
         return {"date": day.isoformat(), "boost": boost, "beta": beta, "note": note}
 
@@ -98,11 +81,11 @@ class McService:
             assessor = self.assessor or OkAssessor()
             report = assessor.assess(msgspec.to_builtins(EngineConfig()), day)
             status = R.mc_status(report.catastrophic_probability, report.envelope_score)
-            store.put(FEATURES, "mc_status", json.dumps({
-                "date": day.isoformat(), "status": status, "catastrophic_probability": report.catastrophic_probability,
-                "envelope_score": report.envelope_score, "ts_ns": now_ns}))  # fmt: skip
+            store.write_mc({"date": day.isoformat(), "status": status, "ts_ns": now_ns,
+                            "catastrophic_probability": report.catastrophic_probability,
+                            "envelope_score": report.envelope_score})  # fmt: skip
             self.day = day
-        return read_json(store, FEATURES, "mc_status") or {}
+        return store.read_mc() or {}
 
 
 @dataclass
@@ -113,15 +96,11 @@ class WatchdogService:
     last_ns: int | None = None
 
     def readings(self, store, now_ns: int) -> Readings:
-        try:
-            alive = bool(store.ping())
-        except Exception:  # an unreachable store is the reading, not an error
-            alive = False
-        if not alive:
+        if not store.store.ping():  # an unreachable store is the reading (Cat1 = 0), not an error
             return Readings(store_nodes=0)
-        age = heartbeat_age_s(store, "strategy", now_ns)
-        mc = read_json(store, FEATURES, "mc_status") or {}
-        equity = read_json(store, FEATURES, "equity") or {}
+        age = store.heartbeat_age_s("strategy", now_ns)
+        mc = store.read_mc() or {}
+        equity = store.read_equity() or {}
         peak, value = equity.get("peak"), equity.get("equity")
         drawdown = max(0.0, 1.0 - value / peak) if peak and value is not None else 0.0
         staleness = (now_ns - mc["ts_ns"]) / NS_PER_S / 3600 if "ts_ns" in mc else 0.0
@@ -135,8 +114,24 @@ class WatchdogService:
         assessment = self.stack.step(readings, dt_min)
         doc = {**assessment.to_json(), "ts_ns": now_ns}
         if readings.store_nodes:
-            store.put(SAFETY, "latest", json.dumps(doc))
+            store.write_posture(doc)
         return doc
+
+
+def live_state(store: DolphinStore, now_ns: int) -> dict:
+    """What the services last wrote: posture (with Rm and its sensors), ACB ``{boost, beta}``, the MC
+    record, each service's heartbeat age in seconds (None: never beat) and the strategy's daily results
+    per side (``BLUE``/``GREEN``, sorted by date)."""
+    from vibe_quant.dolphin.features import PNL_MAPS
+
+    acb = store.read_acb()
+    results = {}
+    for direction, map_name in PNL_MAPS.items():
+        days = sorted(store.store.keys(map_name))
+        results[map_name.removeprefix("DOLPHIN_PNL_")] = [store.read_result(direction, d) for d in days]
+    return {"posture": store.read_posture(), "acb": None if acb is None else {"boost": acb[0], "beta": acb[1]},
+            "mc": store.read_mc(), "heartbeats": {n: store.heartbeat_age_s(n, now_ns) for n in (*SERVICES, "strategy")},
+            "results": results}  # fmt: skip
 
 
 def make_service(name: str, scans: Path | None = None):
@@ -158,16 +153,16 @@ def make_service(name: str, scans: Path | None = None):
     raise UserError(f"unknown DOLPHIN service {name!r}: choose one of {', '.join(SERVICES)}")
 
 
-def run_service(name: str, service, store, cycle_s: float, cycles: int | None = None,
+def run_service(name: str, service, store: DolphinStore, cycle_s: float, cycles: int | None = None,
                 clock: Callable[[], int] = time.time_ns, sleep: Callable[[float], None] = time.sleep,
                 on_cycle: Callable[[dict], None] | None = None) -> int:  # fmt: skip
     """Repeat `service`'s cycle every `cycle_s` seconds (`cycles` times, or until interrupted), beating
-    each cycle; return the number of cycles run."""
+    each cycle into `store` (a :class:`~vibe_quant.dolphin.features.DolphinStore`); return the cycles run."""
     done = 0
     while cycles is None or done < cycles:
         now = clock()
         out = service.cycle(store, now)
-        beat(store, name, now)
+        store.beat(name, now)
         done += 1
         if on_cycle is not None:
             on_cycle(out)

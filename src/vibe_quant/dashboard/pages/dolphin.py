@@ -274,10 +274,10 @@ STORE_ENV = "VQ_DOLPHIN_STORE"
 def live_view() -> None:
     """What the services last wrote: posture, Rm and its sensors, ACB boost/beta, MC status, heartbeats, and the
     running strategy's daily results (``DOLPHIN_PNL_BLUE``/``GREEN``)."""
-    import json
     import time
 
-    from vibe_quant.dolphin.services import FEATURES, SAFETY, SERVICES, heartbeat_age_s, read_json
+    from vibe_quant.dolphin.features import DolphinStore, open_store
+    from vibe_quant.dolphin.services import live_state
     from vibe_quant.errors import UserError
 
     url = st.text_input("feature store", os.environ.get(STORE_ENV, ""), key="dolphin_store",
@@ -286,21 +286,17 @@ def live_view() -> None:
         st.info("No feature store given. Start the services with `vq dolphin services start --store "
                 "redis://127.0.0.1:6379/0`, then enter that URL here (or set $VQ_DOLPHIN_STORE).")  # fmt: skip
         return
-    from vibe_quant.dolphin.features import open_store
-
     try:
-        store = open_store(url.strip())
+        store = DolphinStore(open_store(url.strip()))
     except UserError as exc:
         common.show_error(exc, "cannot open the feature store")
         return
-    try:
-        if not store.ping():
-            st.error(f"the feature store does not answer ({url.split('@')[-1]})")
+    with store:
+        if not store.store.ping():
+            st.error(f"the feature store does not answer ({store.store!r})")
             return
-        now = time.time_ns()
-        posture = read_json(store, SAFETY, "latest")
-        acb = read_json(store, FEATURES, "acb_boost") or {}
-        mc = read_json(store, FEATURES, "mc_status") or {}
+        live = live_state(store, time.time_ns())
+        posture, acb, mc = live["posture"], live["acb"] or {}, live["mc"] or {}
         c = st.columns(5)
         c[0].metric("posture", "-" if posture is None else posture["posture"])
         c[1].metric("Rm", "-" if posture is None else f"{posture['rm']:.3f}")
@@ -309,16 +305,11 @@ def live_view() -> None:
         c[4].metric("MC status", mc.get("status", "-"))
         if posture is not None:
             st.dataframe(pd.DataFrame([posture["sensors"]]), hide_index=True, width="stretch", key="dolphin-sensors")
-        beats = {n: heartbeat_age_s(store, n, now) for n in (*SERVICES, "strategy")}
-        st.caption(
-            "heartbeats: " + ", ".join(f"{k} {'-' if v is None else f'{v:.0f} s ago'}" for k, v in beats.items())
-        )
-        for side in ("BLUE", "GREEN"):
-            keys = sorted(store.keys(f"DOLPHIN_PNL_{side}"))
-            if keys:
-                rows = pd.DataFrame([json.loads(store.get(f"DOLPHIN_PNL_{side}", k)) for k in keys])
+        st.caption("heartbeats: " + ", ".join(f"{k} {'-' if v is None else f'{v:.0f} s ago'}"
+                                              for k, v in live["heartbeats"].items()))  # fmt: skip
+        for side, rows in live["results"].items():
+            if rows:
+                frame = pd.DataFrame(rows)
                 st.subheader(f"Strategy results ({side})")
-                st.line_chart(rows.set_index("date")["capital"], height=220)
-                st.dataframe(rows, hide_index=True, width="stretch", key=f"dolphin-pnl-{side}")
-    finally:
-        store.close()
+                st.line_chart(frame.set_index("date")["capital"], height=220)
+                st.dataframe(frame, hide_index=True, width="stretch", key=f"dolphin-pnl-{side}")
