@@ -125,7 +125,8 @@ def test_services_run_as_jobs_against_redis(cli, tmp_path: Path, hourly_home: Ho
         for _ in range(240):
             code, text = cli([*base, "services", "status", "--store", redis_url, "--json"])
             state = json.loads(text)
-            if (state["posture"] and state["acb"] and state["mc"]) or time.monotonic() > deadline:
+            beats = [state["heartbeats"][n] for n in ("acb", "mc", "watchdog")]
+            if (state["posture"] and state["acb"] and state["mc"] and None not in beats) or time.monotonic() > deadline:
                 break
             time.sleep(0.25)
         assert [j["service"] for j in state["jobs"]] == ["acb", "mc", "watchdog"]
