@@ -26,6 +26,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import numpy as np
 from nautilus_trader.model.data import Bar
 
@@ -48,7 +49,7 @@ class DolphinStrategyConfig(PortfolioStrategyConfig, frozen=True, kw_only=True):
     windows of the streaming scanner (``orders``), and the scan directory (``replay`` only)."""
 
     mode: str = "orders"
-    engine: dict = {}
+    engine: dict = msgspec.field(default_factory=dict)
     windows: tuple[int, ...] = (50, 150, 300, 750)
     scans: str | None = None
 
