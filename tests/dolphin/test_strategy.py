@@ -251,3 +251,29 @@ def test_orders_mode_enters_at_the_next_open_with_fee_and_funding(monkeypatch) -
     assert (close.side, close.qty, close.reason) == (1, entry.qty, "MAX_HOLD")
     assert close.price == rows["FILUSDT"][exit_bar + 1][0]
     assert close.fee == pytest.approx(close.qty * close.price * 0.0005)
+
+
+# -- every real hourly perpetual, through `vq backtest run` ---------------------------------------
+
+
+def test_orders_mode_on_every_hourly_symbol(cli, tmp_path: Path, hourly_home, champion_scans: Path) -> None:
+    """The champion in orders mode (IRP on) over the 55 real hourly perpetuals: 751 bars of scanner
+    warm-up, then 10 days of engine rows; peak RSS under 4 GB."""
+    import resource
+
+    from tests.conftest import linked_home
+    from vibe_quant.state import StateManager
+
+    home = linked_home(tmp_path / "home", hourly_home.catalog)
+    universe = read_manifest(champion_scans)["universe"]
+    assert len(universe) == 55
+    code, text = cli(["--home", str(home.root), "backtest", "run", "--strategy", "dolphin_champion", "--symbols",
+                      ",".join(universe), "--timeframe", "1h", "--start", "2026-01-01", "--end", "2026-02-10",
+                      "--mode", "screening"])  # fmt: skip
+    assert code == 0, text
+    trades = next(line.split()[1] for line in text.splitlines() if line.startswith("total_trades"))
+    assert int(trades) > 0  # the engine traded after the warm-up, through the legs
+    with StateManager(home.db_path) as db:
+        (run,) = db.find("backtest_runs")
+    assert run["status"] == "completed"
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 * 1024**2  # KiB
