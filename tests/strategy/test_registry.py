@@ -61,7 +61,7 @@ def test_kinds_and_bindings_refuse_what_they_cannot_run() -> None:
         plan_run(config(kind="dolphin", strategy="dolphin_champion", document={"engine": {}}))
     dolphin = plan_run(config(kind="dolphin", strategy="d", document={"scans": "/x", "engine": {"max_hold_bars": 24}}))
     assert dolphin.strategy.config.max_hold_bars == 24
-    with pytest.raises(ConfigError, match="not as NautilusTrader orders yet"):
+    with pytest.raises(ConfigError, match="in mode 'array': it runs on its array backtest"):
         dolphin.strategy.build([], None)
     with pytest.raises(ConfigError, match=r"policy source '/nowhere\.npy' does not exist"):
         plan_run(config(kind="rl", strategy="rl:x", document={"policy": "replay", "source": "/nowhere.npy"}))

@@ -1,12 +1,20 @@
-"""The ``dolphin`` strategy kind: the NDAlphaEngine in screening and the overfitting filters (docs/specs.md#dolphin-in-screening).
+"""The ``dolphin`` strategy kind: the NDAlphaEngine in screening, the overfitting filters and NautilusTrader
+(docs/specs.md#dolphin-in-screening, docs/specs.md#dolphin-on-nautilustrader).
 
-A DOLPHIN strategy's document is ``{"name", "scans": DIR, "engine": {EngineConfig fields},
-"sweep": {field: [values]}}``; its parameters are :class:`~vibe_quant.dolphin.engine_config.EngineConfig`
-fields (swept like a Python strategy's: ``--sweep fixed_tp_pct=0.008,0.0095``). It runs on its own
-engine, the array backtest over the scan tables: the bound strategy gives the batch worker a
-:class:`DolphinRunner` (``runner``), so screening, walk-forward windows and the consistency check run
-it without loading market data. On NautilusTrader (``build``) it is refused: the engine's orders do
-not go through the perp core until the DolphinStrategy exists.
+A DOLPHIN strategy's document is ``{"name", "mode", "scans": DIR, "engine": {EngineConfig fields},
+"windows": [scan windows], "sweep": {field: [values]}}``; its parameters are
+:class:`~vibe_quant.dolphin.engine_config.EngineConfig` fields (swept like a Python strategy's:
+``--sweep fixed_tp_pct=0.008,0.0095``). ``mode``:
+
+* ``array`` (a document without ``mode``): it runs on its own engine, the array backtest over the
+  scan tables: the bound strategy gives the batch worker a :class:`DolphinRunner` (``runner``), so
+  screening, walk-forward windows and the consistency check run it without loading market data;
+  ``build`` refuses NautilusTrader.
+* ``orders`` or ``replay``: it runs on NautilusTrader as one
+  :class:`~vibe_quant.dolphin.strategy.DolphinStrategy` over the run's symbols (``runner`` is None),
+  through ``vq backtest run`` and ``vq screen run``. ``orders`` needs no scans (it scans the bars it
+  sees); ``replay`` replays the document's scan tables. The names ``dolphin`` and ``dolphin_champion``
+  are the champion engine in ``orders`` mode.
 """
 
 from __future__ import annotations
@@ -27,6 +35,18 @@ from vibe_quant.strategy.registry import LegSpec, Parameter, StrategyRef, Strate
 _MODULES = ("engine_config", "rules", "providers", "engine", "array_engine", "backtest", "kind")
 _FIELDS = tuple(EngineConfig.__struct_fields__)
 ENGINE = "dolphin-array"
+MODES = ("array", "orders", "replay")
+NAMES = ("dolphin", "dolphin_champion")
+STRATEGY = "vibe_quant.dolphin.strategy"
+
+
+def champion_document(name: str) -> dict:
+    """The champion engine in ``orders`` mode: no scans, the scan windows of the scan tables."""
+    from vibe_quant.dolphin.config import ScanConfig
+    from vibe_quant.dolphin.engine_config import load_engine_config
+
+    return {"name": name, "mode": "orders", "engine": msgspec.to_builtins(load_engine_config()),
+            "windows": list(ScanConfig().windows), "sweep": {}}  # fmt: skip
 
 
 def document(name: str, scans: Path, engine: Mapping | None = None, sweep: Mapping | None = None) -> dict:
@@ -44,8 +64,20 @@ class BoundDolphin:
 
     @property
     def lookback_bars(self) -> int:
-        """Rows before the first entry (warm-up) or the IRP window, whichever is longer."""
-        return max(self.config.lookback, self.config.irp_window)
+        """Rows before the first entry (warm-up) or the IRP window, whichever is longer (on NautilusTrader in
+        ``orders`` mode, plus the bars the streaming scanner needs before its first row)."""
+        rows = max(self.config.lookback, self.config.irp_window)
+        return rows + (self.windows[-1] + 1 if self.mode == "orders" else 0)
+
+    @property
+    def mode(self) -> str:
+        return (self.spec.document or {}).get("mode") or "array"
+
+    @property
+    def windows(self) -> tuple[int, ...]:
+        from vibe_quant.dolphin.config import ScanConfig
+
+        return tuple((self.spec.document or {}).get("windows") or ScanConfig().windows)
 
     @property
     def scans(self) -> Path:
@@ -54,18 +86,48 @@ class BoundDolphin:
     def code(self) -> list[bytes]:
         import importlib
 
-        return [inspect.getsource(importlib.import_module(f"vibe_quant.dolphin.{m}")).encode() for m in _MODULES]
+        modules = _MODULES if self.mode == "array" else (*_MODULES, "config", "scans", "eigen", "strategy")
+        return [inspect.getsource(importlib.import_module(f"vibe_quant.dolphin.{m}")).encode() for m in modules]
+
+    def strategy_config(self, legs: Sequence[LegSpec]) -> dict:
+        """The :class:`~vibe_quant.dolphin.strategy.DolphinStrategyConfig` of a run over `legs`, as plain data.
+
+        Raises
+        ------
+        ConfigError
+            Mode ``array`` (it runs on its own engine, not on NautilusTrader).
+        """
+        if self.mode == "array":
+            raise ConfigError(
+                f"strategy {self.spec.name!r} is a DOLPHIN engine in mode 'array': it runs on its array backtest "
+                "(vq dolphin backtest, vq dolphin screen, and the overfitting filters of such a screening run); "
+                "on NautilusTrader run it with mode 'orders' (e.g. --strategy dolphin_champion) or 'replay'"
+            )
+        doc = self.spec.document
+        return {"instrument_ids": [leg.instrument_id for leg in legs], "bar_types": [leg.bar_type for leg in legs],
+                "order_id_tag": "001", "mode": self.mode, "engine": msgspec.to_builtins(self.config),
+                "windows": list(self.windows), "scans": doc.get("scans")}  # fmt: skip
 
     def build(self, legs: Sequence[LegSpec], ports) -> list:
-        raise ConfigError(
-            f"strategy {self.spec.name!r} is a DOLPHIN engine: it runs on its array backtest (vq dolphin backtest, "
-            "vq dolphin screen, and the overfitting filters of such a screening run), not as NautilusTrader orders yet"
-        )
+        from vibe_quant.dolphin.strategy import DolphinStrategy, DolphinStrategyConfig
+
+        config = msgspec.convert(self.strategy_config(legs), DolphinStrategyConfig)
+        return [DolphinStrategy(config, ports)]
 
     def importable(self, legs: Sequence[LegSpec]) -> list:
-        return self.build(legs, None)
+        from nautilus_trader.config import ImportableStrategyConfig
 
-    def runner(self, home: Path) -> DolphinRunner:
+        return [ImportableStrategyConfig(strategy_path=f"{STRATEGY}:DolphinStrategy",
+                                         config_path=f"{STRATEGY}:DolphinStrategyConfig",
+                                         config=self.strategy_config(legs))]  # fmt: skip
+
+    @property
+    def runner(self):
+        """``runner(home) -> DolphinRunner`` in mode ``array`` (the batch worker runs its points on the array
+        engine); None in the NautilusTrader modes."""
+        return self._runner if self.mode == "array" else None
+
+    def _runner(self, home: Path) -> DolphinRunner:
         return DolphinRunner(self.scans)
 
 
@@ -103,10 +165,12 @@ class DolphinKind:
     name = "dolphin"
 
     def find(self, text: str, db_path: Path | None) -> StrategyRef | None:
-        return None  # reached through `vq dolphin screen`, which names the scans
+        """``dolphin``/``dolphin_champion``: the champion on NautilusTrader (mode ``orders``); the array mode is
+        reached through `vq dolphin screen`, which names the scans."""
+        return StrategyRef("dolphin", text, champion_document(text)) if text in NAMES else None
 
     def names(self, db_path: Path | None) -> list[str]:
-        return []
+        return list(NAMES)
 
     def bind(self, spec: StrategySpec) -> BoundDolphin:
         """Check the document (scans, engine fields) and the parameters (EngineConfig fields and values).
@@ -117,8 +181,15 @@ class DolphinKind:
             No document or scans, an unknown field (with a did-you-mean), a bad value.
         """
         doc = spec.document or {}
-        if not doc.get("scans"):
-            raise ConfigError(f"DOLPHIN strategy {spec.name!r}: its document names no scan directory")
+        mode = doc.get("mode") or "array"
+        if mode not in MODES:
+            raise ConfigError(f"DOLPHIN strategy {spec.name!r}: mode {mode!r}; choose one of {', '.join(MODES)}")
+        if mode != "orders" and not doc.get("scans"):
+            raise ConfigError(f"DOLPHIN strategy {spec.name!r}: its document names no scan directory (mode {mode!r})")
+        if mode != "array":
+            from vibe_quant.dolphin.config import ScanConfig
+
+            ScanConfig(windows=tuple(doc.get("windows") or ScanConfig().windows))  # raises on bad windows
         unknown = sorted(set(spec.params) - set(_FIELDS))
         if unknown:
             raise ConfigError(
