@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import time
 from decimal import Decimal
 from pathlib import Path
 from unittest import mock
@@ -277,3 +278,73 @@ def test_orders_mode_on_every_hourly_symbol(cli, tmp_path: Path, hourly_home, ch
         (run,) = db.find("backtest_runs")
     assert run["status"] == "completed"
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 * 1024**2  # KiB
+
+
+# -- under the services: the feature store's posture, ACB and MC; heartbeat, equity, results ---------------
+
+
+def _store_run(monkeypatch, redis_url: str, prepare) -> tuple:
+    import redis
+
+    from vibe_quant.dolphin.features import DolphinStore, RedisFeatureStore
+
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.flushdb()
+    data, _rows = drawn_market(60)
+    engine = {"vel_div_threshold": -1e-4, "vel_div_extreme": -1.0, "lookback": 5, "irp_window": 5,
+              "dc_enabled": False, "use_asset_selection": False, "dc_fallback_symbol": "FILUSDT",
+              "fixed_tp_pct": 0.5, "stop_pct": 0.9, "max_hold_bars": 15, "use_acb": True}  # fmt: skip
+    with DolphinStore(RedisFeatureStore(redis_url)) as store:
+        prepare(store)
+    plan = plan_run(BacktestConfig(strategy="dolphin_live", kind="dolphin", symbols=SYMBOLS, timeframe="1m",
+                                   start=DAY, end=DAY, mode="screening", prob_slippage=0.0, starting_balance=10_000.0,
+                                   document={"name": "dolphin_live", "mode": "orders", "windows": [5, 10],
+                                             "engine": engine, "store": redis_url}))  # fmt: skip
+    result, s = run_capturing(monkeypatch, plan, data)
+    return result, s, DolphinStore(RedisFeatureStore(redis_url))
+
+
+def test_under_the_services_the_store_drives_the_engine(monkeypatch, redis_url: str) -> None:
+    from vibe_quant.dolphin.services import WatchdogService
+
+    def healthy(store) -> None:
+        WatchdogService().cycle(store, time.time_ns())  # APEX: every sensor fine
+        store.write_acb(1.35, 0.8)
+
+    result, s, store = _store_run(monkeypatch, redis_url, healthy)
+    with store:
+        first = s.engine.trades[0]
+        strength = min(1.0, (-1e-4 - first.vel_div) / (-1e-4 + 1.0))
+        assert first.regime_size_mult == pytest.approx(1.35 * (1 + 0.8 * strength**3), abs=1e-12)
+        assert result.recorder.fills[0].reason == "entry"
+        assert store.heartbeat_age_s("strategy", time.time_ns()) < 60
+        equity = store.read_equity()
+        assert equity["peak"] >= equity["equity"] > 0
+        assert store.read_result(-1, DAY)["trades"] == len(s.engine.trades)
+
+
+def test_a_stopped_heartbeat_hibernates_and_the_strategy_enters_nothing(monkeypatch, redis_url: str) -> None:
+    from vibe_quant.dolphin.services import WatchdogService
+
+    def stopped(store) -> None:
+        now = time.time_ns()
+        store.beat("strategy", now - 31 * 10**9)  # the strategy's last beat, 31 s ago
+        assert WatchdogService().cycle(store, now)["posture"] == "HIBERNATE"  # one watchdog cycle
+
+    result, s, store = _store_run(monkeypatch, redis_url, stopped)
+    with store:
+        assert result.recorder.fills == []
+        assert s.engine.trades == []
+        assert s.engine.counts.candidates == 0  # halted: not even tried
+
+
+def test_store_urls_never_carry_a_password(monkeypatch) -> None:
+    from vibe_quant.dolphin.strategy import store_url
+
+    with pytest.raises(ConfigError, match=r"carries a password.*VQ_DOLPHIN_STORE"):
+        store_url("redis://:hunter2@127.0.0.1:6379/0")
+    monkeypatch.delenv("VQ_DOLPHIN_STORE", raising=False)
+    with pytest.raises(ConfigError, match=r"set \$VQ_DOLPHIN_STORE"):
+        store_url("env")
+    monkeypatch.setenv("VQ_DOLPHIN_STORE", "redis://:hunter2@127.0.0.1:6379/0")
+    assert store_url("env").endswith("6379/0")

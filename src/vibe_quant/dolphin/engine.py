@@ -191,6 +191,12 @@ class EngineCore:
         self._day_trades = 0
         self._day_boost = (self.day_base_boost, self.day_beta)
 
+    def set_posture(self, posture: str) -> None:
+        """A posture change within the day (the survival stack's): STALKER caps the next entries' leverage,
+        TURTLE and HIBERNATE halt entries, HIBERNATE closes an open position at its next price."""
+        self.day_posture = posture
+        self.regime_dd_halt = self.day_mc_status == R.MC_RED or posture in ("TURTLE", "HIBERNATE")
+
     def end_day(self) -> None:
         assert self.day is not None
         self.days.append(DayRow(self.day, self.capital - self._day_open_capital, self.capital, self._day_boost[0],

@@ -106,7 +106,7 @@ class BoundDolphin:
         doc = self.spec.document
         return {"instrument_ids": [leg.instrument_id for leg in legs], "bar_types": [leg.bar_type for leg in legs],
                 "order_id_tag": "001", "mode": self.mode, "engine": msgspec.to_builtins(self.config),
-                "windows": list(self.windows), "scans": doc.get("scans")}  # fmt: skip
+                "windows": list(self.windows), "scans": doc.get("scans"), "store": doc.get("store")}  # fmt: skip
 
     def build(self, legs: Sequence[LegSpec], ports) -> list:
         from vibe_quant.dolphin.strategy import DolphinStrategy, DolphinStrategyConfig

@@ -18,11 +18,22 @@ Two modes (``DolphinStrategyConfig.mode``):
 
 A sub-day ACB update arrives through :meth:`DolphinStrategy.on_acb_event`, which only stores it;
 the next bar applies it (the pending-flag pattern: the event may come from another thread).
+
+With a feature store (``store``: a ``redis://`` URL without a password, or ``env`` for the URL in
+``$VQ_DOLPHIN_STORE``), the strategy runs under DOLPHIN's services (docs/specs.md#dolphin-services):
+the ACB boost and beta come from the store (the store's listener only sets the pending flag), the
+date's MC status from the MC assessor's record, and the posture from the watchdog's, read at every
+bar (an unreachable store reads HIBERNATE). Each bar it beats the ``strategy`` heartbeat and writes
+its equity and peak; each finished date its result (``DOLPHIN_PNL_BLUE`` for SHORT, ``GREEN`` for
+LONG).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +63,58 @@ class DolphinStrategyConfig(PortfolioStrategyConfig, frozen=True, kw_only=True):
     engine: dict = msgspec.field(default_factory=dict)
     windows: tuple[int, ...] = (50, 150, 300, 750)
     scans: str | None = None
+    store: str | None = None  # a redis:// URL without a password, or "env" ($VQ_DOLPHIN_STORE)
+
+
+STORE_ENV = "VQ_DOLPHIN_STORE"
+
+
+def store_url(value: str) -> str:
+    """The feature store URL `value` names (``env``: ``$VQ_DOLPHIN_STORE``).
+
+    Raises
+    ------
+    ConfigError
+        ``env`` with the variable unset, or a URL carrying a password (it would be saved with the run).
+    """
+    from urllib.parse import urlsplit
+
+    if value == "env":
+        url = os.environ.get(STORE_ENV)
+        if not url:
+            raise ConfigError(f"DOLPHIN strategy store 'env': set ${STORE_ENV} to the feature store URL")
+        return url
+    if urlsplit(value).password:
+        raise ConfigError("DOLPHIN strategy store: the URL carries a password, which would be saved with the run; "
+                          f"put the URL in ${STORE_ENV} and write store: env")  # fmt: skip
+    return value
+
+
+class StoreAcb:
+    """The ACB's boost and beta as the services last wrote them (1.0 and 0 before any)."""
+
+    updates = ()
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def for_date(self, day: dt.date) -> tuple[float, float]:
+        return self.store.read_acb() or (1.0, 0.0)
+
+
+class StoreAssessor:
+    """The MC assessor's record for the date (OK when it has none for that date)."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def assess(self, config: dict, day: dt.date):
+        from vibe_quant.dolphin.providers import McReport
+
+        record = self.store.read_mc() or {}
+        if record.get("date") != day.isoformat():
+            return McReport(0.0, 0.0)
+        return McReport(float(record["catastrophic_probability"]), float(record["envelope_score"]))
 
 
 def symbol_of(instrument_id: str) -> str:
@@ -95,8 +158,12 @@ class DolphinStrategy(PortfolioStrategy):
     """
 
     def __init__(self, config: DolphinStrategyConfig, ports: StrategyPorts | None = None,
-                 posture: Callable[[dt.date], str] | None = None, acb: AcbSchedule | None = None) -> None:  # fmt: skip
+                 posture: Callable[[dt.date], str] | None = None, acb: AcbSchedule | None = None,
+                 store=None) -> None:  # fmt: skip
         super().__init__(config, ports)
+        self.store = store  # a DolphinStore; else opened from config.store at start
+        self._subscription = None
+        self._peak = 0.0
         self.check(config)
         self.cfg = engine_config(config.engine, f"strategy {self.id.value} engine")
         self.posture = posture or PostureSchedule()
@@ -124,6 +191,49 @@ class DolphinStrategy(PortfolioStrategy):
             self._leg_index = {leg.bar_type: j for j, leg in enumerate(self.legs)}
             self._bars: list[Bar | None] = [None] * len(self.legs)
             self._last_push: int | None = None
+
+    def on_start(self) -> None:
+        super().on_start()
+        if self.store is None and self.config.store:
+            from vibe_quant.dolphin.features import DolphinStore, open_store
+
+            self.store = DolphinStore(open_store(store_url(self.config.store)))
+        if self.store is not None:
+            from vibe_quant.dolphin.features import ACB_KEY, FEATURES_MAP
+
+            self.engine.acb, self.engine.mc = StoreAcb(self.store), StoreAssessor(self.store)
+            self.engine.posture = lambda day: self._live_posture()
+            self._subscription = self.store.store.listen(FEATURES_MAP, ACB_KEY, self._on_store_acb)
+
+    def _on_store_acb(self, value: str | None) -> None:
+        """The store's listener thread: only the pending flag (never the engine)."""
+        if value is not None:
+            self.on_acb_event(json.loads(value))
+
+    def _live_posture(self) -> str:
+        """The watchdog's posture; HIBERNATE when the store does not answer or holds none."""
+        try:
+            record = self.store.read_posture() if self.store.store.ping() else None
+        except Exception as exc:  # any store failure reads as the kill switch, not a crash
+            self.log.warning(f"DOLPHIN feature store unreadable ({exc}): HIBERNATE")
+            record = None
+        return "HIBERNATE" if record is None else record["posture"]
+
+    def _report(self, ts: int) -> None:
+        """Heartbeat, equity and peak, and each finished date's result, to the store."""
+        store = self.store
+        store.beat("strategy", time.time_ns())
+        equity = self.equity()
+        self._peak = max(self._peak, equity)
+        store.write_equity(equity, self._peak)
+        self._write_results()
+
+    def _write_results(self) -> None:
+        for row in self.engine.days[len(self.results) :]:
+            result = {"date": row.date.isoformat(), "pnl": row.pnl, "capital": row.capital, "boost": row.boost,
+                      "beta": row.beta, "mc_status": row.mc_status, "trades": row.trades}  # fmt: skip
+            self.store.write_result(self.cfg.direction, row.date, result)
+            self.results[row.date] = result
 
     @classmethod
     def check(cls, config: DolphinStrategyConfig) -> None:
@@ -201,6 +311,8 @@ class DolphinStrategy(PortfolioStrategy):
         day = self._day_of(ts)
         if engine.day != day:
             engine.begin_day(day)
+        if self.store is not None:
+            engine.set_posture(self._live_posture())
         before_trades, before_position = len(engine.trades), engine.position
         engine.capital = self.equity()  # size from the real account
         engine.process_bar(ts, vel_div, {j: float(c) for j, c in enumerate(closes)})
@@ -215,10 +327,19 @@ class DolphinStrategy(PortfolioStrategy):
             leg.signal(bar, position.direction, vel_div=vel_div, notional=position.notional,
                        leverage=position.leverage)  # fmt: skip
             leg.go(bar, position.direction, qty, reason="entry")
+        if self.store is not None:
+            self._report(ts)
 
     def on_stop(self) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
         engine = self.engine
         if engine.day is not None:
             engine.end_day()
         if engine.global_bar:
             engine.finish()  # END_OF_DATA: the engine's own ledger; the run's end closes the legs
+        if self.store is not None and self.config.mode == "orders":
+            self._write_results()
+            if self.config.store:  # opened here: closed here
+                self.store.close()
