@@ -117,10 +117,16 @@ def test_services_run_as_jobs_against_redis(cli, tmp_path: Path, hourly_home: Ho
     code, text = cli([*base, "services", "start", "--store", "redis://127.0.0.1:1/0", "--scans", str(acb_scans)])
     assert code != 0
     assert "redis-server --port 1 --bind 127.0.0.1" in text
-    code, text = cli([*base, "services", "start", "--store", redis_url, "--scans", str(acb_scans), "--cycle-s", "0.5"])
+    import redis
+
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.flushdb()
+    symbols = ",".join(json.loads((acb_scans / "manifest.json").read_text())["universe"][:5])
+    code, text = cli([*base, "services", "start", "--store", redis_url, "--scans", str(acb_scans), "--cycle-s", "0.5",
+                      "--symbols", symbols, "--start", "2025-12-01", "--end", "2026-01-15"])  # fmt: skip
     try:
         assert code == 0, text
-        assert [line.split(":")[0] for line in text.splitlines()[:3]] == ["acb", "mc", "watchdog"]
+        assert [line.split(":")[0] for line in text.splitlines()[:4]] == ["acb", "mc", "watchdog", "strategy"]
         deadline, state = time.monotonic() + 60, {}
         for _ in range(240):
             code, text = cli([*base, "services", "status", "--store", redis_url, "--json"])
@@ -129,11 +135,29 @@ def test_services_run_as_jobs_against_redis(cli, tmp_path: Path, hourly_home: Ho
             if (state["posture"] and state["acb"] and state["mc"] and None not in beats) or time.monotonic() > deadline:
                 break
             time.sleep(0.25)
-        assert [j["service"] for j in state["jobs"]] == ["acb", "mc", "watchdog"]
-        assert state["posture"]["posture"] == "APEX"  # no strategy heartbeat yet: only the store counts
+        assert [j["service"] for j in state["jobs"]][:3] == ["acb", "mc", "watchdog"]
+        assert state["posture"]["posture"] in ("APEX", "HIBERNATE")  # HIBERNATE once the finished replay stops beating
         assert state["mc"]["status"] == "OK"
         assert {"boost", "beta"} == set(state["acb"])
         assert all(state["heartbeats"][n] is not None for n in ("acb", "mc", "watchdog"))
+        # the strategy (a paper replay of dolphin_live at full speed) beat, and wrote its dates after the warm-up
+        from vibe_quant.dolphin.features import DolphinStore, RedisFeatureStore
+        from vibe_quant.jobs import list_jobs
+
+        deadline = time.monotonic() + 120
+        for _ in range(480):
+            (strategy_job,) = [j for j in list_jobs(home) if j.label == "dolphin strategy"]
+            if strategy_job.status != "running" or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        assert strategy_job.status == "completed", strategy_job.error_message
+        assert "redis://" not in " ".join(strategy_job.command)  # the URL came through the environment
+        with DolphinStore(RedisFeatureStore(redis_url)) as store:
+            assert store.heartbeat_age_s("strategy", time.time_ns()) is not None
+            days = sorted(store.store.keys("DOLPHIN_PNL_BLUE"))
+            assert days[0] >= "2026-01-01"
+            assert days[-1] == "2026-01-15"
+            assert store.read_equity()["equity"] > 0
         code, text = cli([*base, "services", "stop", "--grace", "5"])
         assert code == 0, text
         assert [line.split(":")[0] for line in text.splitlines()] == ["dolphin watchdog", "dolphin mc", "dolphin acb"]

@@ -331,6 +331,12 @@ def service_run_command(
         raise UserError(f"--cycle-s must be > 0, got {cycle_s}")
     if cycles is not None and cycles < 1:
         raise UserError(f"--cycles must be >= 1, got {cycles}")
+    from vibe_quant.dolphin.strategy import STORE_ENV
+
+    if store == "env":
+        store = os.environ.get(STORE_ENV) or ""
+        if not store:
+            raise UserError(f"--store env: set ${STORE_ENV} to the feature store URL")
     service = make_service(name, scans)
     handle = DolphinStore(open_store(store))
     try:
@@ -353,37 +359,75 @@ def services_start_command(
     store: Annotated[str, typer.Option("--store", help=STORE_HELP)],
     scans: Annotated[Path | None, typer.Option("--scans", help="Scan directory (default: $VQ_HOME/dolphin/scans/1h).")] = None,
     cycle_s: Annotated[float, typer.Option(help="Seconds between cycles of each service.")] = 60.0,
+    symbols: Annotated[str | None, typer.Option(help="Then start the strategy last, as a paper session of dolphin_live on these perpetuals (comma-separated).")] = None,
+    timeframe: Annotated[str, typer.Option(help="The strategy's bars.")] = "1h",
+    feed: Annotated[str, typer.Option(help="The strategy's paper feed: replay (the catalog) or testnet.")] = "replay",
+    start: Annotated[str | None, typer.Option(help="Replay feed: first day.")] = None,
+    end: Annotated[str | None, typer.Option(help="Replay feed: last day.")] = None,
+    speed: Annotated[str | None, typer.Option(help="Replay feed: speed (1 = real time; default: the paper default).")] = None,
 ) -> None:  # fmt: skip
-    """Start the ACB processor, the MC assessor and the watchdog, in that order, as background jobs."""
-    from vibe_quant.dolphin.features import open_store
+    """Start the ACB processor, the MC assessor and the watchdog, in that order, as background jobs; with --symbols,
+    the strategy last (a paper session of dolphin_live reading and writing the same store)."""
+    from urllib.parse import urlsplit
+
+    from vibe_quant.dolphin.features import open_store, redact_url
     from vibe_quant.dolphin.services import SERVICES
+    from vibe_quant.dolphin.strategy import STORE_ENV
     from vibe_quant.jobs.runner import start_job
 
     home = get_home(writable=True)
     directory = _scans_directory(home, None, scans)
+    if feed not in ("replay", "testnet"):
+        raise UserError(f"--feed {feed!r}: choose replay or testnet")
     handle = open_store(store)  # refuse an unreachable store before anything starts
     try:
         if not handle.ping():
-            from urllib.parse import urlsplit
-
-            from vibe_quant.dolphin.features import redact_url
-
             port = urlsplit(store).port or 6379
             raise UserError(f"--store {redact_url(store)}: no Redis answers there; start one with "
                             f"`redis-server --port {port} --bind 127.0.0.1`, or give the URL of a running one")  # fmt: skip
     finally:
         handle.close()
     running = {j.label for j in _service_jobs(home)}
-    for name in SERVICES:
+    names = [*SERVICES, "strategy"] if symbols else list(SERVICES)
+    for name in names:
         if f"dolphin {name}" in running:
             out.print(f"{name}: already running")
             continue
-        argv = ["dolphin", "service", "run", name, "--store", store, "--cycle-s", str(cycle_s)]
-        if name == "acb":
-            argv += ["--scans", str(directory)]
-        job = start_job(home, argv, SERVICE_JOB, f"dolphin {name}")
+        if name == "strategy":
+            _wait_for_posture(store)
+            argv = ["paper", "start", "--strategy", "dolphin_live", "--symbols", symbols, "--timeframe", timeframe,
+                    "--feed", feed]  # fmt: skip
+            for flag, value in (("--start", start), ("--end", end), ("--speed", speed)):
+                if value:
+                    argv += [flag, value]
+        else:
+            argv = ["dolphin", "service", "run", name, "--store", "env", "--cycle-s", str(cycle_s)]
+            if name == "acb":
+                argv += ["--scans", str(directory)]
+        # the URL reaches the job through its environment, never its saved command (it may carry a password)
+        job = start_job(home, argv, SERVICE_JOB, f"dolphin {name}", extra_env={STORE_ENV: store})
         out.print(f"{name}: job {job} (log: {home.logs / 'jobs' / f'{job}.log'})")
-    out.print("the strategy starts last: run it once these have written their first cycle")
+    if not symbols:
+        out.print("the strategy starts last: --symbols A,B,... starts it as a paper session of dolphin_live")
+
+
+def _wait_for_posture(url: str, timeout_s: float = 60.0) -> None:
+    """Before the strategy: wait (bounded) for the watchdog's first posture, which the strategy reads at its first bar."""
+    import time
+
+    from vibe_quant.dolphin.features import DolphinStore, open_store
+
+    deadline = time.monotonic() + timeout_s
+    with DolphinStore(open_store(url)) as store:
+        for _ in range(int(timeout_s / 0.2) + 1):
+            if store.read_posture() is not None:
+                return
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    out.print(
+        f"[yellow]the watchdog wrote no posture within {timeout_s:.0f} s: the strategy reads HIBERNATE until it does[/]"
+    )
 
 
 @services_app.command("status")
@@ -433,7 +477,7 @@ def services_stop_command(
 
     home = get_home(writable=True)
     jobs = _service_jobs(home)
-    order = {f"dolphin {n}": i for i, n in enumerate(SERVICES)}
+    order = {f"dolphin {n}": i for i, n in enumerate((*SERVICES, "strategy"))}
     for job in sorted(jobs, key=lambda j: -order.get(j.label or "", -1)):
         outcome = kill_job(home, job.id, grace)
         how = " then ".join(outcome.signals) or "already gone"

@@ -36,7 +36,7 @@ _MODULES = ("engine_config", "rules", "providers", "engine", "array_engine", "ba
 _FIELDS = tuple(EngineConfig.__struct_fields__)
 ENGINE = "dolphin-array"
 MODES = ("array", "orders", "replay")
-NAMES = ("dolphin", "dolphin_champion")
+NAMES = ("dolphin", "dolphin_champion", "dolphin_live")  # dolphin_live: under the services (store: env)
 STRATEGY = "vibe_quant.dolphin.strategy"
 
 
@@ -45,8 +45,11 @@ def champion_document(name: str) -> dict:
     from vibe_quant.dolphin.config import ScanConfig
     from vibe_quant.dolphin.engine_config import load_engine_config
 
-    return {"name": name, "mode": "orders", "engine": msgspec.to_builtins(load_engine_config()),
-            "windows": list(ScanConfig().windows), "sweep": {}}  # fmt: skip
+    doc = {"name": name, "mode": "orders", "engine": msgspec.to_builtins(load_engine_config()),
+           "windows": list(ScanConfig().windows), "sweep": {}}  # fmt: skip
+    if name == "dolphin_live":  # the feature store's URL from $VQ_DOLPHIN_STORE, never saved with the run
+        doc["store"] = "env"
+    return doc
 
 
 def document(name: str, scans: Path, engine: Mapping | None = None, sweep: Mapping | None = None) -> dict:
@@ -165,8 +168,9 @@ class DolphinKind:
     name = "dolphin"
 
     def find(self, text: str, db_path: Path | None) -> StrategyRef | None:
-        """``dolphin``/``dolphin_champion``: the champion on NautilusTrader (mode ``orders``); the array mode is
-        reached through `vq dolphin screen`, which names the scans."""
+        """``dolphin``/``dolphin_champion``: the champion on NautilusTrader (mode ``orders``); ``dolphin_live``:
+        the same under the services (posture, ACB and MC from the feature store named by
+        ``$VQ_DOLPHIN_STORE``). The array mode is reached through `vq dolphin screen`, which names the scans."""
         return StrategyRef("dolphin", text, champion_document(text)) if text in NAMES else None
 
     def names(self, db_path: Path | None) -> list[str]:

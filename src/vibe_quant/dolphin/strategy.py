@@ -219,7 +219,7 @@ class DolphinStrategy(PortfolioStrategy):
             record = None
         return "HIBERNATE" if record is None else record["posture"]
 
-    def _report(self, ts: int) -> None:
+    def _report(self) -> None:
         """Heartbeat, equity and peak, and each finished date's result, to the store."""
         store = self.store
         store.beat("strategy", time.time_ns())
@@ -302,9 +302,10 @@ class DolphinStrategy(PortfolioStrategy):
             self.scanner = StreamingScanner(self.scanner.config, len(self.legs))
         self._last_push = ts
         row = self.scanner.push(ts, closes)
-        if row is None:
-            return
-        self._step(ts, float(row["vel_div"]), closes)
+        if row is not None:
+            self._step(ts, float(row["vel_div"]), closes)
+        if self.store is not None:
+            self._report()
 
     def _step(self, ts: int, vel_div: float, closes: np.ndarray) -> None:
         engine = self.engine
@@ -327,8 +328,6 @@ class DolphinStrategy(PortfolioStrategy):
             leg.signal(bar, position.direction, vel_div=vel_div, notional=position.notional,
                        leverage=position.leverage)  # fmt: skip
             leg.go(bar, position.direction, qty, reason="entry")
-        if self.store is not None:
-            self._report(ts)
 
     def on_stop(self) -> None:
         if self._subscription is not None:

@@ -112,7 +112,8 @@ def check_command(argv: list[str]) -> list[str]:
     return argv
 
 
-def start_job(home: Home, argv: list[str], job_type: str | None = None, label: str | None = None) -> int:
+def start_job(home: Home, argv: list[str], job_type: str | None = None, label: str | None = None,
+              extra_env: dict[str, str] | None = None) -> int:  # fmt: skip
     """Start ``vq --home HOME <argv...>`` in the background; return the job id.
 
     The row is written first (its pid is this process until the job's process exists), then the
@@ -129,6 +130,9 @@ def start_job(home: Home, argv: list[str], job_type: str | None = None, label: s
         What kind of job (default: the command's leading words, e.g. ``screen run``).
     label : str, optional
         A name for people (default: none; lists show the command).
+    extra_env : dict, optional
+        Variables added to the job's environment and never saved with its row (a URL carrying a
+        secret, say).
 
     Raises
     ------
@@ -147,7 +151,7 @@ def start_job(home: Home, argv: list[str], job_type: str | None = None, label: s
         })  # fmt: skip
         log_path = home.logs / "jobs" / f"{job_id}.log"
         state.update("background_jobs", job_id, {"log_file": str(log_path)})
-        env = {**os.environ, JOB_ENV: str(job_id), "VQ_HOME": str(home.root)}
+        env = {**os.environ, **(extra_env or {}), JOB_ENV: str(job_id), "VQ_HOME": str(home.root)}
         try:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(
