@@ -267,3 +267,21 @@ def test_drivers_agree_on_a_random_table_with_gaps_updates_and_postures() -> Non
         assert {t.exit_reason for t in result.trades} >= {"FIXED_TP", "MAX_HOLD"}
     book = FixtureOrderBook(macro_state=ObMacro(0, -1), signals={"A3USDT": ObSignal(-0.3, 0.2, -0.3)})
     assert len(run(data, engine_config(irp_price_mode="returns", max_hold_bars=30), ob=book).trades) >= 5
+
+
+@pytest.mark.parametrize("irp", [True, False])
+def test_four_hundred_assets_run_with_and_without_irp(irp: bool) -> None:
+    """The specification's scaling checks: 400 assets, with IRP ranking all of them at each signal row and
+    without it (one fallback asset); both drivers agree."""
+    rng = np.random.default_rng(11)
+    n, k, days = 24 * 20, 400, 20
+    closes = np.cumprod(1 + rng.normal(-0.0003, 0.004, (n, k)), axis=0) * rng.uniform(0.01, 5, k)
+    ts = T0 + (np.arange(n, dtype=np.int64) + 1) * HOUR
+    data = ScanData(tuple(f"S{i:03d}USDT" for i in range(k)), tuple(DAY0 + dt.timedelta(days=d) for d in range(days)),
+                    np.arange(days + 1, dtype=np.int64) * ROWS, ts, rng.normal(0, 0.02, n), closes)  # fmt: skip
+    cfg = engine_config(irp_price_mode="returns", max_hold_bars=24, use_asset_selection=irp,
+                        dc_fallback_symbol="S007USDT")  # fmt: skip
+    result = run(data, cfg)
+    assert result.counts.candidates > 20
+    assert len(result.trades) > 3
+    assert irp or {t.asset for t in result.trades} == {"S007USDT"}
