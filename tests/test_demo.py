@@ -152,3 +152,6 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path, capsys) -> None:
     engine_runs = sorted((home / "runs").glob("dolphin-*/summary.json"))
     assert {json.loads(p.read_text())["profile"] for p in engine_runs} == {"seed", "honest"}
     assert "engine sim: 4 points on dolphin-array" in out
+    # step 22: DOLPHIN as NautilusTrader orders, the services' cycles on a feature store
+    assert "orders mode (vq backtest run --strategy dolphin_champion, 20 perpetuals" in out
+    assert "-> Rm 0.0 -> HIBERNATE in one cycle" in out

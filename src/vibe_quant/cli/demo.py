@@ -241,6 +241,11 @@ def demo_command() -> None:
 
     engine_bundle, dolphin_screen, engine_same = demo_engine(h, dolphin_dir)
 
+    out.rule("[bold]22. DOLPHIN live: NautilusTrader orders, the feature store, the survival stack's watchdog")
+    from vibe_quant.cli.demo_dolphin import demo_live
+
+    orders_bundle, live_ok = demo_live(h, specs, dolphin_dir)
+
     report_lines = ("\n" + " " * 12).join(f"file://{p}  ({label})" for label, p in reports.items())
     out.rule("[bold]outputs")
     out.print(
@@ -260,7 +265,7 @@ def demo_command() -> None:
         "dashboard page Discovery)\n"
         f"dolphin:    {dolphin_dir} (vq --home {h.root} dolphin scans summary; day files + manifest.json)\n"
         f"engine:     {engine_bundle} (ledger.csv, daily.csv, summary.json; vq --home {h.root} dolphin backtest "
-        f"--profile seed); DOLPHIN screening run {dolphin_screen}\n"
+        f"--profile seed); DOLPHIN screening run {dolphin_screen}; orders mode: {orders_bundle}\n"
         f"dashboard:  uv run --extra dashboard vq --home {h.root} dashboard   (then open http://127.0.0.1:8501)\n"
         f"try:        uv run vq --home {h.root} data sql \"SELECT * FROM bars WHERE timeframe='4h' LIMIT 5\""
     )
@@ -291,7 +296,7 @@ def demo_command() -> None:
     out.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     if (not rebuilt.byte_identical or warnings or not ticks_verdict or not replay_same or not portfolio_same
             or job.status != "completed" or not paper_exact or not telemetry_ok or not lpi_same
-            or not kernel_same or not rl_same or not discovery_same or not dolphin_same or not engine_same):  # fmt: skip
+            or not kernel_same or not rl_same or not discovery_same or not dolphin_same or not engine_same or not live_ok):  # fmt: skip
         raise UserError("demo checks failed (see above)")
 
 
