@@ -1,5 +1,6 @@
 """DOLPHIN orders vs engine: the parts of each trade's PnL difference, on a hand-made table of records,
-on the orders-mode scenario of hand-drawn bars (parts computed by hand), and on real hourly perpetuals."""
+and on the orders-mode scenario of hand-drawn bars (parts computed by hand); on real hourly perpetuals:
+tests/dolphin/test_compare.py."""
 
 from __future__ import annotations
 

@@ -169,18 +169,20 @@ def _reasons(trades) -> dict[str, int]:
     return out
 
 
-_SHORT = {"timing_entry": "entry timing", "timing_exit": "exit timing", "unmatched_venue": "unmatched"}
+_SHORT = {"timing_entry": "entry", "timing_exit": "exit", "slippage": "slip", "funding": "fund", "bonuses": "bonus",
+          "liquidation": "liq", "refused": "refused", "unmatched_venue": "unmatched"}  # fmt: skip
 
 
 def print_compare(comparison, run_row: int, run_id: str, bundle: Path, out, limit: int = 50) -> None:
     """Each engine trade against its venue position: the PnL difference in named parts, then the totals."""
     c = comparison
-    parts = list(c.parts)
+    shown = c.trades[:limit]
+    parts = [p for p in c.parts if c.parts[p] or any(t.parts.get(p) for t in shown)]  # all-zero parts: not shown
     table = Table(title=f"orders vs engine: {len(c.trades)} engine trade(s)", show_header=True)
-    for name in ("#", "asset", "dir", "status", "exit", "engine net", "venue net", "diff",
+    for name in ("#", "asset", "dir", "status", "exit", "engine", "venue", "diff",
                  *(_SHORT.get(p, p) for p in parts), "residual"):  # fmt: skip
         table.add_column(name, justify="right")
-    for t in c.trades[:limit]:
+    for t in shown:
         exit_ = t.engine_exit_reason if t.venue_exit_reason in (None, t.engine_exit_reason) else \
             f"{t.engine_exit_reason}/{t.venue_exit_reason}"  # fmt: skip
         table.add_row(str(t.trade_id), t.asset, "L" if t.direction > 0 else "S", t.status, exit_, _money(t.engine_net),
@@ -189,6 +191,9 @@ def print_compare(comparison, run_row: int, run_id: str, bundle: Path, out, limi
     table.add_row("", "total", "", "", "", _money(c.engine_net), _money(c.venue_net), _money(c.diff),
                   *(_money(c.parts[p]) for p in parts), f"{c.residual:.2e}", style="bold")  # fmt: skip
     out.print(table)
+    hidden = [_SHORT.get(p, p) for p in c.parts if p not in parts]
+    if hidden:
+        out.print(f"(zero in every row: {', '.join(hidden)})")
     if len(c.trades) > limit:
         out.print(f"(first {limit} of {len(c.trades)} trades shown; all in the bundle's dolphin_compare.json)")
     n = c.counts
