@@ -246,6 +246,43 @@ def backtest_command(
     print_backtest(run, bundle, out)
 
 
+@dolphin_app.command("compare")
+def compare_command(
+    symbols: Annotated[str, typer.Option(help="Comma-separated perpetuals the engine trades, e.g. BTCUSDT,ETHUSDT,SOLUSDT.")],
+    start: Annotated[str, typer.Option(help="First UTC date (YYYY-MM-DD); the scanner warms up on its first windows[-1] + 1 bars.")],
+    end: Annotated[str, typer.Option(help="Last UTC date, inclusive.")],
+    strategy: Annotated[str, typer.Option(help="A DOLPHIN strategy in mode orders (default dolphin_champion).")] = "dolphin_champion",
+    timeframe: Annotated[str, typer.Option(help="Catalog bars: 1m, 5m, 15m, 1h, 4h.")] = "1h",
+    mode: Annotated[str, typer.Option(help="validation (realistic fills, latency) or screening (fast, simple).")] = "screening",
+    leverage: Annotated[float, typer.Option(help="Leverage of each leg (isolated margin = notional / leverage).")] = 10.0,
+    balance: Annotated[float, typer.Option(help="Starting balance, USDT.")] = 100_000.0,
+    limit: Annotated[int, typer.Option(help="Trades shown in the table (all are in dolphin_compare.json).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print dolphin_compare.json on stdout.")] = False,
+) -> None:  # fmt: skip
+    """Run the engine in orders mode on NautilusTrader and explain each trade's PnL against the engine's own ledger."""
+    from vibe_quant.backtest.plan import plan_run
+    from vibe_quant.cli.backtest import build_config
+    from vibe_quant.present.dolphin import print_compare
+    from vibe_quant.results.dolphin_compare import FILE, run_compare
+
+    if limit < 0:
+        raise UserError(f"--limit must be >= 0, got {limit}")
+    home = get_home().require_catalog()
+    plan = plan_run(build_config(home, strategy, symbols, timeframe, start, end, [], mode, None, leverage, balance,
+                                 None, None, None, None))  # fmt: skip
+    kind = plan.config.kind
+    if kind != "dolphin" or getattr(plan.strategy, "mode", None) != "orders":
+        raise UserError(f"--strategy {strategy!r} is a {kind} strategy, not a DOLPHIN strategy in mode orders; "
+                        "use --strategy dolphin_champion (or a dolphin document with mode: orders)")  # fmt: skip
+    home = get_home(writable=True)
+    with rich_progress(not (state.quiet or as_json)) as progress:
+        run_row, result, bundle, comparison = run_compare(home, plan, get_specs(), progress=progress)
+    if as_json:
+        sys.stdout.write((bundle / FILE).read_text())
+        return
+    print_compare(comparison, run_row, result.run_id, bundle, out, limit)
+
+
 @dolphin_app.command("screen")
 def screen_command(
     scans: Annotated[Path | None, typer.Option("--scans", help="Scan directory (default: $VQ_HOME/dolphin/scans/<timeframe>).")] = None,

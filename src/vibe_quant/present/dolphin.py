@@ -167,3 +167,37 @@ def _reasons(trades) -> dict[str, int]:
     for t in trades:
         out[t.exit_reason] = out.get(t.exit_reason, 0) + 1
     return out
+
+
+_SHORT = {"timing_entry": "entry", "timing_exit": "exit", "slippage": "slip", "funding": "fund", "bonuses": "bonus",
+          "liquidation": "liq", "refused": "refused", "unmatched_venue": "unmatched"}  # fmt: skip
+
+
+def print_compare(comparison, run_row: int, run_id: str, bundle: Path, out, limit: int = 50) -> None:
+    """Each engine trade against its venue position: the PnL difference in named parts, then the totals."""
+    c = comparison
+    shown = c.trades[:limit]
+    parts = [p for p in c.parts if c.parts[p] or any(t.parts.get(p) for t in shown)]  # all-zero parts: not shown
+    table = Table(title=f"orders vs engine: {len(c.trades)} engine trade(s)", show_header=True)
+    for name in ("#", "asset", "dir", "status", "exit", "engine", "venue", "diff",
+                 *(_SHORT.get(p, p) for p in parts), "residual"):  # fmt: skip
+        table.add_column(name, justify="right")
+    for t in shown:
+        exit_ = t.engine_exit_reason if t.venue_exit_reason in (None, t.engine_exit_reason) else \
+            f"{t.engine_exit_reason}/{t.venue_exit_reason}"  # fmt: skip
+        table.add_row(str(t.trade_id), t.asset, "L" if t.direction > 0 else "S", t.status, exit_, _money(t.engine_net),
+                      _money(t.venue_net), _money(t.diff), *(_money(t.parts.get(p, 0.0)) for p in parts),
+                      f"{t.residual:.2e}")  # fmt: skip
+    table.add_row("", "total", "", "", "", _money(c.engine_net), _money(c.venue_net), _money(c.diff),
+                  *(_money(c.parts[p]) for p in parts), f"{c.residual:.2e}", style="bold")  # fmt: skip
+    out.print(table)
+    hidden = [_SHORT.get(p, p) for p in c.parts if p not in parts]
+    if hidden:
+        out.print(f"(zero in every row: {', '.join(hidden)})")
+    if len(c.trades) > limit:
+        out.print(f"(first {limit} of {len(c.trades)} trades shown; all in the bundle's dolphin_compare.json)")
+    n = c.counts
+    out.print(f"engine trades {n['engine_trades']}: matched {n['matched']}, liquidated {n['liquidated']}, refused "
+              f"{n['refused']}, open at the end {n['open_at_end']}; venue round trips {n['venue_trades']}, "
+              f"unmatched {n['unmatched_venue']}")  # fmt: skip
+    out.print(f"run {run_row} ({run_id}); bundle: {bundle} (dolphin_compare.json)")
