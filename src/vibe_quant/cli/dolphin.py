@@ -1,4 +1,5 @@
-"""``vq dolphin scans build|show|summary`` and ``vq dolphin acb-factors build|show``: DOLPHIN's inputs."""
+"""``vq dolphin``: the scan tables and ACB factors (inputs), ``backtest``/``screen``/``compare`` (the engine),
+``service run`` and ``services start|status|stop`` (the services). Stage logic lives in ``vibe_quant.dolphin``."""
 
 from __future__ import annotations
 
