@@ -169,6 +169,9 @@ def test_the_live_tab_reads_the_feature_store(tmp_path: Path, monkeypatch, page,
         WatchdogService().cycle(store, 1)
         store.write_result(-1, "2026-01-20", {"date": "2026-01-20", "pnl": 12.5, "capital": 10_012.5, "boost": 1.35,
                                               "beta": 0.8, "mc_status": "OK", "trades": 2})  # fmt: skip
+        store.write_trade(-1, dt.datetime.now(dt.UTC).date(), 7, {"trade_id": 7, "asset": "FILUSDT", "net": 3.25,
+                                                                  "exit_reason": "FIXED_TP"})  # fmt: skip
+        store.write_equity(9_500.0, 10_000.0)
     monkeypatch.setenv("VQ_DOLPHIN_STORE", redis_url)
     at = page("dolphin")
     shown = {m.label: m.value for m in at.metric}
@@ -178,3 +181,5 @@ def test_the_live_tab_reads_the_feature_store(tmp_path: Path, monkeypatch, page,
     assert shown["MC status"] == "ORANGE"
     assert frame_with(at, "cat5")["cat2"].tolist() == [0.5]
     assert frame_with(at, "mc_status")["capital"].tolist() == [10_012.5]
+    assert frame_with(at, "exit_reason")["net"].tolist() == [3.25]
+    assert any("strategy equity 9,500.00 (peak 10,000.00, drawdown 5.00%)" in c.value for c in at.caption)

@@ -126,7 +126,7 @@ def test_services_run_as_jobs_against_redis(cli, tmp_path: Path, hourly_home: Ho
                       "--symbols", symbols, "--start", "2025-12-01", "--end", "2026-01-15"])  # fmt: skip
     try:
         assert code == 0, text
-        assert [line.split(":")[0] for line in text.splitlines()[:4]] == ["acb", "mc", "watchdog", "strategy"]
+        assert [line.split(":")[0] for line in text.splitlines()[:4]] == ["acb", "watchdog", "mc", "strategy"]
         deadline, state = time.monotonic() + 60, {}
         for _ in range(240):
             code, text = cli([*base, "services", "status", "--store", redis_url, "--json"])
@@ -135,7 +135,7 @@ def test_services_run_as_jobs_against_redis(cli, tmp_path: Path, hourly_home: Ho
             if (state["posture"] and state["acb"] and state["mc"] and None not in beats) or time.monotonic() > deadline:
                 break
             time.sleep(0.25)
-        assert [j["service"] for j in state["jobs"]][:3] == ["acb", "mc", "watchdog"]
+        assert [j["service"] for j in state["jobs"]][:3] == ["acb", "watchdog", "mc"]
         assert state["posture"]["posture"] in ("APEX", "HIBERNATE")  # HIBERNATE once the finished replay stops beating
         assert state["mc"]["status"] == "OK"
         assert {"boost", "beta"} == set(state["acb"])
@@ -160,7 +160,7 @@ def test_services_run_as_jobs_against_redis(cli, tmp_path: Path, hourly_home: Ho
             assert store.read_equity()["equity"] > 0
         code, text = cli([*base, "services", "stop", "--grace", "5"])
         assert code == 0, text
-        assert [line.split(":")[0] for line in text.splitlines()] == ["dolphin watchdog", "dolphin mc", "dolphin acb"]
+        assert [line.split(":")[0] for line in text.splitlines()] == ["dolphin mc", "dolphin watchdog", "dolphin acb"]
         code, text = cli([*base, "services", "status"])
         assert "no DOLPHIN service running" in text
     finally:

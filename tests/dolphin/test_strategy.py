@@ -321,6 +321,9 @@ def test_under_the_services_the_store_drives_the_engine(monkeypatch, redis_url: 
         equity = store.read_equity()
         assert equity["peak"] >= equity["equity"] > 0
         assert store.read_result(-1, DAY)["trades"] == len(s.engine.trades)
+        closed = [t.trade_id for t in s.engine.trades if t.exit_reason != "END_OF_DATA"]
+        assert closed
+        assert [t["trade_id"] for t in store.read_trades(-1, DAY)] == closed
 
 
 def test_a_stopped_heartbeat_hibernates_and_the_strategy_enters_nothing(monkeypatch, redis_url: str) -> None:

@@ -344,7 +344,7 @@ def screen_command(
 
 
 service_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                          help="Run one DOLPHIN service in the foreground (acb, mc, watchdog).")  # fmt: skip
+                          help="Run one DOLPHIN service in the foreground (acb, watchdog, mc).")  # fmt: skip
 services_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                            help="Start, inspect and stop DOLPHIN's services as background jobs.")  # fmt: skip
 dolphin_app.add_typer(service_app, name="service")
@@ -355,7 +355,7 @@ STORE_HELP = "Feature store: redis://127.0.0.1:6379/0 (services share state thro
 
 @service_app.command("run")
 def service_run_command(
-    name: Annotated[str, typer.Argument(help="acb, mc or watchdog.")],
+    name: Annotated[str, typer.Argument(help="acb, watchdog or mc.")],
     store: Annotated[str, typer.Option("--store", help=STORE_HELP)],
     scans: Annotated[Path | None, typer.Option("--scans", help="Scan directory whose acb_factors.parquet the acb service reads.")] = None,
     cycle_s: Annotated[float, typer.Option(help="Seconds between cycles.")] = 60.0,
@@ -404,7 +404,7 @@ def services_start_command(
     end: Annotated[str | None, typer.Option(help="Replay feed: last day.")] = None,
     speed: Annotated[str | None, typer.Option(help="Replay feed: speed (1 = real time; default: the paper default).")] = None,
 ) -> None:  # fmt: skip
-    """Start the ACB processor, the MC assessor and the watchdog, in that order, as background jobs; with --symbols,
+    """Start the ACB processor, the watchdog and the MC assessor, in that order, as background jobs; with --symbols,
     the strategy last (a paper session of dolphin_live reading and writing the same store)."""
     from urllib.parse import urlsplit
 

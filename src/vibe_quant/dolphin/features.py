@@ -504,6 +504,19 @@ class DolphinStore:
     def read_result(self, direction: int, date: dt.date | str) -> dict | None:
         return self._read_json(_direction_map(direction), _date_key(date))
 
+    # -- the running strategy's closed trades (``DOLPHIN_TRADES_BLUE``/``GREEN``, key ``YYYY-MM-DD:trade_id``)
+
+    def write_trade(self, direction: int, date: dt.date | str, trade_id: int, trade: Mapping[str, Any]) -> None:
+        """Store one closed trade (an engine ledger row) under its exit date."""
+        map_name = _direction_map(direction).replace("_PNL_", "_TRADES_")
+        self.store.put(map_name, f"{_date_key(date)}:{int(trade_id):06d}", _dumps(dict(trade), "trade"))
+
+    def read_trades(self, direction: int, date: dt.date | str) -> list[dict]:
+        """The closed trades of one direction whose exit date is `date`, in trade order."""
+        map_name, day = _direction_map(direction).replace("_PNL_", "_TRADES_"), _date_key(date)
+        keys = sorted(k for k in self.store.keys(map_name) if k.startswith(f"{day}:"))
+        return [self._read_json(map_name, k) for k in keys]
+
     # -- heartbeats
 
     def beat(self, service: str, now_ns: int | None = None) -> None:

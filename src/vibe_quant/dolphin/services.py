@@ -1,4 +1,4 @@
-"""DOLPHIN's services: the ACB processor, the MC assessor and the watchdog as plain loops (docs/specs.md#dolphin-services).
+"""DOLPHIN's services: the ACB processor, the watchdog and the MC assessor as plain loops (docs/specs.md#dolphin-services).
 
 Each service is one process (started by ``vq dolphin services start`` through the job manager, or
 run in the foreground with ``vq dolphin service run NAME``) that repeats a *cycle* every
@@ -16,7 +16,7 @@ run in the foreground with ``vq dolphin service run NAME``) that repeats a *cycl
   ``DOLPHIN_FEATURES["equity"] = {"equity", "peak"}`` (Cat5). It writes the assessment to
   ``DOLPHIN_SAFETY["latest"] = {"posture", "rm", "target", "level", "sensors", "ts_ns"}``.
 
-The start order is the specification's: ACB processor, MC assessor, watchdog (the order-book stream
+The start order is the specification's: ACB processor, watchdog, MC assessor (the order-book stream
 has no live source here and is not started); the strategy comes last.
 """
 
@@ -37,7 +37,7 @@ from vibe_quant.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("acb", "mc", "watchdog")  # the start order; the strategy starts last
+SERVICES = ("acb", "watchdog", "mc")  # the specification's start order; the strategy starts last
 NS_PER_S = 1_000_000_000
 
 
@@ -120,18 +120,22 @@ class WatchdogService:
 
 def live_state(store: DolphinStore, now_ns: int) -> dict:
     """What the services last wrote: posture (with Rm and its sensors), ACB ``{boost, beta}``, the MC
-    record, each service's heartbeat age in seconds (None: never beat) and the strategy's daily results
-    per side (``BLUE``/``GREEN``, sorted by date)."""
+    record, each service's heartbeat age in seconds (None: never beat), the strategy's daily results
+    per side (``BLUE``/``GREEN``, sorted by date), its closed trades of the current UTC date and its
+    equity and peak."""
     from vibe_quant.dolphin.features import PNL_MAPS
 
     acb = store.read_acb()
-    results = {}
+    results, trades = {}, {}
     for direction, map_name in PNL_MAPS.items():
+        side = map_name.removeprefix("DOLPHIN_PNL_")
         days = sorted(store.store.keys(map_name))
-        results[map_name.removeprefix("DOLPHIN_PNL_")] = [store.read_result(direction, d) for d in days]
+        results[side] = [store.read_result(direction, d) for d in days]
+        today = utc_date(now_ns)
+        trades[side] = store.read_trades(direction, today)
     return {"posture": store.read_posture(), "acb": None if acb is None else {"boost": acb[0], "beta": acb[1]},
             "mc": store.read_mc(), "heartbeats": {n: store.heartbeat_age_s(n, now_ns) for n in (*SERVICES, "strategy")},
-            "results": results}  # fmt: skip
+            "results": results, "trades": trades, "equity": store.read_equity()}  # fmt: skip
 
 
 def make_service(name: str, scans: Path | None = None):

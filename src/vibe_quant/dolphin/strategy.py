@@ -320,6 +320,8 @@ class DolphinStrategy(PortfolioStrategy):
         for trade in engine.trades[before_trades:]:
             leg = self.legs[self.symbols.index(trade.asset)]
             leg.flatten(ts, trade.exit_reason)
+            if self.store is not None:
+                self.store.write_trade(self.cfg.direction, day, trade.trade_id, msgspec.to_builtins(trade))
         position = engine.position
         if position is not None and position is not before_position:
             leg, bar = self.legs[position.asset], self._bars[position.asset]

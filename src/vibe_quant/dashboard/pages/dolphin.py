@@ -307,6 +307,14 @@ def live_view() -> None:
             st.dataframe(pd.DataFrame([posture["sensors"]]), hide_index=True, width="stretch", key="dolphin-sensors")
         st.caption("heartbeats: " + ", ".join(f"{k} {'-' if v is None else f'{v:.0f} s ago'}"
                                               for k, v in live["heartbeats"].items()))  # fmt: skip
+        equity = live["equity"]
+        if equity is not None:
+            st.caption(f"strategy equity {equity['equity']:,.2f} (peak {equity['peak']:,.2f}, drawdown "
+                       f"{1 - equity['equity'] / equity['peak']:.2%})")  # fmt: skip
+        for side, trades in live["trades"].items():
+            if trades:
+                st.subheader(f"Today's trades ({side})")
+                st.dataframe(pd.DataFrame(trades), hide_index=True, width="stretch", key=f"dolphin-trades-{side}")
         for side, rows in live["results"].items():
             if rows:
                 frame = pd.DataFrame(rows)
