@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
+from tests.conftest import free_port
 from vibe_quant.backtest.persist import list_runs
 from vibe_quant.dashboard.pages.lpi import EXAMPLE
 from vibe_quant.errors import UserError
@@ -46,12 +46,6 @@ RUN_FIGURES = 7  # equity, drawdown, monthly returns, trade PnL, PnL breakdown, 
 NEW = "e2e_ema"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def e2e_home(base_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Home:
     """A private copy of the dashboard tests' base home: these tests write to it (strategies, sweeps, jobs)."""
@@ -63,7 +57,7 @@ def e2e_home(base_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Home:
 @pytest.fixture(scope="module")
 def server(e2e_home: Home) -> Iterator[str]:
     """``vq --home HOME dashboard --port P`` on 127.0.0.1 in its own process group; its base URL once healthy."""
-    port = _free_port()
+    port = free_port()
     log_path = e2e_home.root.parent / "dashboard.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "vibe_quant", "--home", str(e2e_home.root), "dashboard",
