@@ -351,3 +351,30 @@ def test_store_urls_never_carry_a_password(monkeypatch) -> None:
         store_url("env")
     monkeypatch.setenv("VQ_DOLPHIN_STORE", "redis://:hunter2@127.0.0.1:6379/0")
     assert store_url("env").endswith("6379/0")
+
+
+def test_orders_mode_through_screening_and_walk_forward(cli, tmp_path: Path, hourly_home, champion_scans: Path) -> None:
+    """dolphin_champion (orders on NautilusTrader) screened on real hourly bars, then walk-forward: each window
+    runs from its train start, the scanner warming up inside the train period."""
+    from tests.conftest import linked_home
+    from vibe_quant.state import StateManager
+
+    home = linked_home(tmp_path / "home", hourly_home.catalog)
+    base = ["--home", str(home.root)]
+    symbols = ",".join(read_manifest(champion_scans)["universe"][:6])
+    code, text = cli([*base, "screen", "run", "--strategy", "dolphin_champion", "--symbols", symbols, "--timeframe",
+                      "1h", "--start", "2025-12-01", "--end", "2026-02-25", "--sweep", "fixed_tp_pct=0.006,0.0095",
+                      "--min-trades", "0", "--max-dd", "0.99", "--min-pf", "0", "--workers", "1"])  # fmt: skip
+    assert code == 0, text
+    with StateManager(home.db_path) as db:
+        (run,) = db.find("backtest_runs", run_mode="screening")
+        rows = db.find("sweep_results", run_id=run["id"])
+    assert len(rows) == 2
+    assert all(r["error_message"] is None for r in rows)
+    config = tmp_path / "of.yaml"
+    config.write_text("overfitting:\n  walk_forward: {train_window_days: 40, test_window_days: 10, step_days: 10, "
+                      "min_windows: 3, min_efficiency: -100.0, min_profitable_windows_pct: 0.0}\n")  # fmt: skip
+    code, text = cli([*base, "overfit", "run", "--run-id", str(run["id"]), "--config", str(config), "--filters", "wfa",
+                      "--candidates", "all", "--workers", "1", "--no-validate"])  # fmt: skip
+    assert code == 0, text
+    assert "walk-forward optimisation over 4 windows" in text
