@@ -247,13 +247,14 @@ def summary(run: DolphinRun) -> dict:
         "config": msgspec.to_builtins(run.result.config), "config_digest": run.result.config.digest(),
         "universe": list(run.result.symbols), "metrics": {k: _clean(v) for k, v in run.metrics.items()},
         "costs": run.costs, "counts": {k: int(v) for k, v in asdict(run.result.counts).items()}, "notes": run.notes,
-        "exit_reasons": _reasons(run.result),
+        "exit_reasons": exit_reasons(run.result.trades),
     }  # fmt: skip
 
 
-def _reasons(result: EngineResult) -> dict[str, int]:
+def exit_reasons(trades) -> dict[str, int]:
+    """Trades per exit reason, sorted by reason."""
     out: dict[str, int] = {}
-    for t in result.trades:
+    for t in trades:
         out[t.exit_reason] = out.get(t.exit_reason, 0) + 1
     return dict(sorted(out.items()))
 

@@ -140,10 +140,12 @@ def _money(x: float) -> str:
 
 def print_backtest(run, bundle: Path, out) -> None:
     """The run's trades, gross, fees, net, bonus counts and headline metrics."""
+    from vibe_quant.dolphin.backtest import exit_reasons
+
     c, m, r = run.costs, run.metrics, run.result
     out.print(f"DOLPHIN engine ({run.engine}), profile [bold]{c['profile']}[/], {run.start}..{run.end}, "
               f"{len(r.symbols)} assets, {len(r.ts):,} scan rows; config {r.config.digest()}")  # fmt: skip
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(_reasons(r.trades).items())) or "none"
+    reasons = ", ".join(f"{k} {v}" for k, v in exit_reasons(r.trades).items()) or "none"
     out.print(f"trades {c['trades']} ({reasons}); signal bars tried {r.counts.candidates}, no IRP asset "
               f"{r.counts.no_irp_asset}, DC contradictions {r.counts.dc_contradict}, halted days {r.counts.halted_days}")  # fmt: skip
     table = Table(title="PnL and costs", show_header=True)
@@ -160,13 +162,6 @@ def print_backtest(run, bundle: Path, out) -> None:
     for note in run.notes:
         out.print(f"note: {note}")
     out.print(f"bundle: {bundle} (ledger.csv, daily.csv, equity.parquet, summary.json)")
-
-
-def _reasons(trades) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in trades:
-        out[t.exit_reason] = out.get(t.exit_reason, 0) + 1
-    return out
 
 
 _SHORT = {"timing_entry": "entry", "timing_exit": "exit", "slippage": "slip", "funding": "fund", "bonuses": "bonus",
